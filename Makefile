@@ -1,0 +1,34 @@
+# The two commands: `make demo` (the main job) and `make test` (the whole suite).
+# Both create .venv on first use and install exactly requirements.lock; later runs reuse it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint check bench lock clean
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py qbo_sync demo
+
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check . || true
+	@$(PY) manage.py makemigrations --check --dry-run
+	@$(PY) manage.py check
+
+# Regenerate the lock after editing pyproject.toml (needs uv: `pip install uv`).
+lock:
+	uv pip compile pyproject.toml --extra scale --extra test --extra dev --generate-hashes \
+		--python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) db.sqlite3* .pytest_cache
