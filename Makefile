@@ -21,8 +21,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/ruff format --check . || true
-	@$(PY) manage.py makemigrations --check --dry-run
+	@$(PY) manage.py makemigrations --check --dry-run -v 0
 	@$(PY) manage.py check
 
 # Regenerate the lock after editing pyproject.toml (needs uv: `pip install uv`).

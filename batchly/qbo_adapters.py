@@ -1,0 +1,126 @@
+"""How Batchly's models look to qbo_sync: one adapter per synced entity (named in settings.QBO_SYNC).
+
+Values are the canonical dicts defined by ``qbo_sync.mapping.<entity>.SPEC``. Sales orders have no adapter: they
+never sync; converting one to an invoice is what reaches QuickBooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+
+from batchly.models import Customer, Invoice, Item, Membership, Organization
+from qbo_sync.adapters import HostAdapter, InvoiceAdapterMixin
+
+CUSTOMER_FIELDS = (
+    "display_name", "company_name", "given_name", "family_name", "email", "phone",
+    "bill_line1", "bill_line2", "bill_city", "bill_region", "bill_postal_code", "bill_country", "active",
+)
+ITEM_FIELDS = ("name", "sku", "description", "unit_price", "type", "active")
+
+
+def organizations_for_user(user: Any) -> models.QuerySet:
+    """The organizations whose sync data a user may see (qbo_sync's ORGANIZATION_RESOLVER)."""
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    if user.is_superuser:
+        return Organization.objects.all()
+    return Organization.objects.filter(pk__in=Membership.objects.filter(user=user).values("organization_id"))
+
+
+class _FieldsAdapter(HostAdapter):
+    fields: tuple[str, ...] = ()
+
+    def to_values(self, obj: models.Model) -> dict[str, Any]:
+        return {name: getattr(obj, name) for name in self.fields}
+
+    def apply_values(self, obj: models.Model, values: dict[str, Any]) -> None:
+        changed = [name for name in self.fields if name in values and getattr(obj, name) != values[name]]
+        for name in changed:
+            setattr(obj, name, values[name] if values[name] is not None else "")
+        if changed:
+            obj.save(update_fields=[*changed, "updated_at"])
+
+    def create_from_values(self, organization_id: int, values: dict[str, Any]) -> models.Model:
+        data = {name: values[name] for name in self.fields if values.get(name) is not None}
+        return self.model._default_manager.create(organization_id=organization_id, **data)
+
+
+class CustomerAdapter(_FieldsAdapter):
+    entity = "Customer"
+    model = Customer
+    fields = CUSTOMER_FIELDS
+
+    def natural_keys(self, obj: models.Model) -> dict[str, str]:
+        return {"display_name": obj.display_name, "email": obj.email}
+
+
+class ItemAdapter(_FieldsAdapter):
+    entity = "Item"
+    model = Item
+    fields = ITEM_FIELDS
+
+    def to_values(self, obj: models.Model) -> dict[str, Any]:
+        values = super().to_values(obj)
+        values["unit_price"] = Decimal(values["unit_price"])
+        return values
+
+    def natural_keys(self, obj: models.Model) -> dict[str, str]:
+        return {"name": obj.name, "sku": obj.sku}
+
+
+class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
+    """Invoices are pushed only. Customer and items are given as host ids; qbo_sync resolves them to QBO ids."""
+
+    entity = "Invoice"
+    model = Invoice
+
+    def get_queryset(self, organization_id: int) -> models.QuerySet:
+        return super().get_queryset(organization_id).select_related("customer").prefetch_related("lines")
+
+    def to_values(self, obj: models.Model) -> dict[str, Any]:
+        return {
+            "doc_number": obj.number,
+            "customer_object_id": str(obj.customer_id),
+            "txn_date": obj.issue_date,
+            "due_date": obj.due_date,
+            "private_note": obj.memo,
+            "total": obj.total,
+            "lines": [
+                {
+                    "item_object_id": str(line.item_id),
+                    "description": line.description,
+                    "qty": Decimal(line.quantity),
+                    "unit_price": Decimal(line.unit_price),
+                    "amount": line.amount,
+                }
+                for line in obj.lines.all()
+            ],
+        }
+
+    def dependencies(self, obj: models.Model) -> Iterable[models.Model]:
+        yield obj.customer
+        seen: set[int] = set()
+        for line in obj.lines.all():
+            if line.item_id not in seen:
+                seen.add(line.item_id)
+                yield line.item
+
+    def is_void(self, obj: models.Model) -> bool:
+        return obj.status == Invoice.Status.VOID
+
+    def mark_sent(self, obj: models.Model) -> None:
+        obj.mark_sent()
+
+    def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
+        fields = ["amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id"]
+        changed = [f for f in fields if f in state and getattr(obj, f) != (state[f] if state[f] is not None else
+                                                                            ("" if f == "last_payment_id" else None))]
+        for name in changed:
+            value = state[name]
+            setattr(obj, name, "" if value is None and name == "last_payment_id" else value)
+        if changed:
+            obj.save(update_fields=[*changed, "updated_at"])

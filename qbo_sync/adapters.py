@@ -1,0 +1,135 @@
+"""How a host project tells qbo_sync which of its models are QuickBooks customers, items and invoices.
+
+qbo_sync never imports the host. The host writes one adapter class per entity and names it in settings::
+
+    QBO_SYNC = {"ENTITY_ADAPTERS": {"Customer": "myapp.qbo.CustomerAdapter", ...}}
+
+An adapter converts between a host row and the entity's *canonical values*: the plain dict whose keys are listed
+in ``qbo_sync.mapping.<entity>.SPEC`` (e.g. ``display_name``, ``email`` for a customer). Everything QuickBooks-shaped
+happens in ``qbo_sync.mapping``; everything host-shaped happens here. Sales orders have no adapter: they never sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from django.db import models
+from django.utils.module_loading import import_string
+
+from qbo_sync.exceptions import QboConfigurationError
+
+ENTITIES = ("Customer", "Item", "Invoice")
+
+
+class HostAdapter:
+    """Base class of a host adapter. Subclasses set ``entity`` and ``model`` and implement the conversions."""
+
+    entity: ClassVar[str]
+    model: ClassVar[type[models.Model]]
+    #: The host field that records when a row last changed (compared with QBO's LastUpdatedTime).
+    updated_at_field: ClassVar[str] = "updated_at"
+    #: The host field holding the tenant (organization) id.
+    organization_field: ClassVar[str] = "organization_id"
+
+    def get_queryset(self, organization_id: int) -> models.QuerySet:
+        return self.model._default_manager.filter(**{self.organization_field: organization_id})
+
+    def organization_id(self, obj: models.Model) -> int:
+        return int(getattr(obj, self.organization_field))
+
+    def updated_at(self, obj: models.Model) -> dt.datetime:
+        return getattr(obj, self.updated_at_field)
+
+    def to_values(self, obj: models.Model) -> dict[str, Any]:
+        """The row as canonical values (see the entity's mapping SPEC)."""
+        raise NotImplementedError
+
+    def apply_values(self, obj: models.Model, values: dict[str, Any]) -> None:
+        """Write canonical values (a subset: only the fields that changed) onto the row and save it."""
+        raise NotImplementedError
+
+    def create_from_values(self, organization_id: int, values: dict[str, Any]) -> models.Model:
+        """Create a host row from values pulled from QuickBooks (entities that sync both ways)."""
+        raise NotImplementedError
+
+    def natural_keys(self, obj: models.Model) -> dict[str, str]:
+        """Values that identify the same record on both sides before any link exists (name, email, SKU)."""
+        return {}
+
+    def dependencies(self, obj: models.Model) -> Iterable[models.Model]:
+        """Rows that must exist in QuickBooks before this one can be sent (an invoice's customer and items)."""
+        return ()
+
+
+class InvoiceAdapterMixin:
+    """The extra hooks an invoice adapter provides (push only; payments come back onto the invoice)."""
+
+    def is_void(self, obj: models.Model) -> bool:
+        raise NotImplementedError
+
+    def mark_sent(self, obj: models.Model) -> None:
+        raise NotImplementedError
+
+    def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class AdapterRegistry:
+    """Adapters built lazily from settings; rebuilt when the settings change (tests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_entity: dict[str, HostAdapter] | None = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._by_entity = None
+
+    def _load(self) -> dict[str, HostAdapter]:
+        from qbo_sync.conf import qbo_settings
+
+        with self._lock:
+            if self._by_entity is None:
+                loaded: dict[str, HostAdapter] = {}
+                for entity, path in (qbo_settings.ENTITY_ADAPTERS or {}).items():
+                    if entity not in ENTITIES:
+                        raise QboConfigurationError(
+                            f"QBO_SYNC['ENTITY_ADAPTERS'] names {entity!r}; qbo_sync syncs {', '.join(ENTITIES)}."
+                        )
+                    try:
+                        cls = import_string(path) if isinstance(path, str) else path
+                    except ImportError as exc:
+                        raise QboConfigurationError(f"Cannot import the {entity} adapter {path!r}: {exc}") from exc
+                    adapter = cls()
+                    if getattr(adapter, "entity", entity) != entity:
+                        raise QboConfigurationError(f"{path} is an adapter for {adapter.entity}, not {entity}.")
+                    loaded[entity] = adapter
+                self._by_entity = loaded
+            return self._by_entity
+
+    def get(self, entity: str) -> HostAdapter:
+        try:
+            return self._load()[entity]
+        except KeyError:
+            raise QboConfigurationError(
+                f"No adapter is registered for {entity}; add it to QBO_SYNC['ENTITY_ADAPTERS']."
+            ) from None
+
+    def for_model(self, model: type[models.Model]) -> HostAdapter | None:
+        for adapter in self._load().values():
+            if adapter.model is model or adapter.model._meta.concrete_model is model._meta.concrete_model:
+                return adapter
+        return None
+
+    def entities(self) -> list[str]:
+        return list(self._load())
+
+    def models(self) -> list[type[models.Model]]:
+        return [adapter.model for adapter in self._load().values()]
+
+
+registry = AdapterRegistry()
+get_adapter = registry.get

@@ -1,0 +1,160 @@
+"""qbo_sync's settings, read lazily through one namespaced object.
+
+Usage::
+
+    from qbo_sync.conf import qbo_settings
+    qbo_settings.API_BASE_URL
+
+Values come from three places, first match wins:
+
+1. the ``QBO_SYNC`` dict in Django settings (the app's own options);
+2. the top-level ``QBO_*`` settings that deployment scripts set (``QBO_CLIENT_ID``, ``QBO_ENVIRONMENT``, ...);
+3. the defaults below.
+
+Nothing is read at import time; tests that use ``override_settings`` see the new values at once (the cache is
+dropped on Django's ``setting_changed`` signal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+#: Intuit's hosts for the two real environments. ``local`` is the bundled sandbox (``qbo_sync/sandbox``), which
+#: serves both the API and the OAuth endpoints under one base URL.
+INTUIT_ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "production": {
+        "API_BASE_URL": "https://quickbooks.api.intuit.com",
+        "AUTHORIZE_URL": "https://appcenter.intuit.com/connect/oauth2",
+        "TOKEN_URL": "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        "REVOKE_URL": "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+    },
+    "sandbox": {
+        "API_BASE_URL": "https://sandbox-quickbooks.api.intuit.com",
+        "AUTHORIZE_URL": "https://appcenter.intuit.com/connect/oauth2",
+        "TOKEN_URL": "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        "REVOKE_URL": "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+    },
+}
+LOCAL_SANDBOX_URL = "http://127.0.0.1:8765"
+ENVIRONMENTS = ("production", "sandbox", "local")
+
+#: Top-level Django settings that map onto qbo_settings names.
+TOP_LEVEL = {
+    "CLIENT_ID": "QBO_CLIENT_ID",
+    "CLIENT_SECRET": "QBO_CLIENT_SECRET",
+    "REDIRECT_URI": "QBO_REDIRECT_URI",
+    "ENVIRONMENT": "QBO_ENVIRONMENT",
+    "MINOR_VERSION": "QBO_MINOR_VERSION",
+    "TOKEN_KEYS": "QBO_TOKEN_KEYS",
+    "WEBHOOK_VERIFIER_TOKEN": "QBO_WEBHOOK_VERIFIER_TOKEN",
+    "REDIS_URL": "REDIS_URL",
+}
+
+DEFAULTS: dict[str, Any] = {
+    # Connection
+    "CLIENT_ID": "",
+    "CLIENT_SECRET": "",
+    "REDIRECT_URI": "",
+    "ENVIRONMENT": "sandbox",
+    "MINOR_VERSION": 75,
+    "SCOPES": ["com.intuit.quickbooks.accounting"],
+    "TOKEN_KEYS": [],  # Fernet keys, newest first; empty = derived from SECRET_KEY (development only)
+    "WEBHOOK_VERIFIER_TOKEN": "",
+    "OAUTH_STATE_MAX_AGE": 600,  # seconds a "connect" link stays valid
+    "REFRESH_MARGIN": 300,  # refresh the access token this many seconds before it expires
+    "HTTP_TIMEOUT": (5.0, 60.0),  # connect, read (QBO itself gives up at 120 s)
+    # QBO's published per-realm limits; the client stays under them proactively.
+    "RATE_LIMIT_PER_MINUTE": 500,
+    "MAX_CONCURRENT_REQUESTS": 10,
+    "BATCH_CALLS_PER_MINUTE": 40,
+    "BATCH_SIZE": 30,
+    "THROTTLE_BACKOFF_SECONDS": 60,  # QBO asks for about a minute after a 429
+    "THROTTLE_BACKEND": "auto",  # auto (redis when REDIS_URL is set, else database) | database | redis | memory
+    "REDIS_URL": "",
+    # Divides every QBO time window (used against the bundled sandbox run with --time-scale).
+    "TIME_SCALE": 1.0,
+    # Host integration
+    "ENTITY_ADAPTERS": {},  # {"Customer": "dotted.path.Adapter", "Item": ..., "Invoice": ...}
+    "ORGANIZATION_RESOLVER": None,  # dotted path: f(user) -> queryset/list of organization ids the user may see
+    "CRITICAL_FIELDS": {},  # {"Customer": ["email"]}: conflicts on these wait for a person
+    "INCOME_ACCOUNT_NAME": "Sales of Product Income",
+    # Queue and workers
+    "CHUNK_SIZE": 60,
+    "LEASE_SECONDS": 120,
+    "DRAIN_BUDGET_SECONDS": 270,  # 4.5 minutes, always below the django-q2 timeout
+    "MAX_ATTEMPTS": 8,
+    "RETRY_BASE_SECONDS": 5,
+    "RETRY_MAX_SECONDS": 3600,
+    "PUSH_DELAY_SECONDS": 2,  # coalesce bursts of saves before pushing
+    # Nightly pulls, in settings.TIME_ZONE
+    "SCHEDULES": {"payments": "02:00", "customers": "03:00", "items": "04:00"},
+}
+
+
+class QboSettings:
+    """Lazy, namespaced access to qbo_sync's settings (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._cache:
+            self._cache[name] = self._resolve(name)
+        return self._cache[name]
+
+    def _resolve(self, name: str) -> Any:
+        user = getattr(settings, "QBO_SYNC", {}) or {}
+        if name in user:
+            return user[name]
+        top = TOP_LEVEL.get(name)
+        if top and getattr(settings, top, None) not in (None, ""):
+            return getattr(settings, top)
+        if name in INTUIT_ENVIRONMENTS["production"]:
+            return self._endpoint(name)
+        if name in DEFAULTS:
+            return DEFAULTS[name]
+        raise AttributeError(f"qbo_sync has no setting {name!r}")
+
+    def _endpoint(self, name: str) -> str:
+        """API and OAuth URLs: explicit QBO_API_BASE_URL / QBO_AUTH_BASE_URL, else derived from the environment."""
+        env = self.ENVIRONMENT
+        api_base = getattr(settings, "QBO_API_BASE_URL", "") or ""
+        auth_base = getattr(settings, "QBO_AUTH_BASE_URL", "") or ""
+        if name == "API_BASE_URL":
+            if api_base:
+                return api_base.rstrip("/")
+            return LOCAL_SANDBOX_URL if env == "local" else INTUIT_ENVIRONMENTS[env]["API_BASE_URL"]
+        if not auth_base and env == "local":
+            auth_base = api_base or LOCAL_SANDBOX_URL
+        if auth_base:
+            auth_base = auth_base.rstrip("/")
+            return {
+                "AUTHORIZE_URL": f"{auth_base}/connect/oauth2",
+                "TOKEN_URL": f"{auth_base}/oauth2/v1/tokens/bearer",
+                "REVOKE_URL": f"{auth_base}/oauth2/v1/tokens/revoke",
+            }[name]
+        return INTUIT_ENVIRONMENTS[env][name]
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+qbo_settings = QboSettings()
+
+_WATCHED = {"QBO_SYNC", "QBO_API_BASE_URL", "QBO_AUTH_BASE_URL", "REDIS_URL", *TOP_LEVEL.values()}
+
+
+@receiver(setting_changed)
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in _WATCHED:
+        qbo_settings.reload()
+        from qbo_sync import adapters, crypto
+
+        adapters.registry.reset()
+        crypto.reset()

@@ -1,0 +1,52 @@
+"""``manage.py qbo_sync <subcommand>``: one command, one subcommand per use case (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.module_loading import import_string
+
+from qbo_sync.cli import Subcommand
+
+SUBCOMMANDS = [
+    "qbo_sync.cli.demo.Demo",
+    "qbo_sync.cli.keys.RotateKeys",
+    "qbo_sync.cli.sandbox.Sandbox",
+]
+
+
+class Command(BaseCommand):
+    help = "Keep this project and QuickBooks Online in step. Run `qbo_sync SUBCOMMAND --help` for each subcommand."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True,
+                                           parser_class=_subparser_class(parser))
+        self.subcommands: dict[str, Subcommand] = {}
+        for path in SUBCOMMANDS:
+            try:
+                sub: Subcommand = import_string(path)()
+            except ImportError:
+                continue  # a subcommand whose module is not in this build
+            sub_parser = subparsers.add_parser(sub.name, help=sub.help, description=sub.help)
+            sub.add_arguments(sub_parser)
+            self.subcommands[sub.name] = sub
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        sub = self.subcommands.get(options["subcommand"])
+        if sub is None:
+            raise CommandError(f"Unknown subcommand {options['subcommand']!r}.")
+        sub.handle(self, options)
+
+
+def _subparser_class(parser: CommandParser) -> type[argparse.ArgumentParser]:
+    """Subparsers that report bad arguments the way Django's own parser does (one line, non-zero exit)."""
+
+    class SubParser(CommandParser):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("called_from_command_line", parser.called_from_command_line)
+            kwargs.setdefault("missing_args_message", None)
+            super().__init__(**kwargs)
+
+    return SubParser

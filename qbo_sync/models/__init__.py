@@ -1,0 +1,19 @@
+"""qbo_sync's data model. See docs/architecture.md for how the rows relate."""
+
+from qbo_sync.models.conflict import Conflict
+from qbo_sync.models.connection import OAuthState, QboConnection
+from qbo_sync.models.cursor import PullCursor
+from qbo_sync.models.log import SyncLog
+from qbo_sync.models.mapping import EntityMapping
+from qbo_sync.models.queue import QueueItem, SyncJob
+
+__all__ = [
+    "Conflict",
+    "EntityMapping",
+    "OAuthState",
+    "PullCursor",
+    "QboConnection",
+    "QueueItem",
+    "SyncJob",
+    "SyncLog",
+]
