@@ -1,0 +1,140 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from qbo_sync.mapping import payments
+from qbo_sync.mapping.base import Direction, DirectionError, MappingError
+
+from .conftest import query_invoice
+
+BEFORE_DUE = dt.date(2020, 3, 10)  # invoice 67 is due 2020-03-17
+
+
+def payment(pid, invoice_id, txn_date, amount, updated="2020-03-08T13:39:32-07:00"):
+    return {
+        "Payment": {
+            "Id": pid,
+            "TxnDate": txn_date,
+            "TotalAmt": amount,
+            "CustomerRef": {"value": "1"},
+            "MetaData": {"CreateTime": updated, "LastUpdatedTime": updated},
+            "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}],
+        }
+    }
+
+
+def test_spec_is_pull_only_and_never_pushed():
+    assert payments.SPEC.direction is Direction.PULL
+    assert payments.SPEC.qbo_owned_fields == set(payments.SPEC.fields)
+    with pytest.raises(DirectionError):
+        payments.to_qbo({"amount_paid": Decimal("1")})
+
+
+def test_partial_payment_amounts_from_the_sample():
+    state = payments.payment_state(query_invoice("67"), None, BEFORE_DUE)
+    assert state == {
+        "amount_paid": Decimal("220.00"),  # 459 - 239
+        "amount_due": Decimal("239.00"),
+        "payment_status": "partial",
+        "last_payment_date": None,
+        "last_payment_id": "101",
+    }
+
+
+def test_partial_stays_partial_past_due_but_is_flagged_late():
+    late = dt.date(2020, 4, 1)
+    assert payments.payment_state(query_invoice("67"), None, late)["payment_status"] == "partial"
+    assert payments.is_past_due(query_invoice("67"), late)
+    assert not payments.is_past_due(query_invoice("67"), BEFORE_DUE)
+
+
+def test_paid(payload):
+    state = payments.payment_state(payload("invoice_paid_response.json"), None, dt.date(2030, 1, 1))
+    assert state["payment_status"] == "paid"
+    assert state["amount_paid"] == Decimal("108.00")
+    assert state["amount_due"] == Decimal("0.00")
+    assert state["last_payment_id"] == "31"
+
+
+def test_open_and_overdue(payload):
+    invoice = payload("invoice_read_open_response.json")  # due 2020-10-29, balance 100
+    assert payments.payment_state(invoice, [], dt.date(2020, 10, 29))["payment_status"] == "open"
+    overdue = payments.payment_state(invoice, [], dt.date(2020, 10, 30))
+    assert overdue["payment_status"] == "overdue"
+    assert overdue["amount_due"] == Decimal("100.00")
+    assert overdue["amount_paid"] == Decimal("0.00")
+    assert overdue["last_payment_id"] is None
+
+
+def test_voided_invoice_is_void_with_nothing_paid_or_due(payload):
+    state = payments.payment_state(payload("invoice_void_response.json"), [], dt.date(2030, 1, 1))
+    assert state == {
+        "amount_paid": Decimal("0.00"),
+        "amount_due": Decimal("0.00"),
+        "payment_status": "void",
+        "last_payment_date": None,
+        "last_payment_id": None,
+    }
+
+
+def test_zero_total_not_voided_is_open():
+    invoice = {"Id": "5", "TotalAmt": 0, "Balance": 0, "DueDate": "2020-01-01"}
+    assert payments.payment_state(invoice, None, dt.date(2030, 1, 1))["payment_status"] == "open"
+
+
+def test_last_payment_is_the_latest_txn_date_among_linked_payments():
+    invoice = query_invoice("71")  # LinkedTxn lists 74 then 72
+    linked = [
+        payment("74", "71", "2020-01-25", 100, updated="2020-03-08T12:51:28-07:00"),
+        payment("72", "71", "2020-02-01", 105, updated="2020-03-08T12:50:00-07:00"),
+        payment("99", "9", "2020-03-01", 5),  # applied to another invoice: ignored
+    ]
+    state = payments.payment_state(invoice, linked, dt.date(2020, 3, 10))
+    assert state["payment_status"] == "paid"
+    assert state["last_payment_date"] == dt.date(2020, 2, 1)
+    assert state["last_payment_id"] == "72"
+
+
+def test_fallback_is_the_highest_linked_payment_id():
+    assert payments.payment_state(query_invoice("71"), None, dt.date(2020, 3, 10))["last_payment_id"] == "74"
+
+
+def test_same_date_tie_broken_by_last_update_then_id():
+    invoice = query_invoice("71")
+    linked = [
+        payment("72", "71", "2020-02-01", 105, updated="2020-03-08T12:55:00-07:00"),
+        payment("74", "71", "2020-02-01", 100, updated="2020-03-08T12:51:28-07:00"),
+    ]
+    assert payments.payment_state(invoice, linked, dt.date(2020, 3, 10))["last_payment_id"] == "72"
+
+
+def test_real_payment_payload(payload):
+    raw = payload("payment_response.json")
+    values = payments.from_qbo(raw)
+    assert values == {
+        "qbo_id": "125",
+        "txn_date": dt.date(2014, 9, 14),
+        "total_amount": Decimal("25.00"),
+        "unapplied_amount": Decimal("0.00"),
+        "customer_qbo_id": "20",
+        "applied": {"67": Decimal("25.00")},
+    }
+    assert payments.linked_invoice_ids(raw) == ["67"]
+    assert payments.qbo_updated_at(raw) == dt.datetime(2014, 9, 16, 21, 59, 48, tzinfo=dt.UTC)
+    invoice = query_invoice("67")
+    invoice["LinkedTxn"] = [{"TxnId": "125", "TxnType": "Payment"}]
+    state = payments.payment_state(invoice, [raw], BEFORE_DUE)
+    assert (state["last_payment_id"], state["last_payment_date"]) == ("125", dt.date(2014, 9, 14))
+
+
+def test_money_is_never_float():
+    state = payments.payment_state(query_invoice("67"), None, BEFORE_DUE)
+    assert isinstance(state["amount_paid"], Decimal) and isinstance(state["amount_due"], Decimal)
+
+
+def test_refusals():
+    with pytest.raises(MappingError, match="today"):
+        payments.payment_state(query_invoice("67"), None, None)
+    with pytest.raises(MappingError, match="deleted"):
+        payments.payment_state({"Invoice": {"Id": "266", "status": "Deleted"}}, None, BEFORE_DUE)
