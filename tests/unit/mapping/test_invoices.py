@@ -158,9 +158,15 @@ def test_compare_total():
     assert invoices.compare_total({"total": Decimal("205.00")}, query_invoice("71")) is None
     mismatch = invoices.compare_total(valid_invoice(), query_invoice("67"))
     assert mismatch is not None
-    assert (mismatch.expected, mismatch.actual, mismatch.tax) == (Decimal("425.00"), Decimal("459.00"), Decimal("34.00"))
+    assert (mismatch.expected, mismatch.actual, mismatch.tax) == (
+        Decimal("425.00"),
+        Decimal("459.00"),
+        Decimal("34.00"),
+    )
     assert mismatch.explained_by_tax
-    assert mismatch.message == "QBO total 459.00 differs from Batchly total 425.00 by 34.00 (QBO added sales tax of 34.00)"
+    assert mismatch.message == (
+        "QBO total 459.00 differs from Batchly total 425.00 by 34.00 (QBO added sales tax of 34.00)"
+    )
     assert invoices.compare_total(valid_invoice(), query_invoice("67"), tax_included=False) is None
     lost_line = invoices.compare_total({"total": Decimal("300.00")}, query_invoice("71"))
     assert lost_line is not None and not lost_line.explained_by_tax
