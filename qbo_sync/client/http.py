@@ -499,7 +499,12 @@ class QboClient:
             self._cdc_by_query(result, name, since, None)
             _merge_deleted_stubs(result, name, found[name], before=None)
             return
-        mid = since + span / 2
+        # Whole seconds: QBO's timestamps have no fractions, and the CDC call and the query must agree on mid.
+        mid = (since + span / 2).replace(microsecond=0)
+        if mid <= since:
+            self._cdc_by_query(result, name, since, None)
+            _merge_deleted_stubs(result, name, found[name], before=None)
+            return
         logger.info(
             "QBO CDC realm %s entity %s: at the cap; halving window at %s",
             self.realm_id,
