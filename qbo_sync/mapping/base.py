@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 CENT = Decimal("0.01")
-#: Two amounts closer than this are "the same" (half a cent: what QBO's own rounding can introduce).
+#: Two amounts at most this far apart are "the same" (half a cent: what rounding half up can introduce).
 MONEY_TOLERANCE = Decimal("0.005")
 
 

@@ -116,9 +116,9 @@ def validate(values: Mapping[str, Any]) -> list[ValidationIssue]:
 
     Checks: a customer reference; at least one line; per line an item reference, quantity, unit price and
     amount that are numbers (never ``float``: money must be ``Decimal``) with ``amount == qty * unit_price``
-    within half a cent; ``total`` equal to the sum of line amounts and not negative; a transaction date, and a
-    due date not before it; ``doc_number`` of at most 21 characters; a private note within QBO's 4,000
-    characters.
+    within half a cent (inclusive: rounding half up can leave exactly 0.005); ``total`` equal to the sum of
+    line amounts and not negative; a transaction date, and a due date not before it; ``doc_number`` of at most
+    21 characters; a private note within QBO's 4,000 characters.
     """
     issues: list[ValidationIssue] = []
 
@@ -174,14 +174,14 @@ def validate(values: Mapping[str, Any]) -> list[ValidationIssue]:
             sum_known = False
             continue
         line_sum += amount
-        if qty is not None and price is not None and abs(qty * price - amount) >= MONEY_TOLERANCE:
+        if qty is not None and price is not None and abs(qty * price - amount) > MONEY_TOLERANCE:
             add(f"{prefix}.amount", f"{amount} is not quantity {qty} x unit price {price} = {qty * price}")
 
     total = number("total", values.get("total"))
     if total is not None:
         if total < 0:
             add("total", f"{total} is negative; QBO does not accept a negative invoice")
-        if sum_known and lines and abs(total - line_sum) >= MONEY_TOLERANCE:
+        if sum_known and lines and abs(total - line_sum) > MONEY_TOLERANCE:
             add("total", f"{total} is not the sum of the lines ({line_sum})")
     return issues
 
@@ -333,7 +333,7 @@ def compare_total(
     tax = money((data.get("TxnTaxDetail") or {}).get("TotalTax") or 0, field_name="TotalTax")
     expected = money(values["total"], field_name="total")
     compared = actual if tax_included else actual - tax
-    if abs(compared - expected) < MONEY_TOLERANCE:
+    if abs(compared - expected) <= MONEY_TOLERANCE:
         return None
     return TotalMismatch(expected=expected, actual=actual, tax=tax)
 

@@ -176,3 +176,9 @@ def test_qbo_updated_at(payload):
     assert invoices.qbo_updated_at(payload("invoice_paid_response.json")) == dt.datetime(
         2020, 3, 8, 20, 25, 20, tzinfo=dt.UTC
     )
+
+
+def test_rounding_half_up_leaves_exactly_half_a_cent_and_is_accepted():
+    line = {"item_qbo_id": "1", "description": "", "qty": Decimal("4.10"), "unit_price": Decimal("254.65"),
+            "amount": Decimal("1044.07")}  # 1044.065 rounded half up
+    assert invoices.validate(valid_invoice(lines=[line], total=Decimal("1044.07"))) == []
