@@ -6,6 +6,7 @@ from qbo_sync.models.cursor import PullCursor
 from qbo_sync.models.log import SyncLog
 from qbo_sync.models.mapping import EntityMapping
 from qbo_sync.models.queue import QueueItem, SyncJob
+from qbo_sync.models.throttle import ThrottleLease, ThrottleRealm, ThrottleStart
 
 __all__ = [
     "Conflict",
@@ -16,4 +17,7 @@ __all__ = [
     "QueueItem",
     "SyncJob",
     "SyncLog",
+    "ThrottleLease",
+    "ThrottleRealm",
+    "ThrottleStart",
 ]
