@@ -1,0 +1,862 @@
+"""The sandbox HTTP server and its Python API (:class:`Sandbox`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import random
+import secrets
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from . import entities, query
+from .limits import RealmLimiter, throttle_body
+from .oauth import OAuth, OAuthError
+from .store import ENTITY_TYPES, Realm, stats_snapshot
+from .util import (
+    Clock,
+    QBOError,
+    dumps,
+    fmt_meta,
+    fmt_time,
+    loads,
+    parse_datetime,
+    required,
+    state_dumps,
+    state_loads,
+    system_fault,
+    unsupported,
+)
+from .webhooks import Dispatcher
+
+log = logging.getLogger("qbo_sync.sandbox")
+
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 0,
+    "realms": (),
+    "starter_data": False,
+    "client_id": None,
+    "client_secret": None,
+    "webhook_url": None,
+    "verifier_token": None,
+    "cloudevents": False,
+    "latency_ms": None,
+    "rate_limit": 500,
+    "concurrency": 10,
+    "batch_rate": 40,
+    "batch_size": 30,
+    "fault_rate": 0.0,
+    "reset_rate": 0.0,
+    "slow_rate": 0.0,
+    "lost_response_rate": 0.0,
+    "access_token_ttl": 3600,
+    "refresh_rotate_after": 86400,
+    "time_scale": 1.0,
+    "state_file": None,
+}
+# options that may also be set for one realm only (Sandbox.configure(realm_id=..., ...))
+REALM_OPTIONS = ("latency_ms", "rate_limit", "concurrency", "batch_rate", "batch_size", "fault_rate",
+                 "reset_rate", "slow_rate", "lost_response_rate")
+RUNTIME_OPTIONS = (*REALM_OPTIONS, "client_id", "client_secret", "webhook_url", "verifier_token", "cloudevents",
+                   "access_token_ttl", "refresh_rotate_after", "time_scale")
+PATH_ENTITIES = {t.lower(): t for t in ENTITY_TYPES}
+SLOW_SECONDS = (5.0, 15.0)  # a "slow" response takes this long (divided by time_scale)
+CDC_LOOKBACK = 30 * 86400
+CDC_MAX = 1000
+MIN_MINOR_VERSION = 75
+
+
+def parse_latency(value: Any) -> tuple[float, float] | None:
+    """``None`` / ``0`` / ``"100-400"`` / ``250`` / ``(100, 400)`` -> (lo, hi) milliseconds or None."""
+    if value in (None, "", 0, "0", False):
+        return None
+    if isinstance(value, list | tuple):
+        lo, hi = float(value[0]), float(value[1])
+    elif isinstance(value, str) and "-" in value:
+        a, b = value.split("-", 1)
+        lo, hi = float(a), float(b)
+    else:
+        lo = hi = float(value)
+    if lo < 0 or hi < lo:
+        raise ValueError(f"bad latency range: {value!r}")
+    return (lo, hi)
+
+
+def new_realm_id() -> str:
+    return str(9130350000000000 + secrets.randbelow(10**15))
+
+
+class Abort(Exception):
+    """Drop the connection without a response."""
+
+
+class Sandbox:
+    """A local QuickBooks Online server.
+
+    ``Sandbox(host="127.0.0.1", port=0, realms=(), starter_data=False, client_id=None, client_secret=None,
+    webhook_url=None, verifier_token=None, cloudevents=False, latency_ms=None, rate_limit=500, concurrency=10,
+    batch_rate=40, batch_size=30, fault_rate=0, reset_rate=0, slow_rate=0, lost_response_rate=0,
+    access_token_ttl=3600, refresh_rotate_after=86400, time_scale=1.0, state_file=None, clock=None,
+    verbose=False)``
+
+    Use ``start()``/``stop()`` or ``with Sandbox(...) as sb:``. ``base_url`` is the root for every URL:
+    ``{base_url}/v3/company/{realmId}/...`` (API), ``{base_url}/oauth2/v1/tokens/bearer`` and ``/revoke``,
+    ``{base_url}/connect/oauth2`` (authorize; approves at once), ``{base_url}/_sandbox/...`` (observability).
+
+    Test helpers: ``create_realm()``, ``configure(realm_id=None, **options)``, ``reset(realm_id)``,
+    ``stats(realm_id)``, ``issue_tokens(realm_id)``, ``expire_access_tokens(realm_id)``, ``advance(seconds)``
+    (moves the sandbox clock) and ``wait_for_webhooks()``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, realms: Iterable[str] = (),
+                 starter_data: bool = False, client_id: str | None = None, client_secret: str | None = None,
+                 webhook_url: str | None = None, verifier_token: str | None = None, cloudevents: bool = False,
+                 latency_ms: Any = None, rate_limit: int | None = 500, concurrency: int | None = 10,
+                 batch_rate: int | None = 40, batch_size: int = 30, fault_rate: float = 0.0,
+                 reset_rate: float = 0.0, slow_rate: float = 0.0, lost_response_rate: float = 0.0,
+                 access_token_ttl: float = 3600, refresh_rotate_after: float = 86400, time_scale: float = 1.0,
+                 state_file: str | None = None, clock: Clock | None = None, verbose: bool = False):
+        self.options: dict[str, Any] = dict(DEFAULTS)
+        self.options.update(
+            host=host, port=port, realms=tuple(realms), starter_data=starter_data, client_id=client_id,
+            client_secret=client_secret, webhook_url=webhook_url, verifier_token=verifier_token,
+            cloudevents=cloudevents, latency_ms=parse_latency(latency_ms), rate_limit=rate_limit,
+            concurrency=concurrency, batch_rate=batch_rate, batch_size=batch_size, fault_rate=fault_rate,
+            reset_rate=reset_rate, slow_rate=slow_rate, lost_response_rate=lost_response_rate,
+            access_token_ttl=access_token_ttl, refresh_rotate_after=refresh_rotate_after,
+            time_scale=float(time_scale), state_file=state_file)
+        if self.options["time_scale"] <= 0:
+            raise ValueError("time_scale must be > 0")
+        self.verbose = verbose
+        self.clock = clock or Clock()
+        self.realms: dict[str, Realm] = {}
+        self.limiters: dict[str, RealmLimiter] = {}
+        self.default_realm: str | None = None
+        self._realms_lock = threading.Lock()
+        self.oauth = OAuth(self)
+        self.webhooks = Dispatcher(self)
+        self.global_stats: dict[str, int] = {"oauth": 0, "unauthorized": 0, "other": 0}
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._saver: threading.Thread | None = None
+        if state_file and os.path.exists(state_file):
+            self._load_state(state_file)
+        for rid in self.options["realms"]:
+            if rid not in self.realms:
+                self.create_realm(rid, starter_data=starter_data)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Sandbox:
+        handler = type("BoundHandler", (Handler,), {"sandbox": self})
+        self._httpd = ThreadingHTTPServer((self.options["host"], self.options["port"]), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.request_queue_size = 128
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="qbo-sandbox-http", daemon=True)
+        self._thread.start()
+        self.webhooks.start()
+        self._stopping.clear()
+        if self.options["state_file"]:
+            self._saver = threading.Thread(target=self._save_loop, name="qbo-sandbox-state", daemon=True)
+            self._saver.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        self.webhooks.stop()
+        self._stopping.set()
+        self._dirty.set()
+        if self._saver is not None:
+            self._saver.join(timeout=5)
+            self._saver = None
+        if self.options["state_file"]:
+            self.save_state()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Start and block until KeyboardInterrupt (used by the CLI)."""
+        self.start()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            return int(self.options["port"])
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        host = self.options["host"]
+        if host in ("0.0.0.0", "", "::"):  # noqa: S104
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    # ------------------------------------------------------------------ realms
+    def create_realm(self, realm_id: str | None = None, starter_data: bool | None = None,
+                     company_name: str | None = None) -> str:
+        """Create an empty company (income account + CompanyInfo), optionally with starter data."""
+        with self._realms_lock:
+            rid = str(realm_id) if realm_id else new_realm_id()
+            if rid in self.realms:
+                return rid
+            realm = Realm(rid)
+            now = self.clock.time()
+            with realm.lock:
+                entities.bootstrap(realm, now, company_name)
+                if starter_data if starter_data is not None else self.options["starter_data"]:
+                    entities.starter_data(realm, now)
+            self.realms[rid] = realm
+            self.limiters[rid] = RealmLimiter()
+            if self.default_realm is None:
+                self.default_realm = rid
+        self.mark_dirty()
+        return rid
+
+    def realm(self, realm_id: str) -> Realm:
+        return self.realms[realm_id]
+
+    # ------------------------------------------------------------------ runtime options
+    def configure(self, realm_id: str | None = None, **options: Any) -> None:
+        """Change limits, faults and other runtime options; with ``realm_id`` only for that realm."""
+        allowed = REALM_OPTIONS if realm_id else RUNTIME_OPTIONS
+        for key, value in options.items():
+            if key not in allowed:
+                raise TypeError(f"option {key!r} cannot be changed{' per realm' if realm_id else ''}")
+            if key == "latency_ms":
+                value = parse_latency(value)
+            if key == "time_scale" and float(value) <= 0:
+                raise ValueError("time_scale must be > 0")
+            if realm_id:
+                self.realms[realm_id].overrides[key] = value
+            else:
+                self.options[key] = float(value) if key == "time_scale" else value
+
+    def reset(self, realm_id: str) -> None:
+        """Forget a realm's option overrides and empty its throttle windows."""
+        realm = self.realms[realm_id]
+        realm.overrides.clear()
+        self.limiters[realm_id].reset()
+
+    def opt(self, realm: Realm | None, key: str) -> Any:
+        if realm is not None and key in realm.overrides:
+            return realm.overrides[key]
+        return self.options[key]
+
+    def stats(self, realm_id: str | None = None) -> dict:
+        """Counters for one realm, or global counters plus every realm's when ``realm_id`` is None."""
+        if realm_id is not None:
+            return stats_snapshot(self.realms[realm_id])
+        return {"realms": {rid: stats_snapshot(r) for rid, r in list(self.realms.items())},
+                "global": dict(self.global_stats), "webhooks": self.webhooks.stats()}
+
+    # ------------------------------------------------------------------ OAuth helpers
+    def issue_tokens(self, realm_id: str, client_id: str | None = None) -> dict:
+        """Mint a token pair for a realm without the browser flow (tests, demos)."""
+        if realm_id not in self.realms:
+            self.create_realm(realm_id)
+        tokens = self.oauth.issue(realm_id, client_id or self.options["client_id"] or "sandbox-test-client")
+        tokens["realmId"] = realm_id
+        self.mark_dirty()
+        return tokens
+
+    def expire_access_tokens(self, realm_id: str) -> int:
+        """Make every access token of the realm expired now (next API call gets 401)."""
+        return self.oauth.expire_access_tokens(realm_id)
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox clock forward (token expiry, throttle windows, webhook retries, CDC)."""
+        self.clock.advance(seconds)
+
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until every queued webhook event was delivered (True) or ``timeout`` passed."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.webhooks.idle():
+                return True
+            time.sleep(0.005)
+        return self.webhooks.idle()
+
+    # ------------------------------------------------------------------ state file
+    def mark_dirty(self) -> None:
+        if self.options["state_file"]:
+            self._dirty.set()
+
+    def _save_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._dirty.wait()
+            if self._stopping.is_set():
+                return
+            time.sleep(0.5)  # debounce: collect a burst of writes into one save
+            self._dirty.clear()
+            try:
+                self.save_state()
+            except Exception:  # pragma: no cover - disk trouble must not kill the server
+                log.exception("saving sandbox state failed")
+
+    def save_state(self, path: str | None = None) -> None:
+        path = path or self.options["state_file"]
+        if not path:
+            return
+        realms = []
+        for realm in list(self.realms.values()):
+            with realm.lock:
+                realms.append(copy.deepcopy(realm.to_state()))
+        data = {"version": 1, "default_realm": self.default_realm, "realms": realms,
+                "oauth": self.oauth.to_state(), "clock_offset": self.clock.offset}
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(state_dumps(data))
+        os.replace(tmp, path)
+
+    def _load_state(self, path: str) -> None:
+        with open(path, encoding="utf-8") as fh:
+            data = state_loads(fh.read())
+        for rdata in data.get("realms", []):
+            realm = Realm.from_state(rdata)
+            self.realms[realm.id] = realm
+            self.limiters[realm.id] = RealmLimiter()
+        self.default_realm = data.get("default_realm") or next(iter(self.realms), None)
+        self.oauth.load_state(data.get("oauth", {}))
+
+
+# ====================================================================== HTTP
+
+
+def _auth_fault(status: int, token: str | None, expired: bool, now: float) -> dict:
+    if status == 401:
+        code, msg, ftype = "3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401", "AUTHENTICATION"
+        detail = f"Token expired: {(token or '')[:50]}" if expired else "Token invalid"
+    else:
+        code, msg, ftype = "3100", "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403", \
+            "AUTHORIZATION"
+        detail = "The token is not valid for this company (realmId)"
+    return {"warnings": None, "intuitObject": None,
+            "fault": {"error": [{"message": msg, "detail": detail, "code": code, "element": None}], "type": ftype},
+            "report": None, "queryResponse": None, "batchItemResponse": [], "attachableResponse": [],
+            "syncErrorResponse": None, "requestId": None, "time": int(now * 1000), "status": None,
+            "cdcresponse": []}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "nginx"
+    sys_version = ""
+    sandbox: Sandbox
+
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    # quiet unless verbose
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.sandbox.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # ------------------------------------------------------------------ plumbing
+    def _send(self, status: int, body: bytes, content_type: str = "application/json;charset=utf-8",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("intuit_tid", self._tid)
+        if headers:
+            for k, v in headers.items():
+                self.send_header(k, v)
+        # one write for head and body (no Nagle / delayed-ACK stalls)
+        self._headers_buffer.append(b"\r\n")
+        if self.command != "HEAD":
+            self._headers_buffer.append(body)
+        self.flush_headers()
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, dumps(obj), headers=headers)
+
+    def _abort(self) -> None:
+        """Close the connection abruptly (TCP RST), no response."""
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close_connection = True
+        raise Abort()
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self, method: str) -> None:
+        self._tid = "1-" + uuid.uuid4().hex[:8] + "-" + uuid.uuid4().hex[:24]
+        try:
+            body = self._read_body()
+            parts = urlsplit(self.path)
+            params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            segs = [s for s in parts.path.split("/") if s]
+            if len(segs) >= 3 and segs[0] == "v3" and segs[1] == "company":
+                self._api(method, segs[2], segs[3:], params, body, parts.path)
+            elif parts.path.startswith("/oauth2/") or parts.path.startswith("/connect/") \
+                    or parts.path.startswith("/.well-known/"):
+                self.sandbox.global_stats["oauth"] += 1
+                self._oauth(method, parts.path.rstrip("/"), params, body)
+            elif parts.path.startswith("/_sandbox/"):
+                self._admin(method, parts.path.rstrip("/"), params, body)
+            else:
+                self.sandbox.global_stats["other"] += 1
+                self._json(404, {"error": "not_found", "path": parts.path})
+        except Abort:
+            return
+        except (ConnectionError, BrokenPipeError):
+            self.close_connection = True
+
+    # ------------------------------------------------------------------ QBO API
+    def _api(self, method: str, realm_id: str, rest: list[str], params: dict, body: bytes, path: str) -> None:
+        sb = self.sandbox
+        now = sb.clock.time()
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        problem = sb.oauth.check_access(token, realm_id)
+        realm = sb.realms.get(realm_id)
+        if problem or realm is None:
+            sb.global_stats["unauthorized"] += 1
+            if realm is not None:
+                realm.stats["auth_failures"] += 1
+            if problem == "forbidden" or (problem is None and realm is None):
+                self._json(403, _auth_fault(403, token, False, now))
+            else:
+                self._json(401, _auth_fault(401, token, problem == "expired", now),
+                           headers={"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'})
+            return
+        kind = self._kind(method, rest, params, body)
+        limiter = sb.limiters[realm_id]
+        span = 60.0 / sb.options["time_scale"]
+        hit = limiter.acquire(now, span, sb.opt(realm, "rate_limit"), sb.opt(realm, "concurrency"),
+                              kind == "batch", sb.opt(realm, "batch_rate"))
+        if hit:
+            realm.stats["throttled"][hit] += 1
+            self._send(429, throttle_body(fmt_time(now)), content_type="application/xml")
+            return
+        self._kind_final = kind
+        try:
+            mv = params.get("minorversion")
+            if mv is not None and mv.isdigit() and int(mv) < MIN_MINOR_VERSION:
+                realm.stats["requests"]["old_minorversion"] += 1
+            self._inject_before(realm)
+            status, payload, committed, events = self._handle(realm, kind, method, rest, params, body, path)
+            if events:
+                sb.webhooks.emit(realm_id, events)
+            if committed:
+                sb.mark_dirty()
+                rate = sb.opt(realm, "lost_response_rate")
+                if rate and random.random() < rate:
+                    realm.stats["lost_responses"] += 1
+                    self._abort()
+            self._send(status, payload, headers={"Qbo-Version": "sandbox",
+                                                 "Service-Time": f"total={int((sb.clock.time() - now) * 1000)}"})
+        finally:
+            realm.stats["requests"][self._kind_final] += 1
+            limiter.release()
+
+    def _inject_before(self, realm: Realm) -> None:
+        sb = self.sandbox
+        scale = sb.options["time_scale"]
+        rate = sb.opt(realm, "reset_rate")
+        if rate and random.random() < rate:
+            realm.stats["resets"] += 1
+            self._abort()
+        rate = sb.opt(realm, "fault_rate")
+        if rate and random.random() < rate:
+            status = random.choice((500, 503))
+            realm.stats["faults_injected"][str(status)] += 1
+            err = system_fault()
+            if status == 503:
+                err.detail = "System Failure Error: Service Unavailable. Please try again later."
+            self._json(status, {"Fault": err.fault(), "time": fmt_time(sb.clock.time())})
+            raise Abort()
+        rate = sb.opt(realm, "slow_rate")
+        if rate and random.random() < rate:
+            realm.stats["slow"] += 1
+            time.sleep(random.uniform(*SLOW_SECONDS) / scale)
+        lat = sb.opt(realm, "latency_ms")
+        if lat:
+            time.sleep(random.uniform(*lat) / 1000.0 / scale)
+
+    @staticmethod
+    def _kind(method: str, rest: list[str], params: dict, body: bytes) -> str:
+        head = rest[0].lower() if rest else ""
+        if head in ("query", "cdc", "batch", "companyinfo"):
+            return head
+        if method == "GET":
+            return "read"
+        op = (params.get("operation") or "").lower()
+        if op == "delete":
+            return "delete"
+        if op == "void" or (op == "update" and params.get("include") == "void"):
+            return "void"
+        if op == "update":
+            return "update"
+        return "create"  # or update, decided by the body's Id once parsed (see _handle)
+
+    def _handle(self, realm: Realm, kind: str, method: str, rest: list[str], params: dict, body: bytes,
+                path: str) -> tuple[int, bytes, bool, list]:
+        """Returns (status, body bytes, committed_write, webhook events)."""
+        sb = self.sandbox
+        try:
+            if kind == "query":
+                text = params.get("query") if method == "GET" else body.decode("utf-8", "replace")
+                if not text:
+                    raise required("query")
+                with realm.lock:
+                    resp = query.execute(realm, text)
+                    return 200, dumps({"QueryResponse": resp, "time": fmt_time(sb.clock.time())}), False, []
+            if kind == "cdc":
+                return self._cdc(realm, params)
+            if kind == "companyinfo":
+                if method != "GET" or len(rest) != 2 or rest[1] not in (realm.id, "1"):
+                    raise self._unsupported(path)
+                with realm.lock:
+                    info = realm.entities["CompanyInfo"]["1"]
+                    return 200, dumps({"CompanyInfo": info, "time": fmt_time(sb.clock.time())}), False, []
+            if kind == "batch":
+                if method != "POST":
+                    raise self._unsupported(path)
+                return self._batch(realm, params, body)
+            etype = PATH_ENTITIES.get(rest[0].lower()) if rest else None
+            if etype is None or etype == "CompanyInfo":
+                raise self._unsupported(path)
+            if kind == "read":
+                if len(rest) != 2:
+                    raise self._unsupported(path)
+                with realm.lock:
+                    obj = entities.read(realm, etype, rest[1])
+                    return 200, dumps({etype: obj, "time": fmt_time(sb.clock.time())}), False, []
+            if method != "POST" or len(rest) != 1:
+                raise self._unsupported(path)
+            requestid = params.get("requestid")
+            if requestid:
+                if len(requestid) > 50:
+                    raise QBOError("2010", "Request has invalid or unsupported property",
+                                   "requestid is longer than 50 characters")
+                with realm.lock:
+                    cached = realm.requestids.get(requestid)
+                if cached is not None:
+                    realm.stats["deduplicated"] += 1
+                    return cached[0], cached[1], False, []
+            try:
+                data = loads(body) if body else None
+            except ValueError:
+                raise QBOError("2010", "Request has invalid or unsupported property",
+                               "Unable to parse the request body as JSON") from None
+            if kind == "create" and isinstance(data, dict) and data.get("Id") not in (None, ""):
+                kind = self._kind_final = "update"
+            with realm.lock:
+                if requestid and requestid in realm.requestids:  # a concurrent duplicate won the race
+                    realm.stats["deduplicated"] += 1
+                    cached = realm.requestids[requestid]
+                    return cached[0], cached[1], False, []
+                now = sb.clock.time()
+                op = {"create": entities.create, "update": entities.update, "delete": entities.delete,
+                      "void": entities.void}[kind]
+                rtype, obj, events = op(realm, etype, data, now)
+                payload = dumps({rtype: obj, "time": fmt_time(now)})
+                if requestid:
+                    realm.remember(requestid, (200, payload))
+            return 200, payload, True, events
+        except QBOError as err:
+            return err.status, dumps({"Fault": err.fault(), "time": fmt_time(sb.clock.time())}), False, []
+
+    def _unsupported(self, path: str) -> QBOError:
+        host = self.headers.get("Host", "localhost")
+        return unsupported(f"Operation Could not find resource for relative : {path} of full path: "
+                           f"http://{host}{path} is not supported.")
+
+    # ------------------------------------------------------------------ CDC
+    def _cdc(self, realm: Realm, params: dict) -> tuple[int, bytes, bool, list]:
+        sb = self.sandbox
+        names = params.get("entities")
+        since_text = params.get("changedSince")
+        if not names:
+            raise required("entities")
+        if not since_text:
+            raise required("changedSince")
+        try:
+            since = int(parse_datetime(since_text))
+        except ValueError:
+            raise QBOError("2010", "Request has invalid or unsupported property",
+                           f"Invalid changedSince: {since_text}") from None
+        now = sb.clock.time()
+        if now - since > CDC_LOOKBACK:
+            raise unsupported(f"Operation cdc with changedSince date {since_text} which is older than fixed days "
+                              "is not supported.")
+        wanted: list[str] = []
+        for name in names.split(","):
+            etype = query.ENTITY_NAMES.get(name.strip().lower())
+            if etype is None:
+                raise QBOError("4001", "Invalid query", f"QueryValidationError: invalid entity: {name.strip()}")
+            if etype not in wanted:
+                wanted.append(etype)
+        with realm.lock:
+            found: list[tuple[float, str, int, dict]] = []  # (ts, etype, live=0/deleted=1, obj)
+            for etype in wanted:
+                for obj in realm.entities[etype].values():
+                    if int(obj.get("_upd", 0)) >= since:
+                        found.append((obj["_upd"], etype, 0, obj))
+                for dtype, oid, ts in realm.deleted:
+                    if dtype == etype and int(ts) >= since:
+                        stub = {"domain": "QBO", "status": "Deleted", "Id": oid,
+                                "MetaData": {"LastUpdatedTime": fmt_meta(ts)}}
+                        found.append((ts, etype, 1, stub))
+            found.sort(key=lambda x: x[0])
+            found = found[:CDC_MAX]
+            groups = []
+            for etype in wanted:
+                objs = [o for ts, t, dead, o in sorted((f for f in found if f[1] == etype),
+                                                       key=lambda f: (f[2], f[0]))]
+                if objs:
+                    groups.append({etype: objs, "startPosition": 1, "maxResults": len(objs)})
+                else:
+                    groups.append({})
+            if not groups:
+                groups = [{}]
+            payload = dumps({"CDCResponse": [{"QueryResponse": groups}], "time": fmt_time(now)})
+        return 200, payload, False, []
+
+    # ------------------------------------------------------------------ batch
+    def _batch(self, realm: Realm, params: dict, body: bytes) -> tuple[int, bytes, bool, list]:
+        sb = self.sandbox
+        try:
+            data = loads(body) if body else None
+        except ValueError:
+            data = None
+        items = data.get("BatchItemRequest") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not items:
+            raise required("BatchItemRequest")
+        limit = int(sb.opt(realm, "batch_size") or 30)
+        if len(items) > limit:
+            raise QBOError("1001", "Batch size limit exceeded",
+                           f"The batch request has {len(items)} items; the maximum is {limit}.")
+        requestid = params.get("requestid")
+        if requestid and len(requestid) > 36:
+            raise QBOError("2010", "Request has invalid or unsupported property",
+                           "requestid for a batch request is longer than 36 characters")
+        lat = sb.opt(realm, "latency_ms")
+        out: list[dict] = []
+        events: list = []
+        committed = False
+        for item in items:
+            if lat:
+                time.sleep(random.uniform(*lat) / 5000.0 / sb.options["time_scale"])
+            bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
+            key = f"{requestid}:{bid}" if requestid and bid else None
+            with realm.lock:
+                if key and key in realm.batch_items:
+                    realm.stats["deduplicated"] += 1
+                    out.append(realm.batch_items[key])
+                    continue
+                resp, evs, wrote = self._batch_item(realm, item, bid)
+                # serialise now: later items must not change what this item returned
+                resp = json.loads(dumps(resp))
+                if key and "Fault" not in resp and wrote:
+                    realm.remember_item(key, resp)
+            out.append(resp)
+            events += evs
+            committed = committed or wrote
+        return 200, dumps({"BatchItemResponse": out, "time": fmt_time(sb.clock.time())}), committed, events
+
+    def _batch_item(self, realm: Realm, item: Any, bid: str) -> tuple[dict, list, bool]:
+        sb = self.sandbox
+        try:
+            if not isinstance(item, dict):
+                raise QBOError("2010", "Request has invalid or unsupported property", "Invalid batch item")
+            if "Query" in item:
+                return {"bId": bid, "QueryResponse": query.execute(realm, str(item["Query"]))}, [], False
+            etypes = [k for k in item if k not in ("bId", "operation", "optionsData")]
+            if len(etypes) != 1:
+                raise QBOError("2010", "Request has invalid or unsupported property", "Invalid batch item")
+            etype = etypes[0]
+            if etype not in entities.KNOWN:
+                raise unsupported(f"Operation {item.get('operation', 'create')} is not supported for {etype}.")
+            op_name = str(item.get("operation") or "create").lower()
+            ops = {"create": entities.create, "update": entities.update, "delete": entities.delete,
+                   "void": entities.void}
+            if op_name not in ops:
+                raise unsupported(f"Operation {op_name} is not supported.")
+            rtype, obj, events = ops[op_name](realm, etype, item[etype], sb.clock.time())
+            realm.stats["requests"][f"batch_{op_name}"] += 1
+            return {"bId": bid, rtype: obj}, events, True
+        except QBOError as err:
+            return {"bId": bid, "Fault": err.fault()}, [], False
+
+    # ------------------------------------------------------------------ OAuth
+    def _base(self) -> str:
+        host = self.headers.get("Host")
+        return f"http://{host}" if host else self.sandbox.base_url
+
+    def _oauth(self, method: str, path: str, params: dict, body: bytes) -> None:
+        sb = self.sandbox
+        nostore = {"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"}
+        try:
+            if path in ("/.well-known/openid_configuration", "/.well-known/openid_sandbox_configuration"):
+                base = self._base()
+                self._json(200, {
+                    "issuer": base, "authorization_endpoint": f"{base}/connect/oauth2",
+                    "token_endpoint": f"{base}/oauth2/v1/tokens/bearer",
+                    "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
+                    "revocation_endpoint": f"{base}/oauth2/v1/tokens/revoke",
+                    "jwks_uri": f"{base}/oauth2/v1/keys", "response_types_supported": ["code"],
+                    "grant_types_supported": ["authorization_code", "refresh_token"],
+                    "scopes_supported": ["openid", "email", "profile", "address", "phone",
+                                         "com.intuit.quickbooks.accounting", "com.intuit.quickbooks.payment"],
+                })
+                return
+            if path == "/connect/oauth2" and method == "GET":
+                self._authorize(params)
+                return
+            if method != "POST":
+                raise OAuthError(405, "invalid_request", "method not allowed")
+            form = self._form(body)
+            client_id = sb.oauth.check_client(self.headers.get("Authorization"), form)
+            if path == "/oauth2/v1/tokens/bearer":
+                grant = form.get("grant_type")
+                if grant == "authorization_code":
+                    tokens = sb.oauth.exchange_code(client_id, form.get("code", ""), form.get("redirect_uri", ""))
+                elif grant == "refresh_token":
+                    tokens = sb.oauth.refresh(client_id, form.get("refresh_token", ""))
+                else:
+                    raise OAuthError(400, "unsupported_grant_type")
+                sb.mark_dirty()
+                self._json(200, tokens, headers=nostore)
+            elif path == "/oauth2/v1/tokens/revoke":
+                sb.oauth.revoke(form.get("token", ""))
+                sb.mark_dirty()
+                self._send(200, b"", headers=nostore)
+            else:
+                self._json(404, {"error": "not_found"})
+        except OAuthError as err:
+            headers = dict(nostore)
+            if err.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="Intuit"'
+            self._json(err.status, err.body(), headers=headers)
+
+    @staticmethod
+    def _form(body: bytes) -> dict[str, str]:
+        text = body.decode("utf-8", "replace").strip()
+        if text.startswith("{"):
+            try:
+                data = json.loads(text)
+                return {k: str(v) for k, v in data.items()}
+            except ValueError:
+                return {}
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+    def _authorize(self, params: dict) -> None:
+        sb = self.sandbox
+        redirect_uri = params.get("redirect_uri", "")
+        if not redirect_uri:
+            self._json(400, {"error": "invalid_request", "error_description": "redirect_uri is required"})
+            return
+        back: dict[str, str] = {}
+        if params.get("response_type", "code") != "code":
+            back = {"error": "unsupported_response_type"}
+        else:
+            realm_id = params.get("realm_id") or params.get("realmId")
+            if realm_id:
+                realm_id = sb.create_realm(realm_id)
+            else:
+                realm_id = sb.default_realm or sb.create_realm()
+            try:
+                code = sb.oauth.authorize(params.get("client_id", ""), redirect_uri, params.get("scope", ""),
+                                          realm_id)
+                back = {"code": code, "realmId": realm_id}
+            except OAuthError as err:
+                back = {"error": err.error}
+        if "state" in params:
+            back["state"] = params["state"]
+        parts = urlsplit(redirect_uri)
+        q = parts.query + ("&" if parts.query else "") + urlencode(back)
+        location = urlunsplit((parts.scheme, parts.netloc, parts.path, q, ""))
+        self._send(302, b"", content_type="text/html", headers={"Location": location})
+
+    # ------------------------------------------------------------------ observability / admin
+    def _admin(self, method: str, path: str, params: dict, body: bytes) -> None:
+        sb = self.sandbox
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            self._json(400, {"error": "invalid JSON"})
+            return
+        try:
+            if path == "/_sandbox/stats" and method == "GET":
+                realm_id = params.get("realm")
+                if realm_id and realm_id not in sb.realms:
+                    self._json(404, {"error": "unknown realm"})
+                    return
+                self._json(200, sb.stats(realm_id))
+            elif path == "/_sandbox/health":
+                self._json(200, {"ok": True, "realms": len(sb.realms)})
+            elif path == "/_sandbox/realms" and method == "POST":
+                rid = sb.create_realm(data.get("realm_id") or data.get("realmId"),
+                                      starter_data=data.get("starter_data"))
+                out: dict[str, Any] = {"realmId": rid}
+                if data.get("tokens"):
+                    out["tokens"] = sb.issue_tokens(rid)
+                self._json(200, out)
+            elif path == "/_sandbox/tokens" and method == "POST":
+                rid = data.get("realm_id") or data.get("realmId") or sb.default_realm or sb.create_realm()
+                self._json(200, sb.issue_tokens(rid))
+            elif path == "/_sandbox/configure" and method == "POST":
+                realm_id = data.pop("realm_id", None) or data.pop("realmId", None)
+                sb.configure(realm_id, **data)
+                self._json(200, {"ok": True})
+            elif path == "/_sandbox/reset" and method == "POST":
+                sb.reset(data.get("realm_id") or data.get("realmId") or params.get("realm", ""))
+                self._json(200, {"ok": True})
+            elif path == "/_sandbox/expire-tokens" and method == "POST":
+                n = sb.expire_access_tokens(data.get("realm_id") or data.get("realmId") or "")
+                self._json(200, {"expired": n})
+            elif path == "/_sandbox/advance" and method == "POST":
+                sb.advance(float(data.get("seconds", 0)))
+                self._json(200, {"offset": sb.clock.offset})
+            else:
+                self._json(404, {"error": "not_found"})
+        except (KeyError, TypeError, ValueError) as exc:
+            self._json(400, {"error": str(exc)})
