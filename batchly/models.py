@@ -315,11 +315,10 @@ class Invoice(TenantModel):
         """Void the invoice. A sent invoice's void is pushed to QuickBooks by the sync."""
         if self.status == self.Status.VOID:
             return
-        now = timezone.now()
-        Invoice.objects.filter(pk=self.pk).update(
-            status=self.Status.VOID, voided_at=now, amount_due=Decimal("0.00"), updated_at=now
-        )
-        self.refresh_from_db(fields=["status", "voided_at", "amount_due", "updated_at"])
+        self.status = self.Status.VOID
+        self.voided_at = timezone.now()
+        self.amount_due = Decimal("0.00")
+        self.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
         from batchly.signals import invoice_voided
 
         invoice_voided.send(sender=Invoice, invoice=self)

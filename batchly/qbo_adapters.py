@@ -45,8 +45,17 @@ class _FieldsAdapter(HostAdapter):
             obj.save(update_fields=[*changed, "updated_at"])
 
     def create_from_values(self, organization_id: int, values: dict[str, Any]) -> models.Model:
+        return self.model._default_manager.create(**self._row(organization_id, values))
+
+    def bulk_create_from_values(self, organization_id: int, values_list: list[dict[str, Any]]) -> list[models.Model]:
+        # bulk_create sets primary keys on SQLite and PostgreSQL; it sends no signals, so nothing echoes back.
+        return self.model._default_manager.bulk_create(
+            [self.model(**self._row(organization_id, values)) for values in values_list], batch_size=500
+        )
+
+    def _row(self, organization_id: int, values: dict[str, Any]) -> dict[str, Any]:
         data = {name: values[name] for name in self.fields if values.get(name) is not None}
-        return self.model._default_manager.create(organization_id=organization_id, **data)
+        return {"organization_id": organization_id, **data}
 
 
 class CustomerAdapter(_FieldsAdapter):
@@ -109,6 +118,17 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
                 seen.add(line.item_id)
                 yield line.item
 
+    def auto_push(self, obj: models.Model, created: bool) -> bool:
+        # Invoices are sent deliberately ("sync selected", the API, `qbo_sync push invoice`); a void of a sent
+        # invoice is pushed on its own (qbo_sync's receivers see the status change).
+        return False
+
+    def refresh_overdue(self, organization_id: int, today: Any) -> int:
+        return Invoice.objects.filter(
+            organization_id=organization_id, status=Invoice.Status.SENT, payment_status=Invoice.PaymentStatus.OPEN,
+            due_date__lt=today, amount_due__gt=0,
+        ).update(payment_status=Invoice.PaymentStatus.OVERDUE)
+
     def is_void(self, obj: models.Model) -> bool:
         return obj.status == Invoice.Status.VOID
 
@@ -119,6 +139,8 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
         fields = ["amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id"]
         changed = [f for f in fields if f in state and getattr(obj, f) != (state[f] if state[f] is not None else
                                                                             ("" if f == "last_payment_id" else None))]
+        if state.get("payment_status") not in Invoice.PaymentStatus.values:
+            changed = [f for f in changed if f != "payment_status"]  # "void" in QBO: logged by qbo_sync, kept here
         for name in changed:
             value = state[name]
             setattr(obj, name, "" if value is None and name == "last_payment_id" else value)

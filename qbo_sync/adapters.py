@@ -55,6 +55,14 @@ class HostAdapter:
         """Create a host row from values pulled from QuickBooks (entities that sync both ways)."""
         raise NotImplementedError
 
+    def bulk_create_from_values(self, organization_id: int, values_list: list[dict[str, Any]]) -> list[models.Model]:
+        """Create many host rows at once (first import). The default creates them one by one."""
+        return [self.create_from_values(organization_id, values) for values in values_list]
+
+    def auto_push(self, obj: models.Model, created: bool) -> bool:
+        """Whether saving this row should push it to QuickBooks soon (customers and items: yes)."""
+        return True
+
     def natural_keys(self, obj: models.Model) -> dict[str, str]:
         """Values that identify the same record on both sides before any link exists (name, email, SKU)."""
         return {}
@@ -75,6 +83,10 @@ class InvoiceAdapterMixin:
 
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def refresh_overdue(self, organization_id: int, today: dt.date) -> int:
+        """Mark open invoices past their due date as overdue (time passes without QBO changing anything)."""
+        return 0
 
 
 class AdapterRegistry:

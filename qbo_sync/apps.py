@@ -8,4 +8,6 @@ class QboSyncConfig(AppConfig):
 
     def ready(self) -> None:
         # System checks and signal receivers, and nothing else: no queries, no schedules here.
-        from qbo_sync import checks, signals  # noqa: F401
+        from qbo_sync import checks, receivers, signals  # noqa: F401
+
+        receivers.connect()

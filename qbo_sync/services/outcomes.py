@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Result(str, Enum):
+class Result(StrEnum):
     COMPLETED = "completed"  # done (also: nothing to do, e.g. already in QBO)
     RETRY = "retry"  # a retryable error: try again later with backoff (429, 5xx, timeouts, lost responses)
     FAILED = "failed"  # a non-retryable error: fail at once with the message (validation, duplicate)

@@ -1,0 +1,108 @@
+"""EntityMapping lookups and writes shared by push and pull (one query per chunk, never per row)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+
+from qbo_sync.adapters import HostAdapter
+from qbo_sync.mapping.base import jsonable
+from qbo_sync.mapping.merge import FieldConflict
+from qbo_sync.models import Conflict, EntityMapping, SyncLog
+
+
+def content_type_for(adapter: HostAdapter) -> ContentType:
+    return ContentType.objects.get_for_model(adapter.model, for_concrete_model=True)
+
+
+def mappings_for_objects(adapter: HostAdapter, object_ids: Iterable[str]) -> dict[str, EntityMapping]:
+    ct = content_type_for(adapter)
+    ids = [str(i) for i in object_ids]
+    return {m.object_id: m for m in EntityMapping.objects.filter(content_type=ct, object_id__in=ids)}
+
+
+def mappings_for_qbo_ids(realm_id: str, entity: str, qbo_ids: Iterable[str]) -> dict[str, EntityMapping]:
+    ids = [str(i) for i in qbo_ids]
+    return {m.qbo_id: m for m in EntityMapping.objects.filter(realm_id=realm_id, entity_type=entity, qbo_id__in=ids)}
+
+
+def new_mapping(adapter: HostAdapter, obj: models.Model, organization_id: int, realm_id: str) -> EntityMapping:
+    return EntityMapping(
+        organization_id=organization_id,
+        entity_type=adapter.entity,
+        content_type=content_type_for(adapter),
+        object_id=str(obj.pk),
+        realm_id=realm_id,
+    )
+
+
+def record_synced(
+    mapping: EntityMapping,
+    payload: dict[str, Any],
+    snapshot: dict[str, Any],
+    *,
+    qbo_updated_at: dt.datetime | None,
+    host_updated_at: dt.datetime | None,
+    pushed: bool = False,
+    pulled: bool = False,
+    state: str = EntityMapping.State.SYNCED,
+) -> None:
+    now = timezone.now()
+    mapping.qbo_id = str(payload.get("Id") or mapping.qbo_id)
+    mapping.sync_token = str(payload.get("SyncToken", mapping.sync_token))
+    mapping.snapshot = jsonable(snapshot)
+    mapping.qbo_updated_at = qbo_updated_at
+    mapping.host_updated_at = host_updated_at
+    if pushed:
+        mapping.last_pushed_at = now
+    if pulled:
+        mapping.last_pulled_at = now
+    mapping.state = state
+    if state == EntityMapping.State.SYNCED:
+        mapping.last_error = ""
+    mapping.save()
+
+
+def record_failure(mapping: EntityMapping | None, message: str) -> None:
+    if mapping is None or mapping.pk is None:
+        return
+    EntityMapping.objects.filter(pk=mapping.pk).update(
+        state=EntityMapping.State.FAILED, last_error=message[:2000], updated_at=timezone.now()
+    )
+
+
+def record_conflicts(mapping: EntityMapping, conflicts: Iterable[FieldConflict]) -> list[Conflict]:
+    from qbo_sync.signals import conflict_recorded
+
+    rows = []
+    for c in conflicts:
+        held = c.winner is None
+        rows.append(Conflict(
+            organization_id=mapping.organization_id, mapping=mapping, entity_type=mapping.entity_type,
+            field=c.field, base_value=jsonable(c.base), host_value=jsonable(c.host), qbo_value=jsonable(c.qbo),
+            host_updated_at=c.host_updated_at, qbo_updated_at=c.qbo_updated_at, rule=str(c.rule),
+            winner=c.winner or "", state=Conflict.State.OPEN if held else Conflict.State.AUTO_RESOLVED,
+            resolved_value=None if held else jsonable(c.winning_value),
+        ))
+    if rows:
+        # Re-raised held conflicts (the same field still differs) are not recorded twice.
+        open_fields = set(Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN)
+                          .values_list("field", flat=True))
+        rows = [r for r in rows if not (r.state == Conflict.State.OPEN and r.field in open_fields)]
+        Conflict.objects.bulk_create(rows)
+        for row in rows:
+            conflict_recorded.send(sender=Conflict, conflict=row)
+    return rows
+
+
+def log(organization_id: int | None, event: str, message: str, *, level: str = SyncLog.Level.INFO,
+        entity_type: str = "", object_id: str = "", qbo_id: str = "", job_id: int | None = None,
+        **data: Any) -> None:
+    SyncLog.objects.create(organization_id=organization_id, event=event, message=message[:4000], level=level,
+                           entity_type=entity_type, object_id=str(object_id or ""), qbo_id=str(qbo_id or ""),
+                           job_id=job_id, data=jsonable(data))

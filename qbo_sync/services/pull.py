@@ -1,0 +1,320 @@
+"""Pull: QuickBooks changes into host rows. Customers and items (three-way merge), payments (onto invoices).
+
+* Incremental per entity: CDC since the cursor (the client handles the 30-day look-back and the 1,000-object
+  cap), or, with no cursor yet, every record (``Active IN (true, false)``: inactive ones too), page by page.
+* A QBO version already applied (same Id and SyncToken as the mapping holds) is skipped: re-reading an overlap
+  is harmless and a change we pushed ourselves never comes back as a "QBO change".
+* Unlinked QBO records are first matched to host rows by natural key (DisplayName / email, item Name / SKU), so
+  connecting to a company that already has data never duplicates it; only then are host rows created.
+* The cursor advances only after the page it covers is committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from qbo_sync.adapters import HostAdapter, get_adapter
+from qbo_sync.conf import qbo_settings
+from qbo_sync.exceptions import QboApiError, QboNotFound
+from qbo_sync.mapping import get_mapper, merge
+from qbo_sync.mapping.base import MappingError, jsonable
+from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
+from qbo_sync.services import mappings as maps
+from qbo_sync.services.context import SyncContext
+from qbo_sync.services.echo import applying_qbo_changes
+from qbo_sync.services.outcomes import Outcome
+from qbo_sync.services.push import outcome_for_error
+
+logger = logging.getLogger(__name__)
+
+#: Re-read this much before the cursor: QBO timestamps are per second and clocks differ; duplicates are skipped.
+OVERLAP = dt.timedelta(minutes=2)
+PAGE_SIZE = 1000
+
+
+def critical_fields(entity: str) -> frozenset[str]:
+    return frozenset((qbo_settings.CRITICAL_FIELDS or {}).get(entity, ()))
+
+
+# --- one record ---------------------------------------------------------------------------------------------------
+
+
+def reconcile_one(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
+                  payload: dict[str, Any], *, push_now: bool = False) -> None:
+    """Three-way merge of one linked pair, then write each side what it lacks and record every conflict.
+
+    ``push_now``: send QBO its share at once (used after a stale-object error on push); otherwise a push is
+    queued for it.
+    """
+    mapper = get_mapper(adapter.entity)
+    spec = mapper.SPEC
+    qbo_values = mapper.from_qbo(payload)
+    host_values = adapter.to_values(obj)
+    result = merge(spec, mapping.snapshot or None, host_values, qbo_values,
+                   host_updated_at=adapter.updated_at(obj), qbo_updated_at=mapper.qbo_updated_at(payload),
+                   critical_fields=critical_fields(adapter.entity) | spec.critical_fields)
+    with transaction.atomic():
+        if result.to_host:
+            with applying_qbo_changes():
+                adapter.apply_values(obj, result.to_host)
+        snapshot = dict(result.new_base)
+        for name in result.to_qbo:
+            snapshot[name] = qbo_values[name]  # QBO does not hold it yet: the push below sends the difference
+        state = EntityMapping.State.CONFLICT if result.held else EntityMapping.State.SYNCED
+        maps.record_synced(mapping, payload, snapshot, qbo_updated_at=mapper.qbo_updated_at(payload),
+                           host_updated_at=adapter.updated_at(obj), pulled=True, state=state)
+        maps.record_conflicts(mapping, result.conflicts)
+    if result.to_host:
+        from qbo_sync.signals import entity_pulled
+
+        entity_pulled.send(sender=EntityMapping, entity_type=adapter.entity, object_id=mapping.object_id,
+                           fields=sorted(result.to_host))
+    if result.to_qbo:
+        if push_now:
+            from qbo_sync.services.push import plan_name_write, record_name_success, send
+
+            stand_in = QueueItem(pk=-1, organization_id=ctx.organization_id, entity_type=adapter.entity,
+                                 object_id=mapping.object_id, operation=QueueItem.Operation.UPDATE,
+                                 idempotency_key=f"merge-{mapping.pk}-{payload.get('SyncToken')}")
+            write = plan_name_write(ctx, adapter, mapper, stand_in, obj, mapping)
+            if write is not None:
+                answer = send(ctx, adapter.entity, [write])[-1]
+                if isinstance(answer, Exception):
+                    raise answer
+                record_name_success(ctx, adapter, write, answer)
+        else:
+            from qbo_sync.services.queue import enqueue
+
+            enqueue(ctx.organization_id, adapter.entity, [mapping.object_id], QueueItem.Operation.PUSH)
+
+
+# --- customers and items ------------------------------------------------------------------------------------------
+
+
+def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Sequence[str] = ()) -> dict[str, int]:
+    """Pull changed customers or items. ``qbo_ids``: just those (a webhook). Returns counts."""
+    counts = {"seen": 0, "created": 0, "linked": 0, "updated": 0, "skipped": 0, "deactivated": 0}
+    if qbo_ids:
+        rows = []
+        for qbo_id in qbo_ids:
+            try:
+                rows.append(ctx.client.read(entity, qbo_id))
+            except QboNotFound:
+                continue
+        apply_page(ctx, entity, rows, counts)
+        return counts
+    cursor, _ = PullCursor.objects.get_or_create(organization_id=ctx.organization_id, entity_type=entity)
+    started = timezone.now()
+    if full or cursor.changed_since is None:
+        sql = f"SELECT * FROM {entity} WHERE Active IN (true, false) ORDERBY Id"  # noqa: S608
+        page: list[dict[str, Any]] = []
+        for row in ctx.client.query_all(sql, page_size=PAGE_SIZE):
+            page.append(row)
+            if len(page) >= PAGE_SIZE:
+                apply_page(ctx, entity, page, counts)
+                page = []
+        apply_page(ctx, entity, page, counts)
+        until = started
+    else:
+        result = ctx.client.cdc([entity], cursor.changed_since - OVERLAP)
+        apply_page(ctx, entity, result.changed.get(entity, []), counts)
+        apply_deleted(ctx, entity, result.deleted.get(entity, []), counts)
+        until = result.until
+    PullCursor.objects.filter(pk=cursor.pk).update(changed_since=until, last_run_at=started,
+                                                   last_success_at=timezone.now())
+    return counts
+
+
+def apply_page(ctx: SyncContext, entity: str, rows: Sequence[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Apply one page of QBO records: skip known versions, link or create new ones in bulk, merge the rest."""
+    if not rows:
+        return
+    adapter = get_adapter(entity)
+    mapper = get_mapper(entity)
+    counts["seen"] += len(rows)
+    by_qbo = maps.mappings_for_qbo_ids(ctx.realm_id, entity, [r["Id"] for r in rows])
+    host_rows = {str(pk): o for pk, o in adapter.get_queryset(ctx.organization_id)
+                 .in_bulk([m.object_id for m in by_qbo.values()]).items()}
+    unlinked: list[dict[str, Any]] = []
+    for row in rows:
+        mapping = by_qbo.get(str(row["Id"]))
+        if mapping is None:
+            unlinked.append(row)
+        elif mapping.sync_token == str(row.get("SyncToken")) and mapping.state != EntityMapping.State.CONFLICT:
+            counts["skipped"] += 1  # this version is already applied (or is our own push coming back)
+        elif mapping.object_id in host_rows:
+            reconcile_one(ctx, adapter, mapping, host_rows[mapping.object_id], row)
+            counts["updated"] += 1
+    if unlinked:
+        link_or_create(ctx, adapter, mapper, unlinked, counts)
+
+
+def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: list[dict[str, Any]],
+                   counts: dict[str, int]) -> None:
+    """QBO records with no twin yet: match host rows by natural key first, create host rows for the rest."""
+    candidates = unlinked_host_rows_by_key(ctx, adapter)
+    to_create: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for row in rows:
+        values = mapper.from_qbo(row)
+        match = None
+        for key_name, key in mapper.natural_keys(values).items():
+            match = candidates.get((key_name, key))
+            if match is not None:
+                break
+        if match is not None:
+            for key_name, key in adapter_keys(adapter, mapper, match).items():
+                candidates.pop((key_name, key), None)
+            mapping = maps.new_mapping(adapter, match, ctx.organization_id, ctx.realm_id)
+            mapping.qbo_id, mapping.sync_token = str(row["Id"]), str(row.get("SyncToken", "0"))
+            mapping.save()
+            reconcile_one(ctx, adapter, mapping, match, row)
+            counts["linked"] += 1
+        else:
+            to_create.append((row, values))
+    if not to_create:
+        return
+    ct = maps.content_type_for(adapter)
+    with transaction.atomic(), applying_qbo_changes():
+        objs = adapter.bulk_create_from_values(ctx.organization_id, [v for _, v in to_create])
+        now = timezone.now()
+        EntityMapping.objects.bulk_create([
+            EntityMapping(organization_id=ctx.organization_id, entity_type=adapter.entity, content_type=ct,
+                          object_id=str(obj.pk), realm_id=ctx.realm_id, qbo_id=str(row["Id"]),
+                          sync_token=str(row.get("SyncToken", "0")), snapshot=jsonable(values),
+                          qbo_updated_at=mapper.qbo_updated_at(row), host_updated_at=adapter.updated_at(obj),
+                          last_pulled_at=now, state=EntityMapping.State.SYNCED)
+            for obj, (row, values) in zip(objs, to_create, strict=True)
+        ], batch_size=500)
+    counts["created"] += len(to_create)
+
+
+def adapter_keys(adapter: HostAdapter, mapper: Any, obj: models.Model) -> dict[str, str]:
+    return mapper.natural_keys(adapter.to_values(obj))
+
+
+def unlinked_host_rows_by_key(ctx: SyncContext, adapter: HostAdapter) -> dict[tuple[str, str], models.Model]:
+    """Host rows of this organization with no QBO twin, by each of their natural keys (one query + one)."""
+    key = f"unlinked:{adapter.entity}"
+    if key not in ctx.cache:
+        mapper = get_mapper(adapter.entity)
+        linked = EntityMapping.objects.filter(content_type=maps.content_type_for(adapter), qbo_id__isnull=False)
+        by_key: dict[tuple[str, str], models.Model] = {}
+        for obj in adapter.get_queryset(ctx.organization_id).exclude(
+                pk__in=models.Subquery(linked.values("object_id"))).iterator(chunk_size=2000):
+            for key_name, value in adapter_keys(adapter, mapper, obj).items():
+                by_key.setdefault((key_name, value), obj)
+        ctx.cache[key] = by_key
+    return ctx.cache[key]
+
+
+def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Customers and items cannot be deleted in QBO, but merged ones come back as deleted: deactivate the twin."""
+    adapter = get_adapter(entity)
+    mappings = maps.mappings_for_qbo_ids(ctx.realm_id, entity, [s["Id"] for s in stubs])
+    for stub in stubs:
+        mapping = mappings.get(str(stub["Id"]))
+        if mapping is None:
+            continue
+        obj = adapter.get_queryset(ctx.organization_id).filter(pk=mapping.object_id).first()
+        if obj is not None:
+            with applying_qbo_changes():
+                adapter.apply_values(obj, {"active": False})
+        EntityMapping.objects.filter(pk=mapping.pk).update(state=EntityMapping.State.FAILED,
+                                                           last_error="deleted (merged) in QuickBooks")
+        maps.log(ctx.organization_id, "deleted_in_qbo", f"{entity} {stub['Id']} was deleted or merged in QuickBooks; "
+                 "the Batchly row was deactivated", level=SyncLog.Level.WARNING, entity_type=entity,
+                 object_id=mapping.object_id, qbo_id=stub["Id"], job_id=ctx.job_id)
+        counts["deactivated"] += 1
+
+
+# --- payments -----------------------------------------------------------------------------------------------------
+
+
+def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str] = ()) -> dict[str, int]:
+    """Payment state onto every synced invoice QBO changed (Balance, LinkedTxn), plus the local overdue sweep."""
+    counts = {"seen": 0, "updated": 0, "skipped": 0}
+    cursor, _ = PullCursor.objects.get_or_create(organization_id=ctx.organization_id, entity_type="Payment")
+    started = timezone.now()
+    invoices: list[dict[str, Any]] = []
+    payments: list[dict[str, Any]] = []
+    if qbo_ids:
+        invoices = [ctx.client.read("Invoice", i) for i in qbo_ids]
+    elif full or cursor.changed_since is None:
+        mapped = list(EntityMapping.objects.filter(organization_id=ctx.organization_id, entity_type="Invoice",
+                                                   realm_id=ctx.realm_id, qbo_id__isnull=False)
+                      .values_list("qbo_id", flat=True))
+        for start in range(0, len(mapped), 500):
+            ids = ", ".join(f"'{i}'" for i in mapped[start:start + 500])
+            invoices.extend(ctx.client.query_all(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))  # noqa: S608
+    else:
+        result = ctx.client.cdc(["Invoice", "Payment"], cursor.changed_since - OVERLAP)
+        invoices, payments = result.changed.get("Invoice", []), result.changed.get("Payment", [])
+    apply_payment_states(ctx, invoices, payments, counts)
+    get_adapter("Invoice").refresh_overdue(ctx.organization_id, ctx.today)
+    if not qbo_ids:
+        PullCursor.objects.filter(pk=cursor.pk).update(changed_since=started, last_run_at=started,
+                                                       last_success_at=timezone.now())
+    return counts
+
+
+def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], payments: Sequence[dict[str, Any]],
+                         counts: dict[str, int]) -> None:
+    adapter = get_adapter("Invoice")
+    mapper = get_mapper("Payment")
+    counts["seen"] += len(invoices)
+    by_qbo = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in invoices])
+    hosts = {str(pk): o for pk, o in adapter.get_queryset(ctx.organization_id)
+             .in_bulk([m.object_id for m in by_qbo.values()]).items()}
+    for invoice in invoices:
+        mapping = by_qbo.get(str(invoice["Id"]))
+        if mapping is None or mapping.object_id not in hosts:
+            continue  # not one of ours: invoices are never pulled
+        if mapping.sync_token == str(invoice.get("SyncToken")) and not payments:
+            counts["skipped"] += 1
+            continue
+        try:
+            state = mapper.payment_state(invoice, list(payments), ctx.today)
+        except MappingError as exc:
+            maps.log(ctx.organization_id, "payment_state_error", f"Invoice {invoice.get('Id')}: {exc}",
+                     level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=mapping.object_id,
+                     qbo_id=invoice.get("Id"), job_id=ctx.job_id)
+            continue
+        obj = hosts[mapping.object_id]
+        if state["payment_status"] == "void" and not adapter.is_void(obj):
+            maps.log(ctx.organization_id, "voided_in_qbo", f"Invoice {invoice.get('DocNumber')} was voided in "
+                     "QuickBooks, not in Batchly", level=SyncLog.Level.WARNING, entity_type="Invoice",
+                     object_id=mapping.object_id, qbo_id=invoice.get("Id"), job_id=ctx.job_id)
+        with transaction.atomic(), applying_qbo_changes():
+            adapter.apply_payment_state(obj, state)
+            EntityMapping.objects.filter(pk=mapping.pk).update(
+                sync_token=str(invoice.get("SyncToken", mapping.sync_token)), last_pulled_at=timezone.now(),
+                qbo_updated_at=get_mapper("Invoice").qbo_updated_at(invoice))
+        counts["updated"] += 1
+
+
+# --- queue items --------------------------------------------------------------------------------------------------
+
+
+def run_pull_item(ctx: SyncContext, item: QueueItem) -> Outcome:
+    options = (item.job.options if item.job_id and item.job else {}) or {}
+    full = bool(options.get("full"))
+    qbo_ids = [item.qbo_id] if item.qbo_id else []
+    try:
+        if item.entity_type in ("Customer", "Item"):
+            counts = pull_names(ctx, item.entity_type, full=full, qbo_ids=qbo_ids)
+        elif item.entity_type in ("Payment", "Invoice"):
+            counts = pull_payments(ctx, full=full, qbo_ids=qbo_ids)
+        else:
+            return Outcome.failed(f"{item.entity_type} is never pulled")
+    except QboApiError as exc:
+        return outcome_for_error(exc)
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    maps.log(ctx.organization_id, "pulled", f"Pulled {item.entity_type}: {summary or 'no changes'}",
+             entity_type=item.entity_type, job_id=ctx.job_id, **counts)
+    return Outcome.completed(summary or "no changes")

@@ -1,0 +1,480 @@
+"""Push: host rows to QuickBooks. Customers and items (create or sparse update), invoices (create once, void).
+
+The rules (which fields go, who owns what) come from ``qbo_sync.mapping``; this module decides *what to send*
+and records *what happened*, with these guarantees:
+
+* every write carries a ``requestid`` derived from the queue item (batches: from the sorted keys of their items),
+  so a retry after a lost response is answered with the original result instead of a second record;
+* before a create that may already have reached QuickBooks (a previous attempt started and its answer was lost),
+  the record is looked up by its natural key (DisplayName, item Name, invoice DocNumber) and linked, not created;
+* a host value equal to the last-synced snapshot is not sent (a pulled change never echoes back);
+* an invoice is created once and never updated: a correction is a void plus a new invoice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from qbo_sync.adapters import HostAdapter, get_adapter
+from qbo_sync.client import BatchOperation, quote_value
+from qbo_sync.conf import qbo_settings
+from qbo_sync.exceptions import (
+    QboApiError,
+    QboAuthError,
+    QboDuplicateName,
+    QboReauthRequired,
+    QboStaleObject,
+    QboSyncError,
+)
+from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping.base import MappingError, expand_groups, jsonable, values_equal
+from qbo_sync.models import EntityMapping, QueueItem, SyncLog
+from qbo_sync.services import mappings as maps
+from qbo_sync.services.context import SyncContext
+from qbo_sync.services.outcomes import Outcome
+
+logger = logging.getLogger(__name__)
+
+BATCH_NAMESPACE = uuid.UUID("5d7c1f0e-3b7a-4c56-9d0c-2f1e8a4b6c10")
+NATURAL_KEY = {"Customer": ("DisplayName", "display_name"), "Item": ("Name", "name")}
+
+
+def outcome_for_error(exc: Exception) -> Outcome:
+    """How a QBO error ends a queue item: retry what may succeed later, fail what never will, wait for a person."""
+    if isinstance(exc, QboReauthRequired):
+        return Outcome.wait(str(exc))
+    if isinstance(exc, QboApiError):
+        if exc.retryable:
+            return Outcome.retry(str(exc), code=str(exc.code or exc.status or ""),
+                                 retry_after=getattr(exc, "retry_after", None))
+        if isinstance(exc, QboAuthError):
+            return Outcome.wait(str(exc))
+        return Outcome.failed(str(exc), code=str(exc.code or ""))
+    if isinstance(exc, MappingError):
+        return Outcome.failed(str(exc), code="mapping")
+    if isinstance(exc, QboSyncError):
+        return Outcome.failed(str(exc))
+    raise exc
+
+
+def batch_request_id(items: Sequence[QueueItem]) -> str:
+    """Deterministic for the same set of items: a re-run of the same batch gets QBO's original answer."""
+    return str(uuid.uuid5(BATCH_NAMESPACE, ",".join(sorted(i.idempotency_key for i in items))))
+
+
+@dataclass
+class Write:
+    """One planned write: the queue item, the host row, its mapping and the payload."""
+
+    item: QueueItem
+    obj: models.Model
+    mapping: EntityMapping
+    payload: dict[str, Any]
+    operation: str  # create | update
+    values: dict[str, Any]
+    on_success: Callable[[Write, dict[str, Any]], None] | None = None
+
+
+def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[int, dict[str, Any] | Exception]:
+    """Send writes, one request for a single write, batches of up to BATCH_SIZE otherwise."""
+    results: dict[int, dict[str, Any] | Exception] = {}
+    if not writes:
+        return results
+    # Mark "a push started" before anything leaves: a later attempt then knows to look before creating again.
+    now = timezone.now()
+    EntityMapping.objects.filter(pk__in=[w.mapping.pk for w in writes if w.mapping.pk]).update(last_pushed_at=now)
+    if len(writes) == 1:
+        w = writes[0]
+        try:
+            payload = jsonable(w.payload)
+            if w.operation == "create":
+                results[w.item.pk] = ctx.client.create(entity, payload, request_id=w.item.idempotency_key)
+            else:
+                results[w.item.pk] = ctx.client.update(entity, payload, request_id=w.item.idempotency_key,
+                                                       sparse=True)
+        except QboApiError as exc:
+            results[w.item.pk] = exc
+        return results
+    size = max(1, min(int(qbo_settings.BATCH_SIZE), 30))
+    for start in range(0, len(writes), size):
+        chunk = writes[start:start + size]
+        ops = [BatchOperation(bid=f"b{n}", operation=w.operation, entity=entity, payload=jsonable(w.payload))
+               for n, w in enumerate(chunk)]
+        try:
+            answers = ctx.client.batch(ops, request_id=batch_request_id([w.item for w in chunk]))
+        except QboApiError as exc:
+            for w in chunk:
+                results[w.item.pk] = exc
+            continue
+        for w, answer in zip(chunk, answers, strict=True):
+            results[w.item.pk] = answer.error if answer.error is not None else (answer.payload or {})
+    return results
+
+
+# --- customers and items ---------------------------------------------------------------------------------------
+
+
+def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+    """Create or update customers / items in QuickBooks."""
+    adapter = get_adapter(entity)
+    mapper = get_mapper(entity)
+    outcomes: dict[int, Outcome] = {}
+    objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
+               .in_bulk([i.object_id for i in items]).items()}
+    mappings = maps.mappings_for_objects(adapter, objects)
+    writes: list[Write] = []
+    for item in items:
+        obj = objects.get(item.object_id)
+        if obj is None:
+            outcomes[item.pk] = Outcome.completed("the row no longer exists in this organization; nothing to send")
+            continue
+        mapping = mappings.get(item.object_id) or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
+        try:
+            write = plan_name_write(ctx, adapter, mapper, item, obj, mapping)
+        except MappingError as exc:
+            maps.record_failure(mapping, str(exc))
+            outcomes[item.pk] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
+            continue
+        if write is None:
+            outcomes[item.pk] = Outcome.completed("already in step with QuickBooks")
+        else:
+            writes.append(write)
+    # A create that may have reached QBO already (its answer was lost) links to what is there instead.
+    maybe_sent = [w for w in writes if w.operation == "create" and w.mapping.last_pushed_at is not None]
+    if maybe_sent:
+        found = find_by_natural_key(ctx, entity, [w.values for w in maybe_sent])
+        for w in maybe_sent:
+            existing = found.get(natural_key_of(entity, w.values))
+            if existing is not None:
+                writes.remove(w)
+                outcomes[w.item.pk] = link_existing(ctx, adapter, w, existing)
+    results = send(ctx, entity, writes)
+    for w in writes:
+        result = results[w.item.pk]
+        if isinstance(result, Exception):
+            outcomes[w.item.pk] = handle_name_error(ctx, adapter, w, result)
+        else:
+            outcomes[w.item.pk] = record_name_success(ctx, adapter, w, result)
+    return outcomes
+
+
+def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: QueueItem, obj: models.Model,
+                    mapping: EntityMapping) -> Write | None:
+    values = adapter.to_values(obj)
+    if not mapping.qbo_id:
+        if mapping.pk is None:
+            mapping.save()
+        context = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
+        return Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values)
+    base = mapping.snapshot or {}
+    spec = mapper.SPEC
+    changed = {f: values[f] for f in spec.fields
+               if f in values and not (f in base and values_equal(spec, f, values[f], base[f]))}
+    # QuickBooks owns these (item price and active status): a host edit is overwritten on the next pull.
+    for f in spec.qbo_owned_fields:
+        changed.pop(f, None)
+    if not changed:
+        return None
+    changed = expand_groups(spec, changed, values)
+    payload = mapper.to_qbo(changed, qbo_id=mapping.qbo_id, sync_token=mapping.sync_token or "0", sparse=True)
+    return Write(item, obj, mapping, payload, "update", values)
+
+
+def record_name_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any]) -> Outcome:
+    from qbo_sync.signals import entity_pushed
+
+    mapper = get_mapper(adapter.entity)
+    qbo_values = mapper.from_qbo(payload)
+    snapshot = dict(w.mapping.snapshot or {})
+    for name in mapper.SPEC.fields:
+        if name in w.values and name in qbo_values:
+            # What both sides hold now. A QBO-owned field the host changed keeps QBO's value as the base, so
+            # the next pull overwrites the host and records it.
+            snapshot[name] = qbo_values[name] if name in mapper.SPEC.qbo_owned_fields else w.values[name]
+    with transaction.atomic():
+        maps.record_synced(w.mapping, payload, snapshot, qbo_updated_at=mapper.qbo_updated_at(payload),
+                           host_updated_at=adapter.updated_at(w.obj), pushed=True)
+    entity_pushed.send(sender=EntityMapping, entity_type=adapter.entity, object_id=w.mapping.object_id,
+                       qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
+    return Outcome.completed(f"{w.operation}d {adapter.entity} {w.mapping.qbo_id}")
+
+
+def handle_name_error(ctx: SyncContext, adapter: HostAdapter, w: Write, exc: Exception) -> Outcome:
+    entity = adapter.entity
+    if isinstance(exc, QboDuplicateName) and w.operation == "create":
+        found = find_by_natural_key(ctx, entity, [w.values]).get(natural_key_of(entity, w.values))
+        if found is not None and clearly_same(entity, w.values, get_mapper(entity).from_qbo(found)):
+            return link_existing(ctx, adapter, w, found)
+        message = (f"{entity} {w.obj}: QuickBooks already has a different {entity.lower()} named "
+                   f"{natural_key_of(entity, w.values)!r}. Rename it in Batchly (or merge the two in QuickBooks), "
+                   "then sync again.")
+        maps.record_failure(w.mapping, message)
+        return Outcome.failed(message, code=str(exc.code or "6240"))
+    if isinstance(exc, QboStaleObject) and w.operation == "update":
+        # Someone changed it in QuickBooks since our last sync: merge the two versions, then push what remains.
+        from qbo_sync.services.pull import reconcile_one
+
+        try:
+            current = ctx.client.read(entity, w.mapping.qbo_id or "")
+            reconcile_one(ctx, adapter, w.mapping, w.obj, current, push_now=True)
+        except QboApiError as again:
+            return outcome_for_error(again)
+        return Outcome.completed("QuickBooks had changed too: merged and pushed")
+    outcome = outcome_for_error(exc)
+    if outcome.result == "failed":
+        maps.record_failure(w.mapping, f"{entity} {w.obj}: {exc}")
+    return outcome
+
+
+def natural_key_of(entity: str, values: dict[str, Any]) -> str:
+    return str(values.get(NATURAL_KEY[entity][1]) or "").strip().casefold()
+
+
+def clearly_same(entity: str, ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Link on a name clash only when it is clearly the same record: same email or same person/company name."""
+    if entity == "Item":
+        return (not ours.get("sku") or not theirs.get("sku") or ours.get("sku") == theirs.get("sku"))
+    email = str(ours.get("email") or "").strip().casefold()
+    if email and email == str(theirs.get("email") or "").strip().casefold():
+        return True
+    for name_fields in (("given_name", "family_name"), ("company_name",)):
+        a = [str(ours.get(f) or "").strip().casefold() for f in name_fields]
+        b = [str(theirs.get(f) or "").strip().casefold() for f in name_fields]
+        if all(a) and a == b:
+            return True
+    return False
+
+
+def find_by_natural_key(ctx: SyncContext, entity: str, values_list: Sequence[dict[str, Any]]
+                        ) -> dict[str, dict[str, Any]]:
+    """QBO records (active or not) whose natural key matches, keyed by the casefolded key."""
+    prop, field = NATURAL_KEY[entity]
+    names = sorted({str(v.get(field) or "").strip() for v in values_list} - {""})
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(names), 50):
+        chunk = names[start:start + 50]
+        where = f"{prop} IN ({', '.join(quote_value(n) for n in chunk)}) AND Active IN (true, false)"
+        for row in ctx.client.query_all(f"SELECT * FROM {entity} WHERE {where}"):  # noqa: S608
+            found[str(row.get(prop) or "").strip().casefold()] = row
+    return found
+
+
+def link_existing(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any]) -> Outcome:
+    """Adopt an existing QBO record as this row's twin, then merge the two (no base: a first link)."""
+    from qbo_sync.services.pull import reconcile_one
+
+    taken = EntityMapping.objects.filter(realm_id=ctx.realm_id, entity_type=adapter.entity,
+                                         qbo_id=str(payload["Id"])).exclude(pk=w.mapping.pk).first()
+    if taken is not None:
+        message = (f"{adapter.entity} {w.obj}: QuickBooks record {payload['Id']} is already linked to another "
+                   f"row ({taken.object_id}). Rename one of them, then sync again.")
+        maps.record_failure(w.mapping, message)
+        return Outcome.failed(message, code="link")
+    w.mapping.qbo_id = str(payload["Id"])
+    w.mapping.sync_token = str(payload.get("SyncToken", "0"))
+    w.mapping.snapshot = {}
+    w.mapping.save()
+    try:
+        reconcile_one(ctx, adapter, w.mapping, w.obj, payload, push_now=True)
+    except QboApiError as exc:
+        return outcome_for_error(exc)
+    maps.log(ctx.organization_id, "linked", f"Linked {adapter.entity} {w.obj} to existing QuickBooks record "
+             f"{payload['Id']}", entity_type=adapter.entity, object_id=w.mapping.object_id, qbo_id=payload["Id"],
+             job_id=ctx.job_id)
+    return Outcome.completed(f"linked to existing {adapter.entity} {payload['Id']}")
+
+
+def income_account_id(ctx: SyncContext) -> str:
+    key = "income_account_id"
+    if key not in ctx.cache:
+        name = qbo_settings.INCOME_ACCOUNT_NAME
+        rows = ctx.client.query(f"SELECT * FROM Account WHERE Name = {quote_value(name)}").rows  # noqa: S608
+        if not rows:
+            rows = ctx.client.query("SELECT * FROM Account WHERE AccountType = 'Income'").rows
+        if not rows:
+            raise MappingError(f"QuickBooks has no income account named {name!r} (QBO_SYNC INCOME_ACCOUNT_NAME)")
+        ctx.cache[key] = str(rows[0]["Id"])
+    return ctx.cache[key]
+
+
+# --- invoices ----------------------------------------------------------------------------------------------------
+
+
+def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+    """Create invoices in QuickBooks, once. Dependencies (customer, items) are pushed first."""
+    adapter = get_adapter("Invoice")
+    mapper = get_mapper("Invoice")
+    outcomes: dict[int, Outcome] = {}
+    objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
+               .in_bulk([i.object_id for i in items]).items()}
+    mappings = maps.mappings_for_objects(adapter, objects)
+    pending: list[tuple[QueueItem, models.Model, EntityMapping]] = []
+    for item in items:
+        obj = objects.get(item.object_id)
+        mapping = mappings.get(item.object_id)
+        if obj is None:
+            outcomes[item.pk] = Outcome.completed("the invoice no longer exists; nothing to send")
+        elif mapping is not None and mapping.qbo_id:
+            outcomes[item.pk] = Outcome.completed(f"already in QuickBooks as invoice {mapping.qbo_id}; "
+                                                  "an invoice is sent once")
+        elif adapter.is_void(obj):
+            outcomes[item.pk] = Outcome.completed("void before it was sent; nothing to send")
+        else:
+            pending.append((item, obj, mapping or maps.new_mapping(adapter, obj, ctx.organization_id,
+                                                                    ctx.realm_id)))
+    if not pending:
+        return outcomes
+
+    dependency_errors = ensure_dependencies(ctx, [obj for _, obj, _ in pending])
+    writes: list[Write] = []
+    all_values = {item.pk: adapter.to_values(obj) for item, obj, _ in pending}
+    customer_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
+        get_adapter("Customer"), {v["customer_object_id"] for v in all_values.values()}).values()}
+    item_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
+        get_adapter("Item"), {line["item_object_id"] for v in all_values.values() for line in v["lines"]}).values()}
+    for item, obj, mapping in pending:
+        values = all_values[item.pk]
+        blocked = [dependency_errors[key] for key in dependency_keys(values) if key in dependency_errors]
+        if blocked:
+            # Retry while a dependency may still get through; fail with its reason when it never will.
+            outcomes[item.pk] = next((o for o in blocked if o.result == "failed"), blocked[0])
+            maps.record_failure(mapping if mapping.pk else None, outcomes[item.pk].message)
+            continue
+        values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
+        for line in values["lines"]:
+            line["item_qbo_id"] = item_ids.get(line["item_object_id"], "")
+        issues = mapper.validate(values)
+        if issues:
+            message = (f"Invoice {values.get('doc_number')} is not valid and was not sent: "
+                       + "; ".join(str(i) for i in issues))
+            if mapping.pk is None:
+                mapping.save()
+            maps.record_failure(mapping, message)
+            outcomes[item.pk] = Outcome.failed(message, code="invalid")
+            continue
+        if mapping.pk is None:
+            mapping.save()
+        writes.append(Write(item, obj, mapping, mapper.to_qbo(values), "create", values))
+
+    maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None]
+    if maybe_sent:
+        existing = find_invoices_by_doc_number(ctx, [w.values["doc_number"] for w in maybe_sent])
+        for w in maybe_sent:
+            found = existing.get(w.values["doc_number"])
+            if found is not None:
+                writes.remove(w)
+                outcomes[w.item.pk] = record_invoice_success(ctx, adapter, w, found, linked=True)
+    results = send(ctx, "Invoice", writes)
+    for w in writes:
+        result = results[w.item.pk]
+        if isinstance(result, Exception):
+            outcome = outcome_for_error(result)
+            if outcome.result == "failed":
+                maps.record_failure(w.mapping, f"Invoice {w.values['doc_number']}: {result}")
+            outcomes[w.item.pk] = outcome
+        else:
+            outcomes[w.item.pk] = record_invoice_success(ctx, adapter, w, result)
+    return outcomes
+
+
+def dependency_keys(values: dict[str, Any]) -> list[tuple[str, str]]:
+    return [("Customer", values["customer_object_id"])] + [("Item", line["item_object_id"])
+                                                           for line in values["lines"]]
+
+
+def ensure_dependencies(ctx: SyncContext, invoices: Sequence[models.Model]) -> dict[tuple[str, str], Outcome]:
+    """Push the customers and items these invoices need that are not in QuickBooks yet. Returns what failed."""
+    from qbo_sync.adapters import registry
+
+    invoice_adapter = get_adapter("Invoice")
+    needed: dict[str, dict[str, models.Model]] = {"Customer": {}, "Item": {}}
+    for invoice in invoices:
+        for dep in invoice_adapter.dependencies(invoice):
+            dep_adapter = registry.for_model(type(dep))
+            if dep_adapter is not None and dep_adapter.entity in needed:
+                needed[dep_adapter.entity][str(dep.pk)] = dep
+    errors: dict[tuple[str, str], Outcome] = {}
+    for entity, objs in needed.items():
+        adapter = get_adapter(entity)
+        mapped = {oid for oid, m in maps.mappings_for_objects(adapter, objs).items() if m.qbo_id}
+        missing = [oid for oid in objs if oid not in mapped]
+        if not missing:
+            continue
+        # Transient queue items: never saved, they only carry the idempotency key of this dependency push.
+        stand_ins = [QueueItem(pk=-(n + 1), organization_id=ctx.organization_id, entity_type=entity,
+                               object_id=oid, operation=QueueItem.Operation.PUSH,
+                               idempotency_key=str(uuid.uuid5(BATCH_NAMESPACE, f"dep:{entity}:{oid}:{ctx.realm_id}")))
+                     for n, oid in enumerate(missing)]
+        results = push_names(ctx, entity, stand_ins)
+        for stand_in in stand_ins:
+            outcome = results[stand_in.pk]
+            if outcome.result != "completed":
+                errors[(entity, stand_in.object_id)] = replace(
+                    outcome, message=f"{entity} {objs[stand_in.object_id]} could not be sent first: {outcome.message}")
+    return errors
+
+
+def find_invoices_by_doc_number(ctx: SyncContext, numbers: Sequence[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    numbers = sorted(set(numbers))
+    for start in range(0, len(numbers), 50):
+        chunk = numbers[start:start + 50]
+        sql = f"SELECT * FROM Invoice WHERE DocNumber IN ({', '.join(quote_value(n) for n in chunk)})"  # noqa: S608
+        for row in ctx.client.query_all(sql):
+            found[str(row.get("DocNumber"))] = row
+    return found
+
+
+def record_invoice_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any],
+                           *, linked: bool = False) -> Outcome:
+    from qbo_sync.signals import entity_pushed
+
+    mapper = get_mapper("Invoice")
+    mismatch = mapper.compare_total(w.values, payload)
+    with transaction.atomic():
+        maps.record_synced(w.mapping, payload, {"doc_number": w.values["doc_number"], "total": payload.get("TotalAmt")},
+                           qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
+                           pushed=True)
+        adapter.mark_sent(w.obj)
+        if mismatch is not None:
+            EntityMapping.objects.filter(pk=w.mapping.pk).update(last_error=mismatch.message)
+            maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: {mismatch.message}",
+                     level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=w.mapping.object_id,
+                     qbo_id=w.mapping.qbo_id, job_id=ctx.job_id)
+    entity_pushed.send(sender=EntityMapping, entity_type="Invoice", object_id=w.mapping.object_id,
+                       qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
+    verb = "found already in QuickBooks and linked" if linked else "created"
+    return Outcome.completed(f"{verb} as invoice {payload.get('Id')}")
+
+
+def void_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+    """Push voids. The current SyncToken is read first (payments change it), then the void is sent once."""
+    adapter = get_adapter("Invoice")
+    mapper = get_mapper("Invoice")
+    mappings = maps.mappings_for_objects(adapter, [i.object_id for i in items])
+    outcomes: dict[int, Outcome] = {}
+    for item in items:
+        mapping = mappings.get(item.object_id)
+        if mapping is None or not mapping.qbo_id:
+            outcomes[item.pk] = Outcome.completed("never reached QuickBooks; nothing to void")
+            continue
+        try:
+            current = ctx.client.read("Invoice", mapping.qbo_id)
+            if not mapper.is_voided(current):
+                current = ctx.client.void("Invoice", mapping.qbo_id, str(current.get("SyncToken", "0")),
+                                          request_id=item.idempotency_key)
+        except QboApiError as exc:
+            outcomes[item.pk] = outcome_for_error(exc)
+            continue
+        snapshot = dict(mapping.snapshot or {}, total=current.get("TotalAmt"), voided=True)
+        maps.record_synced(mapping, current, snapshot, qbo_updated_at=mapper.qbo_updated_at(current),
+                           host_updated_at=mapping.host_updated_at, pushed=True)
+        outcomes[item.pk] = Outcome.completed(f"voided invoice {mapping.qbo_id}")
+    return outcomes
