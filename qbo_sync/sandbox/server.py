@@ -163,7 +163,7 @@ class Sandbox:
         self._httpd = ThreadingHTTPServer((self.options["host"], self.options["port"]), handler)
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 128
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="qbo-sandbox-http", daemon=True)
         self._thread.start()
         self.webhooks.start()
@@ -312,7 +312,9 @@ class Sandbox:
             self._dirty.wait()
             if self._stopping.is_set():
                 return
-            time.sleep(0.5)  # debounce: collect a burst of writes into one save
+            self._stopping.wait(0.5)  # debounce: collect a burst of writes into one save
+            if self._stopping.is_set():
+                return  # stop() saves
             self._dirty.clear()
             try:
                 self.save_state()
