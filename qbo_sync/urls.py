@@ -1,7 +1,16 @@
-"""qbo_sync's URLs. A host adds ``path("qbo/", include("qbo_sync.urls"))``."""
+"""qbo_sync's URLs. A host adds ``path("qbo/", include("qbo_sync.urls"))``.
 
-from django.urls import path  # noqa: F401
+The callback's full URL is what ``QBO_REDIRECT_URI`` must say (and what the Intuit app must list).
+"""
+
+from django.urls import path
+
+from qbo_sync import views
 
 app_name = "qbo_sync"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("connect/<str:org>/", views.connect, name="connect"),
+    path("oauth/callback/", views.oauth_callback, name="oauth-callback"),
+    path("disconnect/", views.disconnect, name="disconnect"),
+]

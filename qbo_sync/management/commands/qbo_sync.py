@@ -11,6 +11,8 @@ from django.utils.module_loading import import_string
 from qbo_sync.cli import Subcommand
 
 SUBCOMMANDS = [
+    "qbo_sync.cli.connect.Connect",
+    "qbo_sync.cli.connect.Disconnect",
     "qbo_sync.cli.demo.Demo",
     "qbo_sync.cli.keys.RotateKeys",
     "qbo_sync.cli.sandbox.Sandbox",

@@ -1,0 +1,94 @@
+"""``qbo_sync connect --org SLUG`` and ``qbo_sync disconnect --org SLUG``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from django.core.management.base import BaseCommand, CommandError
+
+from qbo_sync.cli import Subcommand, resolve_organizations
+from qbo_sync.conf import qbo_settings
+from qbo_sync.exceptions import QboSyncError
+
+
+class Connect(Subcommand):
+    name = "connect"
+    help = (
+        "Connect an organization to QuickBooks: prints the authorization URL and waits for the callback "
+        "(with QBO_ENVIRONMENT=local it approves on the bundled sandbox by itself)."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--org", required=True, metavar="SLUG", help="The organization to connect.")
+        parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                            help="How long to wait for the browser callback (default 600).")
+
+    def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
+        from qbo_sync.models import QboConnection
+        from qbo_sync.services.connect import complete_connect, connection_summary, start_connect
+
+        org = resolve_organizations(options["org"])[0]
+        if options["timeout"] <= 0:
+            raise CommandError("--timeout must be positive.")
+        started = time.time()
+        try:
+            url = start_connect(org, None)
+        except QboSyncError as exc:
+            raise CommandError(_one_line(exc)) from None
+        command.stdout.write(f"Authorize the connection of {org} at:\n{url}")
+        if qbo_settings.ENVIRONMENT == "local":
+            # The sandbox's consent page approves at once and redirects to our callback with code/state/realmId.
+            try:
+                response = requests.get(url, allow_redirects=False, timeout=qbo_settings.HTTP_TIMEOUT)
+            except requests.RequestException as exc:
+                raise CommandError(f"The QBO sandbox at {url.split('/connect')[0]} is not reachable "
+                                   f"({type(exc).__name__}); start it with `manage.py qbo_sync sandbox`.") from None
+            location = response.headers.get("Location")
+            if response.status_code not in (301, 302, 303, 307) or not location:
+                raise CommandError(f"The QBO sandbox did not redirect (HTTP {response.status_code}).")
+            params = {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
+            try:
+                connection = complete_connect(params, None)
+            except QboSyncError as exc:
+                raise CommandError(_one_line(exc)) from None
+            command.stdout.write(f"Connected: {connection_summary(connection)}.")
+            return
+        command.stdout.write(f"Waiting up to {int(options['timeout'])}s for the callback...")
+        deadline = time.monotonic() + options["timeout"]
+        while time.monotonic() < deadline:
+            connection = QboConnection.objects.filter(organization=org).select_related("organization").first()
+            if (connection is not None and connection.status == QboConnection.Status.CONNECTED
+                    and connection.connected_at and connection.connected_at.timestamp() >= started):
+                command.stdout.write(f"Connected: {connection_summary(connection)}.")
+                return
+            time.sleep(1.0)
+        raise CommandError(f"No callback within {int(options['timeout'])}s; {org} is not connected. Run again.")
+
+
+class Disconnect(Subcommand):
+    name = "disconnect"
+    help = "Revoke an organization's QuickBooks tokens and disconnect it (queued changes are kept)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--org", required=True, metavar="SLUG", help="The organization to disconnect.")
+
+    def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
+        from qbo_sync.services.connect import disconnect
+
+        org = resolve_organizations(options["org"])[0]
+        try:
+            connection = disconnect(org)
+        except QboSyncError as exc:
+            raise CommandError(_one_line(exc)) from None
+        if connection is None:
+            command.stdout.write(f"{org} was not connected to QuickBooks; nothing to do.")
+        else:
+            command.stdout.write(f"Disconnected {org} from QuickBooks (tokens revoked; queued changes kept).")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
