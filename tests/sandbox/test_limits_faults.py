@@ -153,3 +153,27 @@ def test_ten_concurrent_clients_no_errors(qbo_sandbox, qbo_realm, qbo_tokens):
     assert errors == []
     a = Api(qbo_sandbox, qbo_realm, qbo_tokens["access_token"])
     assert a.query("select count(*) from Customer").json()["QueryResponse"]["totalCount"] == 100
+
+
+def test_time_scale_divides_windows_and_token_lifetime():
+    with Sandbox(time_scale=60, rate_limit=3) as sb:
+        realm = sb.create_realm()
+        tokens = sb.issue_tokens(realm)
+        api = Api(sb, realm, tokens["access_token"])
+        assert [api.get(f"companyinfo/{realm}").status_code for _ in range(4)] == [200, 200, 200, 429]
+        sb.advance(1.01)  # a "minute" is one second at time_scale 60
+        assert api.get(f"companyinfo/{realm}").status_code == 200
+        sb.advance(57)  # the 3600 s access token lives 60 s
+        assert api.get(f"companyinfo/{realm}").status_code == 200
+        sb.advance(3)
+        assert api.get(f"companyinfo/{realm}").status_code == 401
+
+
+def test_starter_data_company():
+    with Sandbox(realms=["1234"], starter_data=True) as sb:
+        api = Api(sb, "1234", sb.issue_tokens("1234")["access_token"])
+        assert api.read("Customer", "1")["DisplayName"] == "Amy's Bird Sanctuary"
+        assert api.read("Item", "1")["Name"] == "Services"
+        invoices = api.query("select * from Invoice").json()["QueryResponse"]["Invoice"]
+        assert len(invoices) == 3 and invoices[0]["Balance"] == 0 and 0 < invoices[1]["Balance"] < 337.5
+        assert api.query("select count(*) from Payment").json()["QueryResponse"]["totalCount"] == 2
