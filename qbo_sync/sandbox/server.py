@@ -96,6 +96,11 @@ def new_realm_id() -> str:
     return str(9130350000000000 + secrets.randbelow(10**15))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class Abort(Exception):
     """Drop the connection without a response."""
 
@@ -160,9 +165,7 @@ class Sandbox:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Sandbox:
         handler = type("BoundHandler", (Handler,), {"sandbox": self})
-        self._httpd = ThreadingHTTPServer((self.options["host"], self.options["port"]), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 128
+        self._httpd = _Server((self.options["host"], self.options["port"]), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="qbo-sandbox-http", daemon=True)
         self._thread.start()
@@ -345,6 +348,8 @@ class Sandbox:
             self.limiters[realm.id] = RealmLimiter()
         self.default_realm = data.get("default_realm") or next(iter(self.realms), None)
         self.oauth.load_state(data.get("oauth", {}))
+        # keep time monotonic for the stored companies if the previous run had advanced its clock
+        self.clock.offset = max(self.clock.offset, float(data.get("clock_offset", 0.0)))
 
 
 # ====================================================================== HTTP
@@ -449,6 +454,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         except (ConnectionError, BrokenPipeError):
             self.close_connection = True
+        except Exception:  # a sandbox bug must not hang the client: answer like QBO's system fault
+            log.exception("sandbox error on %s %s", method, self.path)
+            self.close_connection = True
+            try:
+                self._json(500, {"Fault": system_fault().fault(), "time": fmt_time(self.sandbox.clock.time())})
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ QBO API
     def _api(self, method: str, realm_id: str, rest: list[str], params: dict, body: bytes, path: str) -> None:
