@@ -1,0 +1,79 @@
+"""django-q2 entry points. Their dotted names are public API (schedules and queued tasks refer to them): keep them.
+
+These tasks only *trigger* work. The work itself is rows in our queue tables, claimed with leases, so a task that is
+lost, delivered twice or run concurrently with another loses and doubles nothing (docs/operations.md).
+
+- ``qbo_sync.tasks.drain_task``: drain the queue for up to DRAIN_BUDGET_SECONDS, re-enqueue itself while due work
+  remains. Also run every minute by the ``qbo_sync.drain`` safety-net schedule.
+- ``qbo_sync.tasks.kick``: called on commit after an enqueue; queues a drain soon, at most one pending per window.
+- ``qbo_sync.tasks.nightly_pull``: the nightly schedules' entry point (one pull job per organization and entity).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.core.cache import cache
+
+from qbo_sync.models import QboConnection
+from qbo_sync.models.base import EntityType
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TASK = "qbo_sync.tasks.drain_task"
+#: Fixed name and group of every queued drain (visible as such in the django-q2 admin).
+DRAIN_TASK_NAME = "qbo_sync-drain"
+#: Cache key of "a drain was queued and has not started yet".
+KICK_KEY = "qbo_sync:drain:queued"
+#: A queued drain is assumed lost after this many seconds and may be queued again (the minute schedule also
+#: recovers it). With a per-process cache (LocMem) this is also the most often one process queues a drain.
+KICK_SECONDS = 10
+
+#: The names the nightly schedules use, and the entity each pulls.
+PULL_ENTITIES = {"payments": EntityType.PAYMENT, "customers": EntityType.CUSTOMER, "items": EntityType.ITEM}
+
+
+def drain_task(organization_id: int | None = None, budget_seconds: float | None = None) -> dict[str, Any]:
+    """Run one drain; queue the next one if due work remains. Returns the drain report (saved as the task result)."""
+    from qbo_sync.services.drain import drain
+
+    cache.delete(KICK_KEY)  # this drain has started: a later enqueue may queue the next one
+    report = drain(budget_seconds=budget_seconds, organization_id=organization_id)
+    if report.more_due:
+        _queue_drain(organization_id)
+    return report.as_dict()
+
+
+def kick() -> bool:
+    """Make sure a drain runs soon without flooding the broker: queue one unless one is already queued (or was
+    queued less than KICK_SECONDS ago). Never raises: a failed kick is recovered by the minute schedule."""
+    if not cache.add(KICK_KEY, time.time(), timeout=KICK_SECONDS):
+        return False
+    try:
+        _queue_drain()
+    except Exception:
+        logger.warning("Could not queue a drain; the qbo_sync.drain schedule will pick the work up", exc_info=True)
+        cache.delete(KICK_KEY)
+        return False
+    return True
+
+
+def _queue_drain(organization_id: int | None = None) -> str:
+    from django_q.tasks import async_task
+
+    kwargs = {"organization_id": organization_id} if organization_id is not None else {}
+    return async_task(DRAIN_TASK, task_name=DRAIN_TASK_NAME, group=DRAIN_TASK_NAME, ack_failure=True, **kwargs)
+
+
+def nightly_pull(entity: str, full: bool = False) -> list[int]:
+    """Start (or attach to) a pull of ``entity`` ("payments", "customers", "items" or an entity type) for every
+    organization with a QuickBooks connection. Returns the job ids."""
+    from qbo_sync.services.queue import start_pull
+
+    entity_type = PULL_ENTITIES.get(entity) or EntityType(entity)
+    org_ids = QboConnection.objects.filter(
+        status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH],
+    ).values_list("organization_id", flat=True)
+    return [start_pull(org_id, entity_type, full=full).pk for org_id in org_ids]
