@@ -80,13 +80,15 @@ def shared_db(transactional_db: None) -> Iterator[dict[str, Any]]:
     keepalive.backup(target)
     target.execute("PRAGMA journal_mode=WAL")
     target.close()
-    connections.close_all()
+    # Django ignores close() on an in-memory database; repoint first, so the old connection really closes.
     settings_dict["NAME"] = path
+    connections.close_all()
     try:
         yield settings_dict
     finally:
         connections.close_all()
         settings_dict["NAME"] = memory_name
+        db_connection.ensure_connection()  # reattach to the in-memory database before the keep-alive lets go
         keepalive.close()
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(path + suffix):
