@@ -7,6 +7,7 @@ It never raises for a single item's problem: every item gets an Outcome.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,16 @@ def set_processor(func) -> None:  # type: ignore[no-untyped-def]
     _processor = func
 
 
+#: Test hook: a dotted path in this environment variable replaces the sync rules in a process that cannot call
+#: ``set_processor`` (the django-q2 cluster a test starts as a subprocess). Never set it in production.
+PROCESSOR_ENV = "QBO_SYNC_PROCESSOR"
+
+
 def process_items(organization_id: int, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+    if _processor is None and os.environ.get(PROCESSOR_ENV):
+        from django.utils.module_loading import import_string
+
+        set_processor(import_string(os.environ[PROCESSOR_ENV]))
     if _processor is not None:
         return _processor(organization_id, items)
     from qbo_sync.services.sync import process_chunk

@@ -14,8 +14,11 @@ SUBCOMMANDS = [
     "qbo_sync.cli.connect.Connect",
     "qbo_sync.cli.connect.Disconnect",
     "qbo_sync.cli.demo.Demo",
+    "qbo_sync.cli.drain.Drain",
     "qbo_sync.cli.keys.RotateKeys",
+    "qbo_sync.cli.retry.Retry",
     "qbo_sync.cli.sandbox.Sandbox",
+    "qbo_sync.cli.schedules.Schedules",
 ]
 
 

@@ -1,0 +1,112 @@
+"""Progress figures of jobs and queues, from our own tables (never django-q2's), in a constant number of queries.
+
+``job_progress`` is two queries whatever the job's size: one aggregate over the job's items (conditional counts per
+status, served by the ``(job, status)`` index) and one read of the connection's status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from qbo_sync.conf import qbo_settings
+from qbo_sync.models import QboConnection, QueueItem, SyncJob
+
+Status = QueueItem.Status
+STATUSES = [s.value for s in Status]
+
+#: ``error_code`` values of a retry caused by QBO's throttle (HTTP 429 / fault 3001). The processor should use one.
+THROTTLE_CODES = ("throttled", "429", "3001")
+#: The rate is measured over the completions of this trailing window (or since the job started, if shorter).
+RATE_WINDOW_SECONDS = 300
+
+
+def throttle_ceiling_per_minute() -> float:
+    """The most items a realm can move per minute: batch calls of BATCH_SIZE under BATCH_CALLS_PER_MINUTE, or single
+    requests under RATE_LIMIT_PER_MINUTE, whichever is more (scaled like every QBO window by TIME_SCALE)."""
+    per_minute = max(int(qbo_settings.BATCH_CALLS_PER_MINUTE) * int(qbo_settings.BATCH_SIZE),
+                     int(qbo_settings.RATE_LIMIT_PER_MINUTE))
+    return per_minute * float(qbo_settings.TIME_SCALE or 1.0)
+
+
+def _status_counts() -> dict[str, Count]:
+    return {s: Count("pk", filter=Q(status=s)) for s in STATUSES}
+
+
+def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
+    """State, counts per status, percent done, measured rate (items per minute), ETA and why it is slow, if it is."""
+    now = now or timezone.now()
+    began = job.started_at or job.created_at or now
+    window_start = max(now - timedelta(seconds=RATE_WINDOW_SECONDS), began)
+    if job.finished_at is not None:  # a finished job: its average rate over the whole run
+        window_start, window_end = began, job.finished_at
+    else:
+        window_end = now
+    finished = Q(status=Status.COMPLETED, completed_at__gte=window_start, completed_at__lte=window_end) | Q(
+        status__in=[Status.FAILED, Status.DEAD], updated_at__gte=window_start, updated_at__lte=window_end)
+    agg = QueueItem.objects.filter(job_id=job.pk).aggregate(
+        **_status_counts(),
+        done_in_window=Count("pk", filter=finished),
+        throttled=Count("pk", filter=Q(status=Status.PENDING, attempts__gt=0, error_code__in=THROTTLE_CODES,
+                                       updated_at__gte=now - timedelta(seconds=RATE_WINDOW_SECONDS))),
+        waiting=Count("pk", filter=Q(status=Status.PENDING, error_code="wait")),
+        first_completed_at=Min("completed_at"),
+        last_completed_at=Max("completed_at"),
+    )
+    connection_status = (QboConnection.objects.filter(organization_id=job.organization_id)
+                         .values_list("status", flat=True).first())
+
+    counts = {s: agg[s] for s in STATUSES}
+    total = max(job.total, sum(counts.values()))
+    remaining = counts[Status.PENDING] + counts[Status.PROCESSING]
+    done = total - remaining if total else 0
+    minutes = (window_end - window_start).total_seconds() / 60
+    rate = agg["done_in_window"] / minutes if minutes > 0 and agg["done_in_window"] else 0.0
+    ceiling = throttle_ceiling_per_minute()
+    effective = min(rate, ceiling)
+    eta = round(remaining / effective * 60, 1) if remaining and effective > 0 else (0.0 if not remaining else None)
+
+    slow_reason = None
+    if remaining and connection_status in (QboConnection.Status.NEEDS_REAUTH, QboConnection.Status.DISCONNECTED):
+        slow_reason = "waiting for reconnect"
+    elif remaining and agg["throttled"]:
+        slow_reason = "throttled"
+    elif remaining and agg["waiting"]:
+        slow_reason = "waiting for reconnect"
+
+    return {
+        "job": job.pk,
+        "kind": job.kind,
+        "entity_type": job.entity_type,
+        "state": job.state,
+        "total": total,
+        **counts,
+        "done": done,
+        "remaining": remaining,
+        "percent": round(100.0 * done / total, 1) if total else 100.0,
+        "rate_per_minute": round(rate, 1),
+        "throttle_ceiling_per_minute": ceiling,
+        "eta_seconds": eta,
+        "slow_reason": slow_reason,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "last_completed_at": agg["last_completed_at"],
+    }
+
+
+def queue_counts(organization_id: int, entity_type: str | None = None) -> dict[str, Any]:
+    """Counts per status of an organization's queue (optionally one entity), how many are due now, and the age in
+    seconds of the oldest due item: one query."""
+    now = timezone.now()
+    qs = QueueItem.objects.filter(organization_id=organization_id)
+    if entity_type:
+        qs = qs.filter(entity_type=entity_type)
+    due = Q(status=Status.PENDING, next_attempt_at__lte=now)
+    agg = qs.aggregate(**_status_counts(), due=Count("pk", filter=due), oldest_due=Min("next_attempt_at", filter=due))
+    oldest = agg.pop("oldest_due")
+    agg["oldest_due_seconds"] = round((now - oldest).total_seconds(), 1) if oldest else None
+    return agg
