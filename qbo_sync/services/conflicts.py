@@ -1,0 +1,58 @@
+"""Resolving conflicts a person was asked about (critical fields), or overriding one a policy settled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from qbo_sync.adapters import get_adapter
+from qbo_sync.models import Conflict, EntityMapping, QueueItem
+from qbo_sync.services import queue
+from qbo_sync.services.echo import applying_qbo_changes
+from qbo_sync.services.jobs import QboInputError
+
+KEEP_CHOICES = ("batchly", "qbo", "value")
+
+
+def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: Any = None) -> Conflict:
+    """Settle a conflict: keep Batchly's value, QuickBooks' value, or an edited ``value``; both sides get it.
+
+    The value is written to the host row (without echo) and the snapshot's base for the field is set so that the
+    next push sends it to QuickBooks when QuickBooks does not hold it already.
+    """
+    if keep not in KEEP_CHOICES:
+        raise QboInputError(f"keep must be one of {', '.join(KEEP_CHOICES)}", "keep")
+    if keep == "value" and value is None:
+        raise QboInputError("an edited value is required with keep=value", "value")
+    with transaction.atomic():
+        conflict = Conflict.objects.select_for_update().select_related("mapping").get(pk=conflict.pk)
+        if conflict.state == Conflict.State.RESOLVED:
+            raise QboInputError(f"Conflict {conflict.pk} was already resolved.", "conflict")
+        chosen = {"batchly": conflict.host_value, "qbo": conflict.qbo_value, "value": value}[keep]
+        mapping: EntityMapping = conflict.mapping
+        adapter = get_adapter(conflict.entity_type)
+        obj = adapter.get_queryset(mapping.organization_id).filter(pk=mapping.object_id).first()
+        if obj is None:
+            raise QboInputError("The Batchly row of this conflict no longer exists.", "conflict")
+        with applying_qbo_changes():
+            adapter.apply_values(obj, {conflict.field: chosen})
+        snapshot = dict(mapping.snapshot or {})
+        # The base becomes QuickBooks' value: if the chosen one differs, the push below sends it.
+        snapshot[conflict.field] = conflict.qbo_value
+        mapping.snapshot = snapshot
+        still_open = Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN).exclude(pk=conflict.pk)
+        if not still_open.exists():
+            mapping.state = EntityMapping.State.SYNCED
+        mapping.save(update_fields=["snapshot", "state", "updated_at"])
+        conflict.state = Conflict.State.RESOLVED
+        conflict.winner = {"batchly": Conflict.Winner.HOST, "qbo": Conflict.Winner.QBO}.get(keep, "")
+        conflict.resolved_value = chosen
+        conflict.resolved_by = user if getattr(user, "is_authenticated", False) else None
+        conflict.resolved_at = timezone.now()
+        conflict.save()
+        if chosen != conflict.qbo_value:
+            queue.enqueue(mapping.organization_id, conflict.entity_type, [mapping.object_id],
+                          QueueItem.Operation.PUSH)
+    return conflict

@@ -1,0 +1,188 @@
+"""Starting work: the use cases behind "Sync selected", "Sync now", the import, and their dry-run previews.
+
+Every surface (admin, API, command, schedules) calls these; none writes queue rows itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from qbo_sync.adapters import get_adapter
+from qbo_sync.exceptions import QboSyncError
+from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping.base import MappingError, values_equal
+from qbo_sync.models import EntityMapping, QboConnection, QueueItem, SyncJob
+from qbo_sync.services import mappings as maps
+from qbo_sync.services import queue
+
+PUSHABLE = ("Customer", "Item", "Invoice")
+PULLABLE = ("Customer", "Item", "Payment")
+
+
+class QboInputError(QboSyncError, ValueError):
+    """A request the sync cannot carry out as asked (unknown entity or ids, no connection). Nothing was changed."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def require_connection(organization_id: int) -> QboConnection:
+    conn = QboConnection.objects.filter(organization_id=organization_id).first()
+    if conn is None or conn.status == QboConnection.Status.DISCONNECTED:
+        raise QboInputError("This organization is not connected to QuickBooks; connect it first.", "organization")
+    return conn
+
+
+def _check_entity(entity: str, allowed: Sequence[str], direction: str) -> str:
+    normalized = {e.lower(): e for e in allowed}.get(str(entity).lower().rstrip("s"))
+    if normalized is None:
+        raise QboInputError(f"{entity!r} cannot be {direction}ed; choose one of: {', '.join(allowed)}.", "entity")
+    return normalized
+
+
+def resolve_ids(organization_id: int, entity: str, ids: Iterable[Any] | None) -> list[str]:
+    """The host ids to act on: the given ones (all must exist in this organization) or every row."""
+    qs = get_adapter(entity).get_queryset(organization_id)
+    if ids is None:
+        return [str(pk) for pk in qs.values_list("pk", flat=True).order_by("pk")]
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    if not wanted:
+        raise QboInputError("No ids were given.", "ids")
+    try:
+        found = {str(pk) for pk in qs.filter(pk__in=wanted).values_list("pk", flat=True)}
+    except (ValueError, TypeError):
+        found = set()
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
+        raise QboInputError(f"No {entity.lower()} with id {shown} in this organization.", "ids")
+    return wanted
+
+
+def start_push(organization_id: int, entity: str, ids: Iterable[Any] | None = None, *, user: Any = None,
+               description: str = "") -> SyncJob:
+    """One job that pushes the given rows (or all) of ``entity``. Voided sent invoices push their void."""
+    entity = _check_entity(entity, PUSHABLE, "push")
+    require_connection(organization_id)
+    object_ids = resolve_ids(organization_id, entity, ids)
+    operation = QueueItem.Operation.PUSH
+    job = queue.create_job(organization_id, SyncJob.Kind.PUSH, entity, object_ids, operation, user=user,
+                           description=description or f"Push {len(object_ids)} {entity.lower()}(s) to QuickBooks")
+    if entity == "Invoice":
+        _turn_voids_into_void_items(organization_id, job)
+    return job
+
+
+def _turn_voids_into_void_items(organization_id: int, job: SyncJob) -> None:
+    adapter = get_adapter("Invoice")
+    ids = list(job.items.values_list("object_id", flat=True))
+    void_ids = [str(o.pk) for o in adapter.get_queryset(organization_id).filter(pk__in=ids) if adapter.is_void(o)]
+    if void_ids:
+        job.items.filter(object_id__in=void_ids).update(operation=QueueItem.Operation.VOID)
+
+
+def start_pull(organization_id: int, entity: str, *, full: bool = False, user: Any = None) -> SyncJob:
+    entity = _check_entity(entity, PULLABLE, "pull")
+    require_connection(organization_id)
+    return queue.start_pull(organization_id, entity, full=full, user=user)
+
+
+def start_import(organization_id: int, *, user: Any = None) -> list[SyncJob]:
+    """First import from QuickBooks: every customer and item (linked by natural key first), then payments."""
+    require_connection(organization_id)
+    return [queue.start_pull(organization_id, entity, full=True, user=user, description=f"Import {entity}s")
+            for entity in ("Customer", "Item", "Payment")]
+
+
+def start_sync(organization_id: int, *, user: Any = None) -> list[SyncJob]:
+    """A whole cycle: pull customers and items, push what Batchly changed, pull payments."""
+    require_connection(organization_id)
+    jobs = [queue.start_pull(organization_id, e, user=user) for e in ("Customer", "Item")]
+    for entity in ("Customer", "Item"):
+        unsynced = unsynced_ids(organization_id, entity)
+        if unsynced:
+            jobs.append(start_push(organization_id, entity, unsynced, user=user))
+    jobs.append(queue.start_pull(organization_id, "Payment", user=user))
+    return jobs
+
+
+def unsynced_ids(organization_id: int, entity: str) -> list[str]:
+    """Rows never sent, or changed since their last sync (host values differ from the snapshot)."""
+    adapter = get_adapter(entity)
+    mapper = get_mapper(entity)
+    rows = adapter.get_queryset(organization_id)
+    mappings = maps.mappings_for_objects(adapter, [str(pk) for pk in rows.values_list("pk", flat=True)])
+    result = []
+    for obj in rows:
+        mapping = mappings.get(str(obj.pk))
+        if mapping is None or not mapping.qbo_id or _changed_fields(mapper, adapter.to_values(obj), mapping):
+            result.append(str(obj.pk))
+    return result
+
+
+def _changed_fields(mapper: Any, values: dict[str, Any], mapping: EntityMapping) -> list[str]:
+    base = mapping.snapshot or {}
+    spec = mapper.SPEC
+    return [f for f in spec.fields if f in values and f not in spec.qbo_owned_fields
+            and not (f in base and values_equal(spec, f, values[f], base[f]))]
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    object_id: str
+    label: str
+    action: str  # create | update | void | skip
+    reason: str = ""
+
+
+def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = None) -> list[PreviewRow]:
+    """What a push would do to each row, without sending anything (the admin's confirmation page, --dry-run)."""
+    entity = _check_entity(entity, PUSHABLE, "push")
+    object_ids = resolve_ids(organization_id, entity, ids)
+    adapter = get_adapter(entity)
+    mapper = get_mapper(entity)
+    objects = {str(pk): o for pk, o in adapter.get_queryset(organization_id).in_bulk(object_ids).items()}
+    mappings = maps.mappings_for_objects(adapter, object_ids)
+    rows = []
+    for oid in object_ids:
+        obj: models.Model = objects[oid]
+        mapping = mappings.get(oid)
+        label = str(obj)
+        if entity == "Invoice":
+            rows.append(_preview_invoice(adapter, mapper, obj, mapping, label))
+        elif mapping is None or not mapping.qbo_id:
+            rows.append(PreviewRow(oid, label, "create"))
+        else:
+            changed = _changed_fields(mapper, adapter.to_values(obj), mapping)
+            rows.append(PreviewRow(oid, label, "update", "changed: " + ", ".join(changed)) if changed
+                        else PreviewRow(oid, label, "skip", "already in step with QuickBooks"))
+    return rows
+
+
+def _preview_invoice(adapter: Any, mapper: Any, obj: models.Model, mapping: EntityMapping | None,
+                     label: str) -> PreviewRow:
+    oid = str(obj.pk)
+    sent = mapping is not None and bool(mapping.qbo_id)
+    if adapter.is_void(obj):
+        if sent and not (mapping.snapshot or {}).get("voided"):
+            return PreviewRow(oid, label, "void", "voided in Batchly")
+        return PreviewRow(oid, label, "skip", "void" + (" in QuickBooks already" if sent else " and never sent"))
+    if sent:
+        return PreviewRow(oid, label, "skip", f"already in QuickBooks as invoice {mapping.qbo_id}")
+    values = adapter.to_values(obj)
+    # Dependencies resolve at push time; check the rest now.
+    values["customer_qbo_id"] = "pending"
+    for line in values["lines"]:
+        line["item_qbo_id"] = "pending"
+    try:
+        issues = mapper.validate(values)
+    except MappingError as exc:
+        return PreviewRow(oid, label, "skip", f"invalid: {exc}")
+    if issues:
+        return PreviewRow(oid, label, "skip", "invalid: " + "; ".join(str(i) for i in issues))
+    return PreviewRow(oid, label, "create")
