@@ -105,9 +105,7 @@ def _fault_parts(fault: Mapping[str, Any]) -> tuple[str | None, list[dict[str, A
     raw_errors = fault.get("Error") or fault.get("error") or []
     if isinstance(raw_errors, Mapping):
         raw_errors = [raw_errors]
-    errors = (
-        [_norm_error(e) for e in raw_errors if isinstance(e, Mapping)] if isinstance(raw_errors, list) else []
-    )
+    errors = [_norm_error(e) for e in raw_errors if isinstance(e, Mapping)] if isinstance(raw_errors, list) else []
     fault_type = fault.get("type") or fault.get("Type")
     return (str(fault_type) if fault_type is not None else None), errors
 
@@ -123,11 +121,7 @@ def _parse_xml_fault(text: str) -> tuple[str | None, list[dict[str, Any]]] | Non
         root = ET.fromstring(text)  # noqa: S314 - DTD/entity bodies refused above
     except ET.ParseError:
         return None
-    fault = (
-        root
-        if _local(root.tag) == "Fault"
-        else next((el for el in root.iter() if _local(el.tag) == "Fault"), None)
-    )
+    fault = root if _local(root.tag) == "Fault" else next((el for el in root.iter() if _local(el.tag) == "Fault"), None)
     if fault is None:
         return None
     errors = []
@@ -179,9 +173,7 @@ def _build(
     message, detail = first.get("message"), first.get("detail")
     if issubclass(cls, QboAuthError):
         message, detail = redact(message), redact(detail)
-        errors = [
-            {**e, "message": redact(e.get("message")), "detail": redact(e.get("detail"))} for e in errors
-        ]
+        errors = [{**e, "message": redact(e.get("message")), "detail": redact(e.get("detail"))} for e in errors]
     kwargs: dict[str, Any] = {
         "status": status,
         "code": code,
@@ -235,16 +227,12 @@ def error_from_response(
         parsed = None
     if parsed is not None and (parsed[1] or status >= 400):
         fault_type, errors = parsed
-        return _build(
-            errors, status=status, fault_type=fault_type, intuit_tid=intuit_tid, retry_after=retry_after
-        )
+        return _build(errors, status=status, fault_type=fault_type, intuit_tid=intuit_tid, retry_after=retry_after)
 
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     snippet = _snippet(text) if text.strip() else "(empty body)"
     if status == 429:
-        return QboRateLimited(
-            None, status=status, detail=snippet, intuit_tid=intuit_tid, wait_seconds=retry_after
-        )
+        return QboRateLimited(None, status=status, detail=snippet, intuit_tid=intuit_tid, wait_seconds=retry_after)
     if status == 401:
         return QboAuthError(None, status=status, detail=redact(snippet), intuit_tid=intuit_tid)
     if status == 404:

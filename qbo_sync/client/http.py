@@ -309,9 +309,7 @@ class QboClient:
         )
         return _unwrap(data, key)
 
-    def update(
-        self, entity: str, payload: Mapping[str, Any], request_id: str, sparse: bool = True
-    ) -> dict[str, Any]:
+    def update(self, entity: str, payload: Mapping[str, Any], request_id: str, sparse: bool = True) -> dict[str, Any]:
         """Update; ``payload`` needs ``Id`` and the current ``SyncToken``.
 
         Sparse by default: only the fields sent change.
@@ -364,7 +362,8 @@ class QboClient:
 
     def query(self, sql: str) -> QueryPage:
         """Run one query as written (one page: QBO returns at most MAXRESULTS, default 100, max 1000 rows)."""
-        data = self._request("GET", "/query", params={"query": sql}, entity=_query_entity(sql))
+        # POST with a text body (as QBO documents) so that long IN lists never hit URL length limits.
+        data = self._request("POST", "/query", text_body=sql, entity=_query_entity(sql))
         response = data.get("QueryResponse")
         if not isinstance(response, Mapping):
             raise QboProtocolError("query response has no QueryResponse")
@@ -568,9 +567,7 @@ class QboClient:
             )
         return results
 
-    def _batch_result(
-        self, op: BatchOperation, item: Mapping[str, Any] | None, tid: str | None
-    ) -> BatchResult:
+    def _batch_result(self, op: BatchOperation, item: Mapping[str, Any] | None, tid: str | None) -> BatchResult:
         entity = _entity_key(op.entity) if op.entity else None
         if item is None:
             return BatchResult(
@@ -605,6 +602,7 @@ class QboClient:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        text_body: str | None = None,
         request_id: str | None = None,
         kind: RequestKind = "request",
         entity: str | None = None,
@@ -615,13 +613,18 @@ class QboClient:
         if request_id is not None:
             query["requestid"] = request_id
         query["minorversion"] = str(self.minor_version)
-        body = json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else None
+        body: bytes | None = None
+        content_type = None
+        if json_body is not None:
+            body, content_type = json.dumps(json_body, separators=(",", ":")).encode(), "application/json"
+        elif text_body is not None:
+            body, content_type = text_body.encode("utf-8"), "application/text"
         attempt = 0  # retries spent on errors other than 429
         throttled = 0  # retries spent on 429
         refreshed = False
         access = self.tokens.access_token()
         while True:
-            error, data, tid, status = self._attempt(method, url, query, body, kind, access)
+            error, data, tid, status = self._attempt(method, url, query, body, content_type, kind, access)
             if error is None:
                 assert data is not None
                 logger.debug(
@@ -693,12 +696,13 @@ class QboClient:
         url: str,
         query: Mapping[str, str],
         body: bytes | None,
+        content_type: str | None,
         kind: RequestKind,
         access: str,
     ) -> tuple[QboApiError | None, dict[str, Any] | None, str | None, int | None]:
         headers = {"Authorization": f"Bearer {access}", "Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         try:
             with self.throttle.acquire(self.realm_id, kind):
                 response = self.session.request(
@@ -812,8 +816,7 @@ def _merge_deleted_stubs(
     stubs = [
         o
         for o in objects
-        if str(o.get("status", "")).lower() == "deleted"
-        and (before is None or (_updated_at(o) or before) < before)
+        if str(o.get("status", "")).lower() == "deleted" and (before is None or (_updated_at(o) or before) < before)
     ]
     if stubs:
         _merge_objects(result, name, stubs)

@@ -182,9 +182,7 @@ class QboOAuthClient:
 
     def refresh(self, refresh_token: str) -> TokenSet:
         """New tokens. The refresh token may rotate: persist the returned one before using it anywhere."""
-        return self._token_call(
-            {"grant_type": "refresh_token", "refresh_token": refresh_token}, what="refresh"
-        )
+        return self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token}, what="refresh")
 
     def revoke(self, token: str) -> None:
         """Revoke a refresh token (which also ends its access tokens) or an access token."""
@@ -210,9 +208,7 @@ class QboOAuthClient:
         if not isinstance(data, Mapping):
             raise QboProtocolError(f"OAuth {what}: token endpoint answered an unexpected shape")
         tokens = TokenSet.from_response(data, now=now)
-        logger.info(
-            "QBO OAuth %s succeeded; access token valid until %s", what, tokens.expires_at.isoformat()
-        )
+        logger.info("QBO OAuth %s succeeded; access token valid until %s", what, tokens.expires_at.isoformat())
         return tokens
 
     def _post(

@@ -148,8 +148,7 @@ class InProcessThrottle:
                     return
                 if now + wait > deadline:
                     raise QboRateLimited(
-                        f"local throttle could not grant a {kind} slot for realm {realm_id} "
-                        f"within {self.max_wait}s",
+                        f"local throttle could not grant a {kind} slot for realm {realm_id} within {self.max_wait}s",
                         wait_seconds=wait,
                     )
                 # Woken early by penalize()/release so that a new penalty is seen at once.

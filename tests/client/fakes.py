@@ -58,10 +58,13 @@ class FakeAdapter(BaseAdapter):
         params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         body: Any = request.body
         if isinstance(body, bytes) and body:
-            try:
-                body = json.loads(body)
-            except ValueError:
-                pass
+            if request.headers.get("Content-Type") == "application/text":
+                body = body.decode("utf-8")
+            else:
+                try:
+                    body = json.loads(body)
+                except ValueError:
+                    pass
         sent = Sent(request.method or "", parts.path, params, dict(request.headers), body)
         self.sent.append(sent)
         reply = self.handler(sent)

@@ -231,7 +231,7 @@ def _query_handler(total: int) -> Any:
     rows = [{"Id": str(i)} for i in range(1, total + 1)]
 
     def handler(sent: Sent) -> Reply:
-        sql = sent.params["query"]
+        sql = sent.body
         start = int(sql.split("STARTPOSITION ")[1].split()[0])
         size = int(sql.split("MAXRESULTS ")[1].split()[0])
         page = rows[start - 1 : start - 1 + size]
@@ -248,7 +248,7 @@ def test_query_all_paginates() -> None:
     ids = [r["Id"] for r in client.query_all("SELECT * FROM Customer ORDERBY Id")]
     assert ids == [str(i) for i in range(1, 2501)]
     assert len(adapter.sent) == 3
-    assert adapter.sent[1].params["query"].endswith("STARTPOSITION 1001 MAXRESULTS 1000")
+    assert adapter.sent[1].body.endswith("STARTPOSITION 1001 MAXRESULTS 1000")
 
 
 def test_query_all_exact_multiple_and_empty() -> None:
@@ -270,7 +270,9 @@ def test_query_all_refuses_paging_and_stops_loudly_at_max_pages() -> None:
 def test_count() -> None:
     client, adapter, _ = make_client(Script(Reply(body=sample("query_count_response.json"))))
     assert client.count("Customer", "Active = true") == 41
-    assert adapter.sent[0].params["query"] == "SELECT COUNT(*) FROM Customer WHERE Active = true"
+    assert adapter.sent[0].body == "SELECT COUNT(*) FROM Customer WHERE Active = true"
+    assert adapter.sent[0].method == "POST"
+    assert adapter.sent[0].headers["Content-Type"] == "application/text"
 
 
 def test_batch_results_per_item() -> None:
@@ -345,7 +347,7 @@ class FakeCdcServer:
                 left -= len(found)
                 blocks.append({name: found, "startPosition": 1, "maxResults": len(found)} if found else {})
             return Reply(body={"CDCResponse": [{"QueryResponse": blocks}], "time": NOW.isoformat()})
-        sql = sent.params["query"]
+        sql = sent.body
         self.queries.append(sql)
         name = sql.split("FROM ")[1].split()[0]
         lo = datetime.fromisoformat(sql.split(">= '")[1].split("'")[0])
