@@ -1,0 +1,106 @@
+"""A real django-q2 cluster (``manage.py qcluster``, ORM broker) drains a job to completion, exactly once per item.
+
+It runs against a database of its own: a file-based SQLite database, or a fresh PostgreSQL database on the server
+DATABASE_URL points at (the second run of .ci/run). The cluster loads a trivial processor through the documented
+``QBO_SYNC_PROCESSOR`` hook (qbo_sync/services/process.py). With REDIS_URL set, the same runs on the Redis broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import environ
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 150
+TIMEOUT = 90.0
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _stop(cluster: subprocess.Popen) -> None:
+    """Stop the cluster we started: SIGTERM to its main process (it stops its workers), then anything left of its
+    own process group (``start_new_session``) is killed."""
+    started = time.monotonic()
+    cluster.send_signal(signal.SIGTERM)
+    try:
+        cluster.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(cluster.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    cluster.wait(timeout=10)
+    print(f"cluster stopped in {time.monotonic() - started:.1f}s")
+
+
+@pytest.fixture
+def cluster_database(tmp_path: Path) -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        yield f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
+        return
+    import psycopg
+
+    config = environ.Env.db_url_config(url)
+    name = f"qbo_sync_cluster_{uuid.uuid4().hex[:8]}"
+    server = {"host": config.get("HOST") or "127.0.0.1", "port": config.get("PORT") or 5432,
+              "user": config.get("USER") or "postgres", "password": config.get("PASSWORD") or None,
+              "dbname": "postgres"}
+    with psycopg.connect(**server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(**server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["orm", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_real_cluster_drains_a_job_to_completion(cluster_database: str, broker: str, tmp_path: Path) -> None:
+    log = tmp_path / "processed.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "batchly.settings",
+        "DATABASE_URL": cluster_database,
+        "REDIS_URL": os.environ.get("REDIS_URL", "") if broker == "redis" else "",
+        "Q_WORKERS": "2",
+        "QBO_SYNC_PROCESSOR": "tests.queue.processors.complete_all",
+        "QBO_SYNC_TEST_LOG": str(log),
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "WARNING",
+    }
+    migrate = _run(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+
+    cluster_log = (tmp_path / "qcluster.log").open("w")
+    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=cluster_log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        seeded = _run(["tests/queue/cluster_seed.py", str(SIZE), str(TIMEOUT)], env, timeout=TIMEOUT + 60)
+        assert seeded.returncode == 0, seeded.stderr[-2000:]
+        result = json.loads(seeded.stdout.strip().splitlines()[-1])
+    finally:
+        _stop(cluster)
+        cluster_log.close()
+    output = (tmp_path / "qcluster.log").read_text()[-3000:]
+    print(result)
+    assert result["state"] == "completed", f"{result}\n{output}"
+    assert result["statuses"] == {"completed": SIZE}
+    processed = Counter(log.read_text().split())
+    assert len(processed) == SIZE and set(processed.values()) == {1}, "every item processed exactly once"
