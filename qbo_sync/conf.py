@@ -64,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "SCOPES": ["com.intuit.quickbooks.accounting"],
     "TOKEN_KEYS": [],  # Fernet keys, newest first; empty = derived from SECRET_KEY (development only)
     "WEBHOOK_VERIFIER_TOKEN": "",
+    "WEBHOOK_MAX_BYTES": 2 * 1024 * 1024,  # larger deliveries get 413 (Intuit sets no limit; 2 MB is usual)
     "OAUTH_STATE_MAX_AGE": 600,  # seconds a "connect" link stays valid
     "REFRESH_MARGIN": 300,  # refresh the access token this many seconds before it expires
     "HTTP_TIMEOUT": (5.0, 60.0),  # connect, read (QBO itself gives up at 120 s)

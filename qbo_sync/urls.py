@@ -6,6 +6,7 @@ The callback's full URL is what ``QBO_REDIRECT_URI`` must say (and what the Intu
 from django.urls import path
 
 from qbo_sync import views
+from qbo_sync.webhooks.views import webhook
 
 app_name = "qbo_sync"
 
@@ -13,4 +14,5 @@ urlpatterns: list = [
     path("connect/<str:org>/", views.connect, name="connect"),
     path("oauth/callback/", views.oauth_callback, name="oauth-callback"),
     path("disconnect/", views.disconnect, name="disconnect"),
+    path("webhooks/", webhook, name="webhooks"),
 ]

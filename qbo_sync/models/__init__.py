@@ -7,6 +7,7 @@ from qbo_sync.models.log import SyncLog
 from qbo_sync.models.mapping import EntityMapping
 from qbo_sync.models.queue import QueueItem, SyncJob
 from qbo_sync.models.throttle import ThrottleLease, ThrottleRealm, ThrottleStart
+from qbo_sync.models.webhook import WebhookEvent
 
 __all__ = [
     "Conflict",
@@ -20,4 +21,5 @@ __all__ = [
     "ThrottleLease",
     "ThrottleRealm",
     "ThrottleStart",
+    "WebhookEvent",
 ]

@@ -1,0 +1,36 @@
+"""Pulls that webhooks ask for."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from qbo_sync.models import QueueItem, SyncJob
+
+
+def request_pull(organization_id: int, entity: str) -> SyncJob:
+    """Make sure an incremental pull of ``entity`` starts after this moment.
+
+    A pending pull will do (it has not read anything yet). A *running* one may have read past this change
+    already, so a new pending pull is queued behind it: a burst of events costs at most one extra pull.
+    """
+    with transaction.atomic():
+        pending = SyncJob.objects.select_for_update().filter(
+            organization_id=organization_id, kind=SyncJob.Kind.PULL, entity_type=entity,
+            state=SyncJob.State.PENDING).first()
+        if pending is not None:
+            return pending
+        job = SyncJob.objects.create(organization_id=organization_id, kind=SyncJob.Kind.PULL, entity_type=entity,
+                                     total=1, description=f"Pull of {entity} (QuickBooks webhook)",
+                                     options={"full": False, "webhook": True})
+        QueueItem.objects.create(organization_id=organization_id, job=job, entity_type=entity,
+                                 operation=QueueItem.Operation.PULL, priority=QueueItem.Priority.REALTIME,
+                                 next_attempt_at=timezone.now())
+
+    def kick() -> None:
+        from qbo_sync.tasks import kick as kick_task
+
+        kick_task()
+
+    transaction.on_commit(kick)
+    return job
