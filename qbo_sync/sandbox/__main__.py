@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-rate", type=float, default=0.0, help="share of calls delayed 5-15 s (scaled)")
     p.add_argument("--lost-response-rate", type=float, default=0.0,
                    help="share of writes whose response is lost AFTER the write committed")
+    p.add_argument("--garbage-rate", type=float, default=0.0,
+                   help="share of calls answered with a truncated JSON 200 or an HTML 502 page (no write)")
     p.add_argument("--access-token-ttl", type=float, default=d["access_token_ttl"], help="access token lifetime, s")
     p.add_argument("--refresh-rotate-after", type=float, default=d["refresh_rotate_after"],
                    help="age (s) after which a refresh returns a new refresh token")
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verifier_token=args.verifier_token, cloudevents=args.cloudevents, latency_ms=args.latency_ms,
         rate_limit=args.rate_limit, concurrency=args.concurrency, batch_rate=args.batch_rate,
         batch_size=args.batch_size, fault_rate=args.fault_rate, reset_rate=args.reset_rate,
-        slow_rate=args.slow_rate, lost_response_rate=args.lost_response_rate,
+        slow_rate=args.slow_rate, lost_response_rate=args.lost_response_rate, garbage_rate=args.garbage_rate,
         access_token_ttl=args.access_token_ttl, refresh_rotate_after=args.refresh_rotate_after,
         time_scale=args.time_scale, state_file=args.state, verbose=args.verbose,
     )

@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "reset_rate": 0.0,
     "slow_rate": 0.0,
     "lost_response_rate": 0.0,
+    "garbage_rate": 0.0,
     "access_token_ttl": 3600,
     "refresh_rotate_after": 86400,
     "time_scale": 1.0,
@@ -66,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # options that may also be set for one realm only (Sandbox.configure(realm_id=..., ...))
 REALM_OPTIONS = ("latency_ms", "rate_limit", "concurrency", "batch_rate", "batch_size", "fault_rate",
-                 "reset_rate", "slow_rate", "lost_response_rate")
+                 "reset_rate", "slow_rate", "lost_response_rate", "garbage_rate")
 RUNTIME_OPTIONS = (*REALM_OPTIONS, "client_id", "client_secret", "webhook_url", "verifier_token", "cloudevents",
                    "access_token_ttl", "refresh_rotate_after", "time_scale")
 PATH_ENTITIES = {t.lower(): t for t in ENTITY_TYPES}
@@ -111,8 +112,8 @@ class Sandbox:
     ``Sandbox(host="127.0.0.1", port=0, realms=(), starter_data=False, client_id=None, client_secret=None,
     webhook_url=None, verifier_token=None, cloudevents=False, latency_ms=None, rate_limit=500, concurrency=10,
     batch_rate=40, batch_size=30, fault_rate=0, reset_rate=0, slow_rate=0, lost_response_rate=0,
-    access_token_ttl=3600, refresh_rotate_after=86400, time_scale=1.0, state_file=None, clock=None,
-    verbose=False)``
+    garbage_rate=0, access_token_ttl=3600, refresh_rotate_after=86400, time_scale=1.0, state_file=None,
+    clock=None, verbose=False)``
 
     Use ``start()``/``stop()`` or ``with Sandbox(...) as sb:``. ``base_url`` is the root for every URL:
     ``{base_url}/v3/company/{realmId}/...`` (API), ``{base_url}/oauth2/v1/tokens/bearer`` and ``/revoke``,
@@ -129,7 +130,8 @@ class Sandbox:
                  latency_ms: Any = None, rate_limit: int | None = 500, concurrency: int | None = 10,
                  batch_rate: int | None = 40, batch_size: int = 30, fault_rate: float = 0.0,
                  reset_rate: float = 0.0, slow_rate: float = 0.0, lost_response_rate: float = 0.0,
-                 access_token_ttl: float = 3600, refresh_rotate_after: float = 86400, time_scale: float = 1.0,
+                 garbage_rate: float = 0.0, access_token_ttl: float = 3600,
+                 refresh_rotate_after: float = 86400, time_scale: float = 1.0,
                  state_file: str | None = None, clock: Clock | None = None, verbose: bool = False):
         self.options: dict[str, Any] = dict(DEFAULTS)
         self.options.update(
@@ -138,8 +140,8 @@ class Sandbox:
             cloudevents=cloudevents, latency_ms=parse_latency(latency_ms), rate_limit=rate_limit,
             concurrency=concurrency, batch_rate=batch_rate, batch_size=batch_size, fault_rate=fault_rate,
             reset_rate=reset_rate, slow_rate=slow_rate, lost_response_rate=lost_response_rate,
-            access_token_ttl=access_token_ttl, refresh_rotate_after=refresh_rotate_after,
-            time_scale=float(time_scale), state_file=state_file)
+            garbage_rate=garbage_rate, access_token_ttl=access_token_ttl,
+            refresh_rotate_after=refresh_rotate_after, time_scale=float(time_scale), state_file=state_file)
         if self.options["time_scale"] <= 0:
             raise ValueError("time_scale must be > 0")
         self.verbose = verbose
@@ -490,6 +492,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(429, throttle_body(fmt_time(now)), content_type="application/xml")
             return
         self._kind_final = kind
+        self._counted: Realm | None = realm
+        released = False
         try:
             mv = params.get("minorversion")
             if mv is not None and mv.isdigit() and int(mv) < MIN_MINOR_VERSION:
@@ -503,12 +507,23 @@ class Handler(BaseHTTPRequestHandler):
                 rate = sb.opt(realm, "lost_response_rate")
                 if rate and random.random() < rate:
                     realm.stats["lost_responses"] += 1
+                    self._count()
                     self._abort()
+            # bookkeeping before the response leaves: the client may act on it at once
+            self._count()
+            released = True
+            limiter.release()
             self._send(status, payload, headers={"Qbo-Version": "sandbox",
                                                  "Service-Time": f"total={int((sb.clock.time() - now) * 1000)}"})
         finally:
+            self._count()
+            if not released:
+                limiter.release()
+
+    def _count(self) -> None:
+        realm, self._counted = self._counted, None
+        if realm is not None:
             realm.stats["requests"][self._kind_final] += 1
-            limiter.release()
 
     def _inject_before(self, realm: Realm) -> None:
         sb = self.sandbox
@@ -516,15 +531,28 @@ class Handler(BaseHTTPRequestHandler):
         rate = sb.opt(realm, "reset_rate")
         if rate and random.random() < rate:
             realm.stats["resets"] += 1
+            self._count()
             self._abort()
         rate = sb.opt(realm, "fault_rate")
         if rate and random.random() < rate:
             status = random.choice((500, 503))
             realm.stats["faults_injected"][str(status)] += 1
+            self._count()
             err = system_fault()
             if status == 503:
                 err.detail = "System Failure Error: Service Unavailable. Please try again later."
             self._json(status, {"Fault": err.fault(), "time": fmt_time(sb.clock.time())})
+            raise Abort()
+        rate = sb.opt(realm, "garbage_rate")
+        if rate and random.random() < rate:
+            # what a proxy or a broken node answers: a truncated JSON 200 or an HTML 502 page
+            realm.stats["garbage"] += 1
+            self._count()
+            if random.random() < 0.5:
+                self._send(200, b'{"QueryResponse":{"Customer":[{"Id":"1","Displ')
+            else:
+                self._send(502, b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+                                b"</body></html>", content_type="text/html")
             raise Abort()
         rate = sb.opt(realm, "slow_rate")
         if rate and random.random() < rate:

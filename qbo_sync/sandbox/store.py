@@ -72,6 +72,7 @@ def new_stats() -> dict[str, Any]:
         "resets": 0,
         "slow": 0,
         "lost_responses": 0,
+        "garbage": 0,
         "deduplicated": 0,
         "auth_failures": 0,
     }
@@ -96,6 +97,7 @@ def stats_snapshot(realm: Realm) -> dict[str, Any]:
         "resets": s["resets"],
         "slow": s["slow"],
         "lost_responses": s["lost_responses"],
+        "garbage": s["garbage"],
         "deduplicated": s["deduplicated"],
         "auth_failures": s["auth_failures"],
         "entities": counts,

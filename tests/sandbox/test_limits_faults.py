@@ -177,3 +177,15 @@ def test_starter_data_company():
         invoices = api.query("select * from Invoice").json()["QueryResponse"]["Invoice"]
         assert len(invoices) == 3 and invoices[0]["Balance"] == 0 and 0 < invoices[1]["Balance"] < 337.5
         assert api.query("select count(*) from Payment").json()["QueryResponse"]["totalCount"] == 2
+
+
+def test_garbage_bodies(api, qbo_sandbox):
+    qbo_sandbox.configure(api.realm, garbage_rate=1.0)
+    seen = set()
+    for _ in range(12):
+        r = api.get("customer/1")
+        seen.add(r.status_code)
+        with pytest.raises(ValueError):
+            r.json()
+    assert seen <= {200, 502}
+    assert qbo_sandbox.stats(api.realm)["garbage"] == 12
