@@ -312,3 +312,14 @@ def test_a_claim_can_be_limited_to_one_organization(db) -> None:
     queue.enqueue(b.pk, "Customer", [1], "push")
     assert queue.claim_chunk("w", organization_id=b.pk)[0] == b.pk
     assert queue.claim_chunk("w", organization_id=b.pk) == (None, [])
+
+
+def test_a_reaped_realtime_item_with_a_newer_pending_sibling_is_superseded(org) -> None:
+    queue.enqueue(org.pk, "Customer", [1], "push")
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        _, crashed = queue.claim_chunk("worker-a", lease_seconds=10)
+        queue.enqueue(org.pk, "Customer", [1], "push")  # saved again while the crashed worker held it
+        traveller.shift(11)
+        assert queue.reap_expired_leases() == 1
+    assert QueueItem.objects.get(pk=crashed[0].pk).status == Status.CANCELLED
+    assert _statuses() == {Status.CANCELLED: 1, Status.PENDING: 1}
