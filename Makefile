@@ -14,7 +14,7 @@ $(STAMP): requirements.lock
 
 demo: $(STAMP)
 	@$(PY) manage.py migrate --noinput -v 0
-	@$(PY) manage.py qbo_sync demo
+	@$(PY) manage.py demo
 
 test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -275,8 +275,8 @@ def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], p
         mapping = by_qbo.get(str(invoice["Id"]))
         if mapping is None or mapping.object_id not in hosts:
             continue  # not one of ours: invoices are never pulled
-        if mapping.sync_token == str(invoice.get("SyncToken")) and not payments:
-            counts["skipped"] += 1
+        if mapping.sync_token == str(invoice.get("SyncToken")):
+            counts["skipped"] += 1  # applying a payment bumps the invoice's SyncToken: this version is known
             continue
         try:
             state = mapper.payment_state(invoice, list(payments), ctx.today)

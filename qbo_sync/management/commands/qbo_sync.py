@@ -13,7 +13,6 @@ from qbo_sync.cli import Subcommand
 SUBCOMMANDS = [
     "qbo_sync.cli.connect.Connect",
     "qbo_sync.cli.connect.Disconnect",
-    "qbo_sync.cli.demo.Demo",
     "qbo_sync.cli.drain.Drain",
     "qbo_sync.cli.keys.RotateKeys",
     "qbo_sync.cli.retry.Retry",
