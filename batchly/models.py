@@ -306,10 +306,13 @@ class Invoice(TenantModel):
     def mark_sent(self) -> None:
         """Record that QuickBooks accepted the invoice; from now on it is immutable."""
         if self.status == self.Status.DRAFT:
-            Invoice.objects.filter(pk=self.pk, status=self.Status.DRAFT).update(
-                status=self.Status.SENT, sent_at=timezone.now(), updated_at=timezone.now()
-            )
-            self.refresh_from_db(fields=["status", "sent_at", "updated_at"])
+            now = timezone.now()
+            if Invoice.objects.filter(pk=self.pk, status=self.Status.DRAFT).update(
+                status=self.Status.SENT, sent_at=now, updated_at=now
+            ):
+                self.status, self.sent_at, self.updated_at = self.Status.SENT, now, now
+            else:
+                self.refresh_from_db(fields=["status", "sent_at", "updated_at"])
 
     def void(self) -> None:
         """Void the invoice. A sent invoice's void is pushed to QuickBooks by the sync."""

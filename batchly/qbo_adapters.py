@@ -88,7 +88,7 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
     model = Invoice
 
     def get_queryset(self, organization_id: int) -> models.QuerySet:
-        return super().get_queryset(organization_id).select_related("customer").prefetch_related("lines")
+        return super().get_queryset(organization_id).select_related("customer").prefetch_related("lines__item")
 
     def to_values(self, obj: models.Model) -> dict[str, Any]:
         return {

@@ -65,7 +65,11 @@ def record_synced(
     mapping.state = state
     if state == EntityMapping.State.SYNCED:
         mapping.last_error = ""
-    mapping.save()
+    if mapping.pk is None:
+        mapping.save()
+    else:
+        mapping.save(update_fields=["qbo_id", "sync_token", "snapshot", "qbo_updated_at", "host_updated_at",
+                                    "last_pushed_at", "last_pulled_at", "state", "last_error", "updated_at"])
 
 
 def record_failure(mapping: EntityMapping | None, message: str) -> None:

@@ -359,9 +359,8 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             maps.record_failure(mapping, message)
             outcomes[item.pk] = Outcome.failed(message, code="invalid")
             continue
-        if mapping.pk is None:
-            mapping.save()
         writes.append(Write(item, obj, mapping, mapper.to_qbo(values), "create", values))
+    EntityMapping.objects.bulk_create([w.mapping for w in writes if w.mapping.pk is None], batch_size=500)
 
     maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None]
     if maybe_sent:

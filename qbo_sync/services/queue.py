@@ -343,8 +343,17 @@ def _apply(items: Sequence[QueueItem], outcomes: dict[int, Outcome]) -> dict[str
             row.status = Status.CANCELLED
             row.last_error = f"Superseded by a newer pending item. {row.last_error}".strip()[:2000]
             counts["superseded"] += 1
-    QueueItem.objects.bulk_update(rows, ["status", "attempts", "next_attempt_at", "lease_owner", "lease_expires_at",
-                                         "last_error", "error_code", "completed_at", "updated_at"], batch_size=200)
+    # The common case, completed items, is one plain UPDATE; bulk_update's CASE expressions cost ~5 ms a row.
+    done = [row.pk for row in rows if row.status == Status.COMPLETED]
+    for start in range(0, len(done), 500):
+        QueueItem.objects.filter(pk__in=done[start:start + 500]).update(
+            status=Status.COMPLETED, completed_at=now, last_error="", error_code="", lease_owner="",
+            lease_expires_at=None, updated_at=now)
+    others = [row for row in rows if row.status != Status.COMPLETED]
+    if others:
+        QueueItem.objects.bulk_update(others, ["status", "attempts", "next_attempt_at", "lease_owner",
+                                               "lease_expires_at", "last_error", "error_code", "completed_at",
+                                               "updated_at"], batch_size=200)
     close_finished_jobs({row.job_id for row in rows if row.job_id})
     return dict(counts)
 
