@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 
 from qbo_sync.client.throttle import InProcessThrottle, RequestKind, Throttle
 from qbo_sync.conf import qbo_settings
@@ -60,6 +60,7 @@ class SharedThrottle:
         requests_per_second: int | None = 10,
         time_scale: float = 1.0,
         slack_seconds: float = 0.5,
+        latency_slack: float = 0.1,
         lease_seconds: float = 180.0,
         max_wait: float = 300.0,
     ) -> None:
@@ -74,9 +75,11 @@ class SharedThrottle:
         self.time_scale = time_scale
         self.lease_seconds = lease_seconds
         self.max_wait = max_wait
-        # slack_seconds is in QBO seconds (scaled like the windows it widens).
-        self.minute = (60.0 + slack_seconds) / time_scale
-        self.second = (1.0 + slack_seconds / 60.0) / time_scale
+        # slack_seconds is in QBO seconds (scaled like the windows it widens); latency_slack is real seconds: QBO
+        # stamps a request when it handles it, which can be that much later than our stamp (network, scheduling),
+        # and an old request stamped late there is still in its window when ours has already moved on.
+        self.minute = (60.0 + slack_seconds) / time_scale + latency_slack
+        self.second = (1.0 + slack_seconds / 60.0) / time_scale + latency_slack / 10
         self._lock = threading.Lock()
         self._local: dict[str, threading.BoundedSemaphore] = {}
 
@@ -169,6 +172,7 @@ class DatabaseThrottle(SharedThrottle):
         self.using = using
         self._known_realms: set[str] = set()
         self._next_purge: dict[str, float] = {}
+        self._db_locks: dict[str, threading.Lock] = {}
 
     def _ensure_realm(self, realm_id: str) -> None:
         if realm_id in self._known_realms:
@@ -182,10 +186,23 @@ class DatabaseThrottle(SharedThrottle):
         with self._lock:
             self._known_realms.add(realm_id)
 
+    def _process_lock(self, realm_id: str) -> threading.Lock:
+        with self._lock:
+            lock = self._db_locks.get(realm_id)
+            if lock is None:
+                lock = self._db_locks[realm_id] = threading.Lock()
+            return lock
+
     def _try_take(self, realm_id: str, batch: bool) -> tuple[Any, float, bool]:
+        self._ensure_realm(realm_id)
+        # One thread per process at a time: the others wait here, cheaply, instead of in SQLite's busy handler
+        # (which sleeps in steps of milliseconds) or in the database's lock queue.
+        with self._process_lock(realm_id):
+            return self._try_take_locked(realm_id, batch)
+
+    def _try_take_locked(self, realm_id: str, batch: bool) -> tuple[Any, float, bool]:
         from qbo_sync.models import ThrottleLease, ThrottleRealm, ThrottleStart
 
-        self._ensure_realm(realm_id)
         db = self.using
         with transaction.atomic(using=db):
             # The lock that makes check-then-record atomic for this realm (on SQLite, BEGIN IMMEDIATE already
@@ -205,31 +222,52 @@ class DatabaseThrottle(SharedThrottle):
             if penalty_until > now:
                 return None, penalty_until - now, False
             self._purge(realm_id, now)
-            leases = ThrottleLease.objects.using(db).filter(realm_id=realm_id, expires_at__gt=now)
-            if leases.count() >= self.max_in_flight:
+            in_flight, minute_nth, second_nth, batch_nth = self._counts(realm_id, now, batch)
+            if in_flight >= self.max_in_flight:
                 return None, 0.0, True
-            starts = ThrottleStart.objects.using(db).filter(realm_id=realm_id)
-            wait = self._window_wait(starts, now, self.minute, self.requests_per_minute)
-            if self.requests_per_second:
-                wait = max(wait, self._window_wait(starts, now, self.second, self.requests_per_second))
-            if batch:
-                wait = max(wait, self._window_wait(starts.filter(is_batch=True), now, self.minute,
-                                                   self.batch_per_minute))
+            waits = [0.0]
+            if minute_nth is not None:
+                waits.append(minute_nth + self.minute - now)
+            if second_nth is not None:
+                waits.append(second_nth + self.second - now)
+            if batch_nth is not None:
+                waits.append(batch_nth + self.minute - now)
+            wait = max(waits)
             if wait > 0:
                 return None, wait, False
             ThrottleStart.objects.using(db).create(realm_id=realm_id, started_at=now, is_batch=batch)
             lease = ThrottleLease.objects.using(db).create(realm_id=realm_id, expires_at=now + self.lease_seconds)
             return lease.pk, 0.0, False
 
-    @staticmethod
-    def _window_wait(starts: Any, now: float, window: float, limit: int) -> float:
-        """Seconds until fewer than ``limit`` starts lie in the last ``window`` seconds (0 if already so)."""
-        nth = list(
-            starts.filter(started_at__gt=now - window)
-            .order_by("-started_at")
-            .values_list("started_at", flat=True)[limit - 1 : limit]
+    def _counts(self, realm_id: str, now: float, batch: bool) -> tuple[int, float | None, float | None, float | None]:
+        """In one round trip: leases in flight, and for each window the start that must leave it before another
+        request may begin (the ``limit``-th most recent start in it; None while the window has room)."""
+        from qbo_sync.models import ThrottleLease, ThrottleStart
+
+        # Only our own table names (quoted) are interpolated; every value is a parameter.
+        quote = connections[self.using].ops.quote_name
+        lease_table = quote(ThrottleLease._meta.db_table)
+        start_table = quote(ThrottleStart._meta.db_table)
+        nth = (
+            "(SELECT started_at FROM " + start_table + " WHERE realm_id = %s AND started_at > %s{extra} "  # noqa: S608
+            "ORDER BY started_at DESC LIMIT 1 OFFSET %s)"
         )
-        return max(0.0, nth[0] + window - now) if nth else 0.0
+        sql = (
+            "SELECT (SELECT COUNT(*) FROM " + lease_table + " WHERE realm_id = %s AND expires_at > %s), "  # noqa: S608
+            + nth.format(extra="") + ", " + nth.format(extra="") + ", " + nth.format(extra=" AND is_batch = %s")
+        )
+        rps = self.requests_per_second or 0
+        never = now + 1.0  # a window start after every stamp: the subquery finds nothing (limit off / not batch)
+        params = [
+            realm_id, now,
+            realm_id, now - self.minute, self.requests_per_minute - 1,
+            realm_id, now - self.second if rps else never, max(rps - 1, 0),
+            realm_id, now - self.minute if batch else never, True, self.batch_per_minute - 1,
+        ]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql, params)
+            in_flight, minute_nth, second_nth, batch_nth = cursor.fetchone()
+        return int(in_flight), minute_nth, second_nth, batch_nth
 
     def _purge(self, realm_id: str, now: float) -> None:
         """Forget starts older than the minute window and expired leases, at most ten times a window."""
@@ -247,7 +285,8 @@ class DatabaseThrottle(SharedThrottle):
     def _release(self, realm_id: str, lease: Any) -> None:
         from qbo_sync.models import ThrottleLease
 
-        ThrottleLease.objects.using(self.using).filter(pk=lease).delete()
+        with self._process_lock(realm_id):
+            ThrottleLease.objects.using(self.using).filter(pk=lease).delete()
 
     def _penalize(self, realm_id: str, until: float) -> None:
         from qbo_sync.models import ThrottleRealm
