@@ -255,12 +255,24 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
     else:
         result = ctx.client.cdc(["Invoice", "Payment"], cursor.changed_since - OVERLAP)
         invoices, payments = result.changed.get("Invoice", []), result.changed.get("Payment", [])
+        note_deleted_invoices(ctx, result.deleted.get("Invoice", []))
     apply_payment_states(ctx, invoices, payments, counts)
     get_adapter("Invoice").refresh_overdue(ctx.organization_id, ctx.today)
     if not qbo_ids:
         PullCursor.objects.filter(pk=cursor.pk).update(changed_since=started, last_run_at=started,
                                                        last_success_at=timezone.now())
     return counts
+
+
+def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> None:
+    """An invoice of ours deleted in QuickBooks: never silently re-created or ignored; flagged for a person."""
+    mappings = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [s["Id"] for s in stubs])
+    for mapping in mappings.values():
+        message = (f"Invoice {mapping.snapshot.get('doc_number', mapping.object_id)} was deleted in QuickBooks "
+                   f"(id {mapping.qbo_id}); Batchly still has it. Void it in Batchly or re-issue it.")
+        EntityMapping.objects.filter(pk=mapping.pk).update(state=EntityMapping.State.FAILED, last_error=message)
+        maps.log(ctx.organization_id, "deleted_in_qbo", message, level=SyncLog.Level.WARNING, entity_type="Invoice",
+                 object_id=mapping.object_id, qbo_id=mapping.qbo_id, job_id=ctx.job_id)
 
 
 def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], payments: Sequence[dict[str, Any]],

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from qbo_sync.client import InMemoryTokenProvider, QboClient, TokenSet
+from qbo_sync.client import InMemoryTokenProvider, InProcessThrottle, QboClient, TokenSet
 from qbo_sync.models import QboConnection
 from qbo_sync.services.drain import drain
 from tests.factories import OrganizationFactory
@@ -56,7 +56,10 @@ def accountant(qbo_sandbox, qbo_realm):
     tokens = qbo_sandbox.issue_tokens(qbo_realm, client_id="accountant-app")
     token_set = TokenSet(access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
                          expires_at=timezone.now() + dt.timedelta(hours=1))
-    client = QboClient(qbo_realm, api_base_url=qbo_sandbox.base_url, tokens=InMemoryTokenProvider(token_set))
+    # The accountant's own app: its client-side throttle is not what these tests are about.
+    roomy = InProcessThrottle(100_000, 50, 100_000, requests_per_second=None)
+    client = QboClient(qbo_realm, api_base_url=qbo_sandbox.base_url, tokens=InMemoryTokenProvider(token_set),
+                       throttle=roomy)
     yield client
     client.close()
 
