@@ -1,11 +1,9 @@
 """Exceptions raised by qbo_sync.
 
 One root, :class:`QboSyncError`. Errors that describe an answer (or a missing answer) from QuickBooks Online
-derive
-from :class:`QboApiError` and carry what the services layer needs to decide what to do next: the HTTP status,
-QBO's fault ``code``, ``message``/``detail``, the offending ``element`` (field), Intuit's ``intuit_tid``
-trace id
-for support tickets, and ``retryable``.
+derive from :class:`QboApiError` and carry what the services layer needs to decide what to do next: the HTTP
+status, QBO's fault ``code``, ``message``/``detail``, the offending ``element`` (field), Intuit's
+``intuit_tid`` trace id for support tickets, and ``retryable``.
 
 Configuration problems subclass Django's ``ImproperlyConfigured`` and webhook signature failures subclass
 ``SuspiciousOperation`` (so Django answers 400 without extra code), as anymail does.
@@ -123,23 +121,19 @@ class QboRateLimited(QboApiError):
     """Throttled (HTTP 429, fault 3001), or the local limiter could not grant a slot in time.
 
     ``wait_seconds`` is how long to wait before trying again: the server's Retry-After if it sent one (QBO
-    does
-    not; it asks for about 60 s in its docs), or, once the client has given up, the last delay it used.
+    does not; it asks for about 60 s in its docs), or, once the client has given up, the last delay it used.
     """
 
     default_retryable = True
     default_message = "QuickBooks Online request limit reached"
 
-    def __init__(
-        self, message: str | None = None, *, wait_seconds: float | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, message: str | None = None, *, wait_seconds: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.wait_seconds = wait_seconds
 
 
 class QboValidationError(QboApiError):
-    """QBO rejected the request's content (most 400 faults). ``element``/``field`` names the field when QBO
-    does."""
+    """QBO rejected the request's content (most 400 faults). ``element``/``field`` names the field when QBO does."""
 
     default_message = "QuickBooks Online rejected the request"
 
@@ -150,7 +144,8 @@ class QboValidationError(QboApiError):
 
 class QboStaleObject(QboValidationError):
     """Fault 5010: the SyncToken sent is not the current one (someone else changed the object). Re-read,
-    re-apply."""
+    re-apply.
+    """
 
     default_message = "Stale Object Error"
 
@@ -193,8 +188,7 @@ class QboProtocolError(QboApiError):
     """The answer could not be understood (HTML page, truncated or non-JSON body, unexpected shape).
 
     Retryable when the status was 2xx or 5xx (a proxy or a cut connection garbled an answer that may be fine
-    on a
-    second try: writes are protected by their requestid), not when it was a 4xx.
+    on a second try: writes are protected by their requestid), not when it was a 4xx.
     """
 
     default_message = "Unreadable response from QuickBooks Online"

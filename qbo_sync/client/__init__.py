@@ -2,8 +2,7 @@
 
 Plain Python: nothing here imports the ORM. What must be shared between processes (stored tokens and their
 refresh lock, the per-realm throttle's counters) is reached through :class:`TokenProvider` and
-:class:`Throttle`,
-which the services layer implements with the database or Redis.
+:class:`Throttle`, which the services layer implements with the database or Redis.
 """
 
 from qbo_sync.client.errors import error_from_fault, error_from_response, parse_fault_body

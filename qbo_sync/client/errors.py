@@ -10,10 +10,9 @@ QBO answers errors in several shapes, and a client that assumes JSON crashes on 
 * HTML error pages from proxies and load balancers, empty bodies, truncated JSON.
 
 :func:`error_from_response` never raises; whatever the body, it returns a
-:class:`~qbo_sync.exceptions.QboApiError`
-subclass that knows whether a retry may help. :func:`error_from_fault` does the same for a ``Fault`` dict
-already
-parsed (batch items carry one each, with HTTP 200).
+:class:`~qbo_sync.exceptions.QboApiError` subclass that knows whether a retry may help.
+:func:`error_from_fault` does the same for a ``Fault`` dict already parsed (batch items carry one each, with
+HTTP 200).
 """
 
 from __future__ import annotations

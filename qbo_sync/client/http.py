@@ -6,8 +6,8 @@ What it takes care of, so that callers do not:
   call;
 * ``minorversion`` and ``Accept: application/json`` on every call;
 * the bearer token from a :class:`~qbo_sync.client.tokens.TokenProvider`, refreshed once on a 401;
-* a slot from a :class:`~qbo_sync.client.throttle.Throttle` before every call, and a realm-wide pause after
-  a 429;
+* a slot from a :class:`~qbo_sync.client.throttle.Throttle` before every call, and a realm-wide pause after a
+  429;
 * bounded retries with jittered exponential backoff for 429, 5xx, timeouts, connection errors and garbled
   answers. Every write takes a caller-supplied ``request_id`` sent as ``requestid``: a retry after a response
   lost in transit is answered with the original result instead of creating a second record. The id must be
@@ -83,8 +83,8 @@ def backoff_delay(
 ) -> float:
     """Delay before retry number ``attempt`` (1-based): exponential, capped, with "equal jitter".
 
-    Half the delay is fixed and half random, so clients that failed together do not come back together, and
-    no retry comes back immediately.
+    Half the delay is fixed and half random, so clients that failed together do not come back together, and no
+    retry comes back immediately.
     """
     if attempt < 1:
         raise ValueError("attempt is 1-based")
@@ -114,8 +114,8 @@ class CdcResult:
 
     ``changed`` holds full objects (latest state, one per Id); ``deleted`` holds the stubs QBO returns for
     deleted objects. ``deletes_complete`` is False for entities whose window had to be read (partly) with
-    queries, which cannot see deletions: reconcile those another way. ``until`` is the server-side time the
-    answer is valid for (use it as the next cursor).
+    queries, which cannot see deletions: reconcile those another way. ``until`` is this client's clock read
+    before the first call; use it as the next cursor, minus an overlap for clock skew (merging is idempotent).
     """
 
     changed_since: datetime
@@ -223,6 +223,12 @@ def _check_request_id(request_id: str, limit: int = _REQUEST_ID_MAX) -> str:
     if len(request_id) > limit:
         raise ValueError(f"request_id is longer than QBO's {limit} characters")
     return request_id
+
+
+#: Entities QBO deactivates instead of deleting; plain queries return only their active records.
+NAME_LIST_ENTITIES = frozenset(
+    {"Customer", "Item", "Vendor", "Employee", "Account", "Class", "Department", "Term", "PaymentMethod", "TaxCode"}
+)
 
 
 class QboClient:
@@ -375,8 +381,7 @@ class QboClient:
         """Every row of a query, fetched page by page with STARTPOSITION/MAXRESULTS.
 
         Give an ORDERBY for stable pages when rows may change meanwhile. Stops with :class:`QboSyncError`
-        rather
-        than silently truncating when ``max_pages`` full pages did not reach the end.
+        rather than silently truncating when ``max_pages`` full pages did not reach the end.
         """
         if has_paging(select_without_paging):
             raise ValueError("query_all adds STARTPOSITION/MAXRESULTS itself; leave them out")
@@ -413,15 +418,13 @@ class QboClient:
     ) -> CdcResult:
         """Objects of ``entities`` changed since ``changed_since`` (aware datetime), within QBO's limits.
 
-        * Older than 30 days: CDC refuses, so the window is read with paginated
-          ``MetaData.LastUpdatedTime`` queries (deletions cannot be seen that way: ``deletes_complete``
-          False).
+        * Older than 30 days: CDC refuses, so the window is read with paginated ``MetaData.LastUpdatedTime``
+          queries (deletions cannot be seen that way: ``deletes_complete`` False).
         * An answer at the 1,000-object cap may be truncated. With several entities the call is first split
-          per
-          entity. For one entity the window [since, now] is halved: CDC from the midpoint gives the later half
-          (split again if it is still at the cap); CDC has no upper bound, so the earlier half [since, mid)
-          is read
-          with paginated LastUpdatedTime queries, plus whatever deleted stubs the capped answer carried.
+          per entity. For one entity the window [since, now] is halved: CDC from the midpoint gives the later
+          half (split again if it is still at the cap); CDC has no upper bound, so the earlier half [since,
+          mid) is read with paginated LastUpdatedTime queries, plus whatever deleted stubs the capped answer
+          carried.
         """
         if changed_since.tzinfo is None:
             raise ValueError("changed_since must be timezone-aware")
@@ -518,6 +521,9 @@ class QboClient:
         where = f"MetaData.LastUpdatedTime >= {quote_value(since)}"
         if before is not None:
             where += f" AND MetaData.LastUpdatedTime < {quote_value(before)}"
+        if name in NAME_LIST_ENTITIES:
+            # A query sees only active name-list records unless asked; CDC sees deactivations too.
+            where += " AND Active IN (true, false)"
         sql = f"SELECT * FROM {name} WHERE {where} ORDERBY MetaData.LastUpdatedTime"  # noqa: S608 - quoted above
         pages_before = result.query_calls
         rows = list(self.query_all(sql))
@@ -710,9 +716,16 @@ class QboClient:
                 )
         except QboRateLimited as exc:  # the local limiter could not grant a slot in time
             return exc, None, None, None
-        except requests.RequestException as exc:
+        except _TRANSIENT as exc:
             # Only the exception type: its message can quote the URL with query text; keep logs short.
             return QboTransportError(f"{type(exc).__name__} from QuickBooks Online"), None, None, None
+        except requests.RequestException as exc:  # bad URL, bad proxy settings...: retrying cannot help
+            return (
+                QboTransportError(f"{type(exc).__name__} calling QuickBooks Online", retryable=False),
+                None,
+                None,
+                None,
+            )
         status = response.status_code
         tid = response.headers.get("intuit_tid") or response.headers.get("intuit-tid")
         content = response.content
@@ -780,6 +793,15 @@ class QboClient:
             error.element,
             error.intuit_tid,
         )
+
+
+# Failures after which the same request may well succeed (a write may have been committed: same requestid).
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 def _query_entity(sql: str) -> str | None:

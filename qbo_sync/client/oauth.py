@@ -1,18 +1,16 @@
 """Intuit OAuth 2.0 calls: authorization URL, code exchange, refresh, revoke.
 
 Why plain ``requests`` and not ``requests-oauthlib``: the whole flow we need is one URL to build and three
-form
-POSTs with HTTP Basic client authentication (exchange, refresh, revoke). requests-oauthlib would add two
+form POSTs with HTTP Basic client authentication (exchange, refresh, revoke). requests-oauthlib would add two
 dependencies (it and oauthlib) to save about thirty lines, and its token-updater callback hides exactly the
-part
-we must control ourselves: the refresh has to run single-flight under a per-realm lock owned by the services
-layer, and the newest refresh token has to be persisted before it is used. It would also not know Intuit's
-extras (``x_refresh_token_expires_in``, the hard-expiry header) nor turn ``invalid_grant`` into
+part we must control ourselves: the refresh has to run single-flight under a per-realm lock owned by the
+services layer, and the newest refresh token has to be persisted before it is used. It would also not know
+Intuit's extras (``x_refresh_token_expires_in``, the hard-expiry header) nor turn ``invalid_grant`` into
 :class:`~qbo_sync.exceptions.QboReauthRequired`. So this module is small and explicit instead.
 
 Nothing here retries: a refresh is not idempotent (Intuit may rotate the refresh token), so whether to try
-again
-is the token provider's decision. Nothing here logs a token, a code, a secret or an Authorization header.
+again is the token provider's decision. Nothing here logs a token, a code, a secret or an Authorization
+header.
 """
 
 from __future__ import annotations
@@ -107,8 +105,7 @@ class QboOAuthClient:
     """The app's side of Intuit OAuth 2.0 for one set of client credentials.
 
     The URLs default to Intuit's (the same for its sandbox and production companies); point them at the
-    bundled
-    sandbox with :meth:`for_base_url`.
+    bundled sandbox with :meth:`for_base_url`.
     """
 
     def __init__(

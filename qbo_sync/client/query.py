@@ -2,8 +2,7 @@
 
 QBO's SQL-like language quotes strings with single quotes and escapes an apostrophe with a backslash
 (``'Amy\\'s Bird Sanctuary'``). Values must go through :func:`quote_value`; never format user data into a
-query
-by hand.
+query by hand.
 """
 
 from __future__ import annotations

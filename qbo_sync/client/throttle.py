@@ -2,23 +2,19 @@
 
 QBO enforces, per realm and app, 500 requests a minute, 10 requests in flight (the current docs also say 10 a
 second) and 40 batch calls a minute, and answers a 429 beyond them. Staying under the limits proactively is
-much
-cheaper than backing off 60 s after a 429, so every call the client makes first takes a slot from a
+much cheaper than backing off 60 s after a 429, so every call the client makes first takes a slot from a
 :class:`Throttle`.
 
 The interface is deliberately small so that the shared implementations (database rows, Redis) that live in
 ``qbo_sync.services`` can implement it too:
 
 * ``acquire(realm_id, kind)`` returns a context manager; entering it blocks (bounded) until a request may
-  start,
-  leaving it frees the in-flight slot;
+  start, leaving it frees the in-flight slot;
 * ``penalize(realm_id, seconds)`` makes every caller for that realm wait after QBO answered 429.
 
-All durations crossing this interface are wall-clock seconds. ``time_scale`` only shrinks the *limit
-windows* (the
-minute and the second): with ``time_scale=20`` "500 a minute" means 500 per 3 real seconds, which lets tests
-and
-the sandbox run a QBO minute in seconds.
+All durations crossing this interface are wall-clock seconds. ``time_scale`` only shrinks the *limit windows*
+(the minute and the second): with ``time_scale=20`` "500 a minute" means 500 per 3 real seconds, which lets
+tests and the sandbox run a QBO minute in seconds.
 """
 
 from __future__ import annotations
@@ -61,22 +57,29 @@ class Throttle(Protocol):
 @dataclass
 class _RealmState:
     in_flight: threading.BoundedSemaphore
-    starts: deque[float] = field(default_factory=deque)  # start times within the minute window
-    recent: deque[float] = field(default_factory=deque)  # start times within the second window
-    batch_starts: deque[float] = field(default_factory=deque)
+    # Completion times of finished calls, within the minute / second windows (appended in time order).
+    done: deque[float] = field(default_factory=deque)
+    done_recent: deque[float] = field(default_factory=deque)
+    batch_done: deque[float] = field(default_factory=deque)
+    # Calls started and not finished yet: they count against every window until they finish.
+    pending: int = 0
+    pending_batch: int = 0
     penalty_until: float = 0.0
-    active: int = 0
 
 
 class InProcessThrottle:
     """Sliding-window limits plus a semaphore, shared by the threads of one process.
 
-    Correct for one process per realm (scripts, tests, a single worker). Several processes need the shared
-    limiters of ``qbo_sync.services``. A sliding window is stricter than a fixed minute, so it also
-    satisfies a
-    server that counts per calendar minute. ``slack_seconds`` (in QBO seconds, scaled like the windows)
-    widens the
-    windows a little, because QBO stamps a request when it arrives, a moment after we stamped it.
+    Correct for one process per realm (scripts, tests, a single worker); several processes need the shared
+    limiters of ``qbo_sync.services``. A sliding window is stricter than a fixed minute, so it also satisfies
+    a server that counts per calendar minute.
+
+    A call counts against the windows from the moment it starts, and leaves them one window after it
+    *finished*. QBO stamps a request somewhere between our send and its answer; stamping our side at the
+    answer is the only choice that can never expire before QBO's does, whatever the latency. (Stamping at the
+    start lost the race now and then when a request sat in a queue longer than the one that replaced it, and
+    each such 429 costs a 60-second pause.) ``slack_seconds`` (QBO seconds, scaled like the windows) adds a
+    small margin on top.
     """
 
     def __init__(
@@ -87,7 +90,7 @@ class InProcessThrottle:
         *,
         requests_per_second: int | None = 10,
         time_scale: float = 1.0,
-        slack_seconds: float = 0.5,
+        slack_seconds: float = 0.25,
         max_wait: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -116,22 +119,31 @@ class InProcessThrottle:
         return state
 
     @staticmethod
-    def _expire(window: deque[float], now: float, length: float) -> None:
-        while window and window[0] <= now - length:
-            window.popleft()
+    def _window_wait(done: deque[float], pending: int, limit: int, length: float, now: float) -> float:
+        """Seconds until one more call fits a window of ``length`` holding ``done`` plus ``pending`` calls."""
+        while done and done[0] <= now - length:
+            done.popleft()
+        excess = len(done) + pending - limit + 1
+        if excess <= 0:
+            return 0.0
+        if excess > len(done):
+            return length  # only a call finishing can free a slot; release() wakes the waiters
+        return done[excess - 1] + length - now
 
     def _wait_needed(self, state: _RealmState, now: float, kind: RequestKind) -> float:
         """Seconds until a call of ``kind`` may start (0 if now). Caller holds the lock."""
-        self._expire(state.starts, now, self._minute)
-        self._expire(state.recent, now, self._second)
-        self._expire(state.batch_starts, now, self._minute)
-        waits = [state.penalty_until - now]
-        if len(state.starts) >= self.requests_per_minute:
-            waits.append(state.starts[-self.requests_per_minute] + self._minute - now)
-        if self.requests_per_second and len(state.recent) >= self.requests_per_second:
-            waits.append(state.recent[-self.requests_per_second] + self._second - now)
-        if kind == "batch" and len(state.batch_starts) >= self.batch_per_minute:
-            waits.append(state.batch_starts[-self.batch_per_minute] + self._minute - now)
+        waits = [
+            state.penalty_until - now,
+            self._window_wait(state.done, state.pending, self.requests_per_minute, self._minute, now),
+        ]
+        if self.requests_per_second:
+            waits.append(
+                self._window_wait(state.done_recent, state.pending, self.requests_per_second, self._second, now)
+            )
+        if kind == "batch":
+            waits.append(
+                self._window_wait(state.batch_done, state.pending_batch, self.batch_per_minute, self._minute, now)
+            )
         return max(0.0, *waits)
 
     def _take_slot(self, realm_id: str, kind: RequestKind, deadline: float) -> None:
@@ -141,25 +153,36 @@ class InProcessThrottle:
                 now = self._clock()
                 wait = self._wait_needed(state, now, kind)
                 if wait <= 0:
-                    state.starts.append(now)
-                    state.recent.append(now)
+                    state.pending += 1
                     if kind == "batch":
-                        state.batch_starts.append(now)
+                        state.pending_batch += 1
                     return
                 if now + wait > deadline:
                     raise QboRateLimited(
                         f"local throttle could not grant a {kind} slot for realm {realm_id} within {self.max_wait}s",
                         wait_seconds=wait,
                     )
-                # Woken early by penalize()/release so that a new penalty is seen at once.
+                # Woken early by penalize() and by finishing calls.
                 self._cond.wait(timeout=wait)
+
+    def _finish(self, realm_id: str, kind: RequestKind) -> None:
+        with self._cond:
+            state = self._realms[realm_id]
+            now = self._clock()
+            state.pending -= 1
+            state.done.append(now)
+            state.done_recent.append(now)
+            if kind == "batch":
+                state.pending_batch -= 1
+                state.batch_done.append(now)
+            self._cond.notify_all()
 
     @contextmanager
     def _slot(self, realm_id: str, kind: RequestKind) -> Iterator[None]:
         deadline = self._clock() + self.max_wait
         with self._lock:
             sem = self._state(realm_id).in_flight
-        # Concurrency first: the rate slot is stamped only when the request can really start.
+        # Concurrency first: the rate slot is taken only when the request can really start.
         if not sem.acquire(timeout=max(0.0, self.max_wait)):
             raise QboRateLimited(
                 f"local throttle: {self.max_in_flight} requests already in flight for realm {realm_id}",
@@ -167,13 +190,10 @@ class InProcessThrottle:
             )
         try:
             self._take_slot(realm_id, kind, deadline)
-            with self._lock:
-                self._realms[realm_id].active += 1
             try:
                 yield
             finally:
-                with self._lock:
-                    self._realms[realm_id].active -= 1
+                self._finish(realm_id, kind)
         finally:
             sem.release()
 
@@ -195,7 +215,7 @@ class InProcessThrottle:
         """Calls currently holding a slot (for tests and diagnostics)."""
         with self._lock:
             state = self._realms.get(realm_id)
-            return state.active if state is not None else 0
+            return state.pending if state is not None else 0
 
 
 _default: InProcessThrottle | None = None

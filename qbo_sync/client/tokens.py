@@ -1,14 +1,12 @@
 """Where the HTTP client gets its bearer token.
 
 The client never stores tokens itself. It asks a :class:`TokenProvider` for the current access token, and
-after a
-401 calls ``refresh(stale_access_token)`` once. Passing the token that failed lets the provider tell "someone
-already refreshed, here is the new one" from "refresh now": with many workers hitting an expired token at the
-same moment, exactly one refresh must reach Intuit, or the losers present a rotated-away refresh token and get
-``invalid_grant``. Implementations therefore guarantee a single-flight refresh per realm. The services layer
-does
-it across processes with a database row lock; :class:`InMemoryTokenProvider` does it across threads for tests
-and scripts.
+after a 401 calls ``refresh(stale_access_token)`` once. Passing the token that failed lets the provider tell
+"someone already refreshed, here is the new one" from "refresh now": with many workers hitting an expired
+token at the same moment, exactly one refresh must reach Intuit, or the losers present a rotated-away refresh
+token and get ``invalid_grant``. Implementations therefore guarantee a single-flight refresh per realm. The
+services layer does it across processes with a database row lock; :class:`InMemoryTokenProvider` does it
+across threads for tests and scripts.
 """
 
 from __future__ import annotations

@@ -147,3 +147,23 @@ def test_bad_limits_are_refused() -> None:
         InProcessThrottle(0)
     with pytest.raises(ValueError):
         InProcessThrottle(time_scale=0)
+
+
+def test_a_call_leaves_the_window_one_minute_after_it_finished() -> None:
+    clock = Clock()
+    t = InProcessThrottle(2, 10, 40, requests_per_second=None, slack_seconds=0, max_wait=0, clock=clock)
+    slow = t.acquire("r")
+    slow.__enter__()  # started at 1000, still running
+    with t.acquire("r"):  # starts and finishes at 1000
+        pass
+    with pytest.raises(QboRateLimited), t.acquire("r"):
+        pass
+    clock.now += 30
+    slow.__exit__(None, None, None)  # finished at 1030
+    clock.now += 30.5  # 1060.5: the quick call has left the window, the slow one has not
+    with t.acquire("r"):
+        pass
+    with pytest.raises(QboRateLimited) as info, t.acquire("r"):
+        pass
+    assert info.value.wait_seconds == pytest.approx(29.5)  # the slow call leaves at 1090
+    assert t.in_flight("r") == 0
