@@ -70,7 +70,7 @@ class TenantQuerySet(models.QuerySet):
     def for_user(self, user: AbstractBaseUser | AnonymousUser) -> TenantQuerySet:
         if not user.is_authenticated:
             return self.none()
-        if user.is_superuser:
+        if getattr(user, "is_superuser", False):
             return self.all()
         return self.filter(organization__memberships__user=user)
 
