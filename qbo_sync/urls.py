@@ -6,6 +6,7 @@ The callback's full URL is what ``QBO_REDIRECT_URI`` must say (and what the Intu
 from django.urls import path
 
 from qbo_sync import views
+from qbo_sync.views_progress import dashboard, job_progress
 from qbo_sync.webhooks.views import webhook
 
 app_name = "qbo_sync"
@@ -15,4 +16,6 @@ urlpatterns: list = [
     path("oauth/callback/", views.oauth_callback, name="oauth-callback"),
     path("disconnect/", views.disconnect, name="disconnect"),
     path("webhooks/", webhook, name="webhooks"),
+    path("jobs/<int:pk>/progress/", job_progress, name="job-progress"),
+    path("dashboard/", dashboard, name="dashboard"),
 ]

@@ -1,0 +1,62 @@
+"""The server-rendered pages: a job's live progress page and the organization dashboard (staff, tenant-scoped)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_progress_page_renders_and_points_at_the_api(user_a, org_a, make_push_job):
+    job = make_push_job(org_a, 2)
+    response = browser(user_a).get(f"/qbo/jobs/{job.pk}/progress/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"/api/qbo/jobs/{job.pk}/" in html and f"/api/qbo/jobs/{job.pk}/cancel/" in html
+    assert 'id="bar"' in html and 'id="eta"' in html and "/qbo/dashboard/?org=org-a" in html
+
+
+def test_progress_page_of_another_organization_is_404(user_a, org_b, make_push_job):
+    theirs = make_push_job(org_b, 1)
+    assert browser(user_a).get(f"/qbo/jobs/{theirs.pk}/progress/").status_code == 404
+    assert browser(user_a).get("/qbo/jobs/999999/progress/").status_code == 404
+
+
+def test_pages_need_staff(org_a, make_push_job):
+    job = make_push_job(org_a, 1)
+    clerk = MembershipFactory(organization=org_a, user=UserFactory(username="clerk", is_staff=False)).user
+    for url in (f"/qbo/jobs/{job.pk}/progress/", "/qbo/dashboard/"):
+        assert browser(clerk).get(url).status_code == 302
+        assert Client().get(url).status_code == 302
+
+
+def test_dashboard(user_a, org_a, make_push_job, make_conflict):
+    job = make_push_job(org_a, 3)
+    conflict = make_conflict(org_a)
+    response = browser(user_a).get("/qbo/dashboard/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Org A" in html and "Org A Books" in html and 'id="connection-status"' in html
+    assert f"/qbo/jobs/{job.pk}/progress/" in html
+    assert 'id="queue-pending">3<' in html
+    assert "qbo@example.com" in html and f"<td>{conflict.pk}</td>" in html
+    assert "/api/qbo/progress/" in html
+
+
+def test_dashboard_scoping(user_a, org_a, org_b):
+    assert browser(user_a).get("/qbo/dashboard/?org=org-b").status_code == 404
+    carol = UserFactory(username="carol")
+    MembershipFactory(user=carol, organization=org_a)
+    MembershipFactory(user=carol, organization=org_b)
+    chooser = browser(carol).get("/qbo/dashboard/").content.decode()
+    assert "?org=org-a" in chooser and "?org=org-b" in chooser
+    assert "Org B Books" in browser(carol).get("/qbo/dashboard/?org=org-b").content.decode()
