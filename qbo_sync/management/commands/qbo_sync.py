@@ -18,6 +18,12 @@ SUBCOMMANDS = [
     "qbo_sync.cli.retry.Retry",
     "qbo_sync.cli.sandbox.Sandbox",
     "qbo_sync.cli.schedules.Schedules",
+    "qbo_sync.cli.status.Status",
+    "qbo_sync.cli.jobs.Push",
+    "qbo_sync.cli.jobs.Pull",
+    "qbo_sync.cli.jobs.Sync",
+    "qbo_sync.cli.jobs.Import",
+    "qbo_sync.cli.conflicts.Conflicts",
 ]
 
 

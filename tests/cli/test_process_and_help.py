@@ -1,0 +1,95 @@
+"""The command as a process (exit status, ONE line on stderr for bad input) and its --help texts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qbo_sync.management.commands.qbo_sync import SUBCOMMANDS, Command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sqlite_env(tmp_path_factory):
+    """A migrated file-based SQLite database with one organization, for `python manage.py` processes."""
+    db = tmp_path_factory.mktemp("cli") / "cli.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True,
+                   timeout=300)
+    code = "from batchly.models import Organization; Organization.objects.create(name='Acme', slug='acme')"
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
+    return env
+
+
+def manage(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", "qbo_sync", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["status", "--org", "nope"], "No organization with slug 'nope'."),
+    (["push", "Customer", "--ids", "1", "--all", "--org", "acme"], "Give either --ids or --all, not both."),
+    (["push", "Customer", "--all", "--org", "acme"], "acme: This organization is not connected to QuickBooks"),
+    (["pull", "Customer", "--full", "--since", "2024-01-01"], "Give either --full or --since, not both."),
+    (["pull", "Customer", "--since", "nonsense", "--org", "acme"], "--since must be an ISO 8601 date"),
+    (["conflicts", "resolve", "12345", "--keep", "qbo"], "No conflict with id 12345."),
+])
+def test_bad_input_exits_non_zero_with_one_line(sqlite_env, args, message) -> None:
+    result = manage(sqlite_env, *args)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_status_json_in_a_process(sqlite_env) -> None:
+    import json
+
+    result = manage(sqlite_env, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["organizations"][0]["organization"] == "acme"
+    assert data["organizations"][0]["connection"]["status"] == "disconnected"
+    assert "connect --org acme" in data["organizations"][0]["connection"]["action"]
+
+
+def _subparsers() -> dict:
+    parser = Command().create_parser("manage.py", "qbo_sync")
+    (action,) = [a for a in parser._actions if a.dest == "subcommand"]
+    return action.choices
+
+
+def test_every_registered_subcommand_has_help() -> None:
+    parsers = _subparsers()
+    assert {"connect", "disconnect", "status", "push", "pull", "sync", "import", "drain", "retry", "conflicts",
+            "schedules", "sandbox", "rotate-keys"} <= set(parsers)
+    assert len(parsers) <= len(SUBCOMMANDS)
+    for name, sub in parsers.items():
+        assert len(sub.description or "") > 20, name
+        text = sub.format_help()
+        assert f"qbo_sync {name}" in text
+
+
+@pytest.mark.parametrize("name", ["status", "push", "pull", "sync", "import", "conflicts"])
+def test_new_subcommands_take_org_and_json(name) -> None:
+    text = _subparsers()[name].format_help()
+    assert "--org SLUG" in text and "--json" in text
+
+
+@pytest.mark.parametrize("name", ["push", "pull", "sync", "import"])
+def test_wait_is_the_documented_default(name) -> None:
+    text = " ".join(_subparsers()[name].format_help().split())
+    assert "--wait (default) Process the job's queue items now" in text
+    assert "--no-wait Only queue the job" in text
+    assert "--no-wait only queues it" in text
+
+
+def test_help_runs_as_a_process(sqlite_env) -> None:
+    result = manage(sqlite_env, "push", "--help")
+    assert result.returncode == 0 and "--dry-run" in result.stdout and "--ids 1,2,3" in result.stdout
