@@ -203,10 +203,14 @@ def unlinked_host_rows_by_key(ctx: SyncContext, adapter: HostAdapter) -> dict[tu
     key = f"unlinked:{adapter.entity}"
     if key not in ctx.cache:
         mapper = get_mapper(adapter.entity)
-        linked = EntityMapping.objects.filter(content_type=maps.content_type_for(adapter), qbo_id__isnull=False)
+        # Compared in Python: object_id is text and host keys may be integers (PostgreSQL refuses bigint = varchar).
+        linked = set(EntityMapping.objects.filter(content_type=maps.content_type_for(adapter), qbo_id__isnull=False,
+                                                  organization_id=ctx.organization_id)
+                     .values_list("object_id", flat=True))
         by_key: dict[tuple[str, str], models.Model] = {}
-        for obj in adapter.get_queryset(ctx.organization_id).exclude(
-                pk__in=models.Subquery(linked.values("object_id"))).iterator(chunk_size=2000):
+        for obj in adapter.get_queryset(ctx.organization_id).iterator(chunk_size=2000):
+            if str(obj.pk) in linked:
+                continue
             for key_name, value in adapter_keys(adapter, mapper, obj).items():
                 by_key.setdefault((key_name, value), obj)
         ctx.cache[key] = by_key
