@@ -10,6 +10,7 @@ from batchly.models import (
     SalesOrder,
     SalesOrderLine,
 )
+from qbo_sync.admin import QboSyncAdminMixin
 
 
 class TenantAdmin(admin.ModelAdmin):
@@ -33,14 +34,14 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(TenantAdmin):
+class CustomerAdmin(QboSyncAdminMixin, TenantAdmin):
     list_display = ("display_name", "company_name", "email", "active", "organization", "updated_at")
     list_filter = ("active", "organization")
     search_fields = ("display_name", "company_name", "email")
 
 
 @admin.register(Item)
-class ItemAdmin(TenantAdmin):
+class ItemAdmin(QboSyncAdminMixin, TenantAdmin):
     list_display = ("name", "sku", "unit_price", "type", "active", "organization")
     list_filter = ("type", "active", "organization")
     search_fields = ("name", "sku")
@@ -69,7 +70,7 @@ class InvoiceLineInline(admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(TenantAdmin):
+class InvoiceAdmin(QboSyncAdminMixin, TenantAdmin):
     list_display = ("number", "customer", "issue_date", "total", "status", "payment_status", "amount_due")
     list_filter = ("status", "payment_status", "organization")
     search_fields = ("number", "customer__display_name")

@@ -1,0 +1,349 @@
+"""qbo_sync's own admin: connections, jobs, queue items, conflicts, the sync log and pull cursors.
+
+Rows are written by the sync, so every page here is read-only; what an operator can do goes through actions and
+buttons that call the services, each guarded by the model's ``change`` permission:
+
+- connections: connect / reconnect / disconnect (``change_qboconnection``); tokens are never shown;
+- jobs: live progress, a link to the progress page, cancel (``change_syncjob``);
+- queue items: retry, retry including dead, cancel (``change_queueitem``);
+- conflicts: keep Batchly, keep QuickBooks, edit then keep (``change_conflict``);
+- sync log and pull cursors: read-only, nothing to act on (the log is append-only: no delete either).
+
+Staff who are not superusers see only their organizations' rows (``OrganizationScopedAdmin``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from qbo_sync.admin import views
+from qbo_sync.admin.actions import job_url
+from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, has_model_perm
+from qbo_sync.exceptions import QboSyncError
+from qbo_sync.models import Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
+from qbo_sync.services import conflicts as conflict_service
+from qbo_sync.services import queue as queue_service
+from qbo_sync.services.progress import job_progress
+
+#: The connection's secrets: never a field, a column, a filter or a search field anywhere in the admin.
+TOKEN_FIELDS = ("access_token_encrypted", "refresh_token_encrypted")
+
+ORGANIZATION_FILTER = ("organization", admin.RelatedOnlyFieldListFilter)
+
+
+def short(text: str, length: int = 80) -> str:
+    text = text or ""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+class QboReadOnlyAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
+    list_select_related = ("organization",)
+    list_per_page = 50
+
+
+# --- connections ---------------------------------------------------------------------------------------------------
+
+
+@admin.register(QboConnection)
+class QboConnectionAdmin(QboReadOnlyAdmin):
+    list_display = ("organization", "status", "company_name", "realm_id", "environment", "access_token_expires_at",
+                    "refresh_token_expires_at", "last_error_short", "connected_at")
+    list_filter = ("status", "environment")
+    search_fields = ("company_name", "realm_id")
+    fields = ("organization", "status", "company_name", "realm_id", "environment", "access_token_expires_at",
+              "refresh_token_expires_at", "last_refreshed_at", "last_error", "connected_at", "connected_by",
+              "created_at", "updated_at")
+    readonly_fields = fields
+    exclude = TOKEN_FIELDS
+    actions = ["disconnect_selected"]
+    change_form_template = "qbo_sync/admin/connection_change_form.html"
+    change_list_template = "qbo_sync/admin/connection_change_list.html"
+
+    @admin.display(description="Last error")
+    def last_error_short(self, obj: QboConnection) -> str:
+        return short(obj.last_error)
+
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        return has_model_perm(request, QboConnection, "change")
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("connect/", wrap(lambda r: views.connect_view(self, r)), name="qbo_sync_qboconnection_connect"),
+            path("<path:object_id>/reconnect/", wrap(lambda r, object_id: views.reconnect_view(self, r, object_id)),
+                 name="qbo_sync_qboconnection_reconnect"),
+            path("<path:object_id>/disconnect/",
+                 wrap(lambda r, object_id: views.disconnect_view(self, r, object_id)),
+                 name="qbo_sync_qboconnection_disconnect"),
+            *super().get_urls(),
+        ]
+
+    def changeform_view(self, request: HttpRequest, object_id: Any = None, form_url: str = "",
+                        extra_context: dict | None = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_manage": self.has_manage_permission(request)}
+        return super().changeform_view(request, object_id, form_url, extra)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_manage": self.has_manage_permission(request)}
+        return super().changelist_view(request, extra)
+
+    @admin.action(permissions=["manage"], description="Disconnect selected from QuickBooks")
+    def disconnect_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        connections = list(queryset.exclude(status=QboConnection.Status.DISCONNECTED))
+        if not connections:
+            messages.info(request, "None of the selected organizations is connected.")
+            return None
+        if request.POST.get("post") == "yes":
+            from qbo_sync.services import connect as connect_service
+
+            for connection in connections:
+                connect_service.disconnect(connection.organization)
+                self.log_change(request, connection, "Disconnected from QuickBooks")
+            messages.success(request, f"Disconnected {len(connections)} organization(s) from QuickBooks.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Disconnect from QuickBooks?",
+            "subtitle": None,
+            "opts": self.opts,
+            "mode": "disconnect_many",
+            "connections": connections,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "qbo_sync/admin/connection_confirm.html", context)
+
+
+# --- jobs ----------------------------------------------------------------------------------------------------------
+
+FINISHED_ITEM_STATUSES = [QueueItem.Status.COMPLETED, QueueItem.Status.FAILED, QueueItem.Status.DEAD,
+                          QueueItem.Status.CANCELLED]
+
+
+@admin.register(SyncJob)
+class SyncJobAdmin(QboReadOnlyAdmin):
+    list_display = ("id", "organization", "kind", "entity_type", "state", "progress", "description", "started_by",
+                    "created_at", "finished_at")
+    list_display_links = ("id", "description")
+    list_filter = ("state", "kind", "entity_type", ORGANIZATION_FILTER)
+    list_select_related = ("organization", "started_by")
+    search_fields = ("description",)
+    date_hierarchy = "created_at"
+    fields = ("organization", "kind", "entity_type", "state", "description", "live_progress", "progress_page",
+              "queue_items", "options", "total", "started_by", "created_at", "started_at", "finished_at")
+    readonly_fields = fields
+    actions = ["cancel_jobs"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The list's progress column: counts of every job on the page in the changelist's own query.
+        return super().get_queryset(request).annotate(
+            _finished=Count("items", filter=Q(items__status__in=FINISHED_ITEM_STATUSES)),
+            _failed=Count("items", filter=Q(items__status__in=[QueueItem.Status.FAILED, QueueItem.Status.DEAD])),
+        )
+
+    @admin.display(description="Progress")
+    def progress(self, obj: SyncJob) -> str:
+        finished, failed = getattr(obj, "_finished", 0), getattr(obj, "_failed", 0)
+        percent = round(100.0 * finished / obj.total, 1) if obj.total else 100.0
+        text = format_html("{}/{} ({}%)", finished, obj.total, percent)
+        if failed:
+            text = format_html('{} <span style="color:#ba2121">{} failed</span>', text, failed)
+        return text
+
+    @admin.display(description="Live progress")
+    def live_progress(self, obj: SyncJob) -> str:
+        p = job_progress(obj)
+        eta = "—" if p["eta_seconds"] is None else f"{p['eta_seconds']:.0f} s"
+        rows = [("State", p["state"]), ("Done", f"{p['done']} of {p['total']} ({p['percent']}%)"),
+                ("Pending", p["pending"]), ("Processing", p["processing"]), ("Completed", p["completed"]),
+                ("Failed", p["failed"]), ("Dead", p["dead"]), ("Cancelled", p["cancelled"]),
+                ("Rate", f"{p['rate_per_minute']} per minute"), ("ETA", eta),
+                ("Slow because", p["slow_reason"] or "—")]
+        body = format_html("".join("<tr><th>{}</th><td>{}</td></tr>" for _ in rows),
+                           *[x for row in rows for x in row])
+        return format_html('<table class="qbo-job-progress">{}</table>', body)
+
+    @admin.display(description="Progress page")
+    def progress_page(self, obj: SyncJob) -> str:
+        url = job_url(obj)
+        if url == reverse("admin:qbo_sync_syncjob_change", args=[obj.pk]):
+            return "—"
+        return format_html('<a href="{}">Watch this job live</a>', url)
+
+    @admin.display(description="Queue items")
+    def queue_items(self, obj: SyncJob) -> str:
+        url = reverse("admin:qbo_sync_queueitem_changelist")
+        return format_html('<a href="{}?job__id__exact={}">All items</a> · '
+                           '<a href="{}?job__id__exact={}&amp;status__exact=failed">failed</a> · '
+                           '<a href="{}?job__id__exact={}&amp;status__exact=dead">dead</a>',
+                           url, obj.pk, url, obj.pk, url, obj.pk)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return has_model_perm(request, SyncJob, "change")
+
+    @admin.action(permissions=["cancel"], description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        jobs = [job for job in queryset if not job.is_finished]
+        items = sum(queue_service.cancel_job(job) for job in jobs)
+        for job in jobs:
+            self.log_change(request, job, "Cancelled")
+        skipped = queryset.count() - len(jobs)
+        messages.success(request, f"Cancelled {len(jobs)} job(s) ({items} pending item(s))."
+                         + (f" {skipped} had already finished." if skipped else ""))
+
+
+# --- queue items ---------------------------------------------------------------------------------------------------
+
+
+@admin.register(QueueItem)
+class QueueItemAdmin(QboReadOnlyAdmin):
+    list_display = ("id", "organization", "entity_type", "object_id", "qbo_id", "operation", "status", "attempts",
+                    "next_attempt_at", "error", "job_link", "updated_at")
+    list_filter = ("status", "entity_type", "operation", ORGANIZATION_FILTER, "priority")
+    list_select_related = ("organization", "job")
+    search_fields = ("object_id", "qbo_id", "last_error", "error_code")
+    readonly_fields = [f.name for f in QueueItem._meta.fields]
+    actions = ["retry_failed", "retry_including_dead", "cancel_pending"]
+
+    @admin.display(description="Last error")
+    def error(self, obj: QueueItem) -> str:
+        return format_html('<span title="{}">{}</span>', obj.last_error, short(obj.last_error)) if obj.last_error \
+            else ""
+
+    @admin.display(description="Job", ordering="job")
+    def job_link(self, obj: QueueItem) -> str:
+        if not obj.job_id:
+            return "real-time"
+        return format_html('<a href="{}">#{}</a>', reverse("admin:qbo_sync_syncjob_change", args=[obj.job_id]),
+                           obj.job_id)
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return has_model_perm(request, QueueItem, "change")
+
+    @admin.action(permissions=["operate"], description="Retry selected failed items")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queue_service.retry_items(queryset)
+        messages.success(request, f"Requeued {count} failed item(s).")
+
+    @admin.action(permissions=["operate"], description="Retry selected failed and dead items")
+    def retry_including_dead(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queue_service.retry_items(queryset, include_dead=True)
+        messages.success(request, f"Requeued {count} failed or dead item(s).")
+
+    @admin.action(permissions=["operate"], description="Cancel selected pending items")
+    def cancel_pending(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queue_service.cancel_items(queryset)
+        messages.success(request, f"Cancelled {count} pending item(s).")
+
+
+# --- conflicts -----------------------------------------------------------------------------------------------------
+
+
+@admin.register(Conflict)
+class ConflictAdmin(QboReadOnlyAdmin):
+    list_display = ("id", "organization", "entity_type", "record", "field", "base", "batchly", "quickbooks", "rule",
+                    "state", "winner", "created_at")
+    list_filter = ("state", "entity_type", "rule", ORGANIZATION_FILTER)
+    list_select_related = ("organization", "mapping")
+    search_fields = ("field", "mapping__object_id", "mapping__qbo_id")
+    fields = ("organization", "entity_type", "record", "field", "values_side_by_side", "rule", "state", "winner",
+              "resolved_value", "resolved_by", "resolved_at", "created_at")
+    readonly_fields = fields
+    actions = ["keep_batchly", "keep_quickbooks"]
+    change_form_template = "qbo_sync/admin/conflict_change_form.html"
+
+    @admin.display(description="Record")
+    def record(self, obj: Conflict) -> str:
+        return f"{obj.entity_type} {obj.mapping.object_id} ↔ QBO {obj.mapping.qbo_id or '—'}"
+
+    @admin.display(description="Base")
+    def base(self, obj: Conflict) -> str:
+        return short(views.json_value(obj.base_value), 40)
+
+    @admin.display(description="Batchly")
+    def batchly(self, obj: Conflict) -> str:
+        return short(views.json_value(obj.host_value), 40)
+
+    @admin.display(description="QuickBooks")
+    def quickbooks(self, obj: Conflict) -> str:
+        return short(views.json_value(obj.qbo_value), 40)
+
+    @admin.display(description="Values")
+    def values_side_by_side(self, obj: Conflict) -> str:
+        return views.conflict_values_table(obj)
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return has_model_perm(request, Conflict, "change")
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/resolve/",
+                 wrap(lambda r, object_id: views.resolve_conflict_view(self, r, object_id)),
+                 name="qbo_sync_conflict_resolve"),
+            *super().get_urls(),
+        ]
+
+    def changeform_view(self, request: HttpRequest, object_id: Any = None, form_url: str = "",
+                        extra_context: dict | None = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_resolve": self.has_resolve_permission(request)}
+        return super().changeform_view(request, object_id, form_url, extra)
+
+    def _keep(self, request: HttpRequest, queryset: QuerySet, keep: str, label: str) -> None:
+        resolved, refused = 0, []
+        for conflict in queryset.filter(state=Conflict.State.OPEN):
+            try:
+                conflict_service.resolve_conflict(conflict, keep, user=request.user)
+            except QboSyncError as exc:
+                refused.append(f"#{conflict.pk}: {exc}")
+                continue
+            resolved += 1
+            self.log_change(request, conflict, f"Resolved: kept {label}")
+        skipped = queryset.exclude(state=Conflict.State.OPEN).count()
+        messages.success(request, f"Kept {label} for {resolved} conflict(s)."
+                         + (f" {skipped} were not open." if skipped else ""))
+        for line in refused:
+            messages.error(request, line)
+
+    @admin.action(permissions=["resolve"], description="Keep Batchly's value")
+    def keep_batchly(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._keep(request, queryset, "batchly", "Batchly's value")
+
+    @admin.action(permissions=["resolve"], description="Keep QuickBooks' value")
+    def keep_quickbooks(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._keep(request, queryset, "qbo", "QuickBooks' value")
+
+
+# --- log and cursors -----------------------------------------------------------------------------------------------
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(QboReadOnlyAdmin):
+    list_display = ("created_at", "level", "event", "organization", "entity_type", "object_id", "qbo_id", "job",
+                    "message_short")
+    list_filter = ("level", "event", "entity_type", ORGANIZATION_FILTER)
+    list_select_related = ("organization", "job")
+    search_fields = ("message", "object_id", "qbo_id", "event")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in SyncLog._meta.fields]
+
+    @admin.display(description="Message")
+    def message_short(self, obj: SyncLog) -> str:
+        return short(obj.message, 120)
+
+
+@admin.register(PullCursor)
+class PullCursorAdmin(QboReadOnlyAdmin):
+    list_display = ("organization", "entity_type", "changed_since", "last_run_at", "last_success_at",
+                    "running_since")
+    list_filter = ("entity_type", ORGANIZATION_FILTER)
+    readonly_fields = [f.name for f in PullCursor._meta.fields]
