@@ -229,19 +229,25 @@ class QueueItemAdmin(QboReadOnlyAdmin):
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return has_model_perm(request, QueueItem, "change")
 
+    @staticmethod
+    def _plain(queryset: QuerySet) -> QuerySet:
+        # The changelist's queryset joins the nullable job (list_select_related); PostgreSQL refuses the services'
+        # SELECT ... FOR UPDATE over such an outer join.
+        return queryset.select_related(None)
+
     @admin.action(permissions=["operate"], description="Retry selected failed items")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queue_service.retry_items(queryset)
+        count = queue_service.retry_items(self._plain(queryset))
         messages.success(request, f"Requeued {count} failed item(s).")
 
     @admin.action(permissions=["operate"], description="Retry selected failed and dead items")
     def retry_including_dead(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queue_service.retry_items(queryset, include_dead=True)
+        count = queue_service.retry_items(self._plain(queryset), include_dead=True)
         messages.success(request, f"Requeued {count} failed or dead item(s).")
 
     @admin.action(permissions=["operate"], description="Cancel selected pending items")
     def cancel_pending(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queue_service.cancel_items(queryset)
+        count = queue_service.cancel_items(self._plain(queryset))
         messages.success(request, f"Cancelled {count} pending item(s).")
 
 
