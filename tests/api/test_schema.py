@@ -6,8 +6,10 @@ import io
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.management import call_command
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
@@ -50,7 +52,15 @@ def api_schema(db, org_a, user_a, make_push_job, make_conflict):
     make_push_job(org_a, 3)
     make_conflict(org_a)
     CustomerFactory.create_batch(2, organization=org_a)
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+    # The WSGI app sends request_started/finished, whose close_old_connections would close the test's connection
+    # (and its transaction) on PostgreSQL; Django's test client disconnects it the same way.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
