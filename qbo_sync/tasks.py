@@ -7,6 +7,7 @@ lost, delivered twice or run concurrently with another loses and doubles nothing
   remains. Also run every minute by the ``qbo_sync.drain`` safety-net schedule.
 - ``qbo_sync.tasks.kick``: called on commit after an enqueue; queues a drain soon, at most one pending per window.
 - ``qbo_sync.tasks.nightly_pull``: the nightly schedules' entry point (one pull job per organization and entity).
+- ``qbo_sync.tasks.nightly_reconcile``: the nightly reconciliation of every connected organization (SyncLog rows).
 """
 
 from __future__ import annotations
@@ -77,3 +78,12 @@ def nightly_pull(entity: str, full: bool = False) -> list[int]:
         status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH],
     ).values_list("organization_id", flat=True)
     return [start_pull(org_id, entity_type, full=full).pk for org_id in org_ids]
+
+
+def nightly_reconcile() -> list[dict[str, Any]]:
+    """Reconcile every connected organization; each verdict is logged (SyncLog ``reconciled``). Returns a summary
+    per organization (no repairs: a person, the API or ``qbo_sync reconcile --repair`` applies them)."""
+    from qbo_sync.services.reconcile import reconcile_all
+
+    return [{"organization_id": r.organization_id, "books_match": r.books_match, "drift": len(r.drift),
+             "in_flight": r.in_flight} for r in reconcile_all()]

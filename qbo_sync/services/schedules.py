@@ -4,6 +4,8 @@
   items 04:00 by default), local to settings.TIME_ZONE. Schedule.DAILY with an explicit next_run computed in that
   zone: django-q2 keeps a DAILY schedule on the same wall-clock time across DST changes (it corrects by
   Q_CLUSTER["time_zone"]), and CRON would need ``croniter``, which we do not ship.
+- ``qbo_sync.nightly.reconcile``: DAILY reconciliation at QBO_SYNC["RECONCILE_AT"] (default 05:00, after the pulls;
+  an empty value removes it).
 - ``qbo_sync.drain``: every minute, the safety net that recovers a lost kick or a lost drain task.
 
 No catch-up storms: Q_CLUSTER["catch_up"] is False (a missed slot is skipped, not replayed), every next_run is
@@ -27,6 +29,7 @@ from qbo_sync.conf import qbo_settings
 PREFIX = "qbo_sync."
 DRAIN_SCHEDULE = "qbo_sync.drain"
 DRAIN_EVERY_MINUTES = 1
+RECONCILE_AT = "05:00"
 
 
 def nightly_name(entity: str) -> str:
@@ -63,6 +66,12 @@ def wanted_schedules(now: dt.datetime | None = None) -> list[dict[str, Any]]:
         wanted.append({
             "name": nightly_name(entity), "func": "qbo_sync.tasks.nightly_pull", "args": repr((entity,)),
             "schedule_type": Schedule.DAILY, "minutes": None, "next_run": next_daily_run(hhmm, now),
+        })
+    reconcile_at = (getattr(settings, "QBO_SYNC", None) or {}).get("RECONCILE_AT", RECONCILE_AT)
+    if reconcile_at:
+        wanted.append({
+            "name": nightly_name("reconcile"), "func": "qbo_sync.tasks.nightly_reconcile", "args": None,
+            "schedule_type": Schedule.DAILY, "minutes": None, "next_run": next_daily_run(reconcile_at, now),
         })
     return wanted
 

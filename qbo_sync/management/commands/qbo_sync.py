@@ -11,10 +11,12 @@ from django.utils.module_loading import import_string
 from qbo_sync.cli import Subcommand
 
 SUBCOMMANDS = [
+    "qbo_sync.cli.bench.Bench",
     "qbo_sync.cli.connect.Connect",
     "qbo_sync.cli.connect.Disconnect",
     "qbo_sync.cli.drain.Drain",
     "qbo_sync.cli.keys.RotateKeys",
+    "qbo_sync.cli.reconcile.Reconcile",
     "qbo_sync.cli.retry.Retry",
     "qbo_sync.cli.sandbox.Sandbox",
     "qbo_sync.cli.schedules.Schedules",
