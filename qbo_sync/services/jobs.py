@@ -53,15 +53,24 @@ def resolve_ids(organization_id: int, entity: str, ids: Iterable[Any] | None) ->
     wanted = list(dict.fromkeys(str(i) for i in ids))
     if not wanted:
         raise QboInputError("No ids were given.", "ids")
-    try:
-        found = {str(pk) for pk in qs.filter(pk__in=wanted).values_list("pk", flat=True)}
-    except (ValueError, TypeError):
-        found = set()
+    valid = [i for i in wanted if _valid_pk(qs.model, i)]
+    found = {str(pk) for pk in qs.filter(pk__in=valid).values_list("pk", flat=True)} if valid else set()
     missing = [i for i in wanted if i not in found]
     if missing:
         shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
         raise QboInputError(f"No {entity.lower()} with id {shown} in this organization.", "ids")
     return wanted
+
+
+def _valid_pk(model: type[models.Model], value: str) -> bool:
+    """Whether ``value`` can be a primary key of ``model`` at all (PostgreSQL errors on an out-of-range integer)."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        pk = model._meta.pk.to_python(value)
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return not isinstance(pk, int) or -(2**63) <= pk < 2**63
 
 
 def start_push(organization_id: int, entity: str, ids: Iterable[Any] | None = None, *, user: Any = None,

@@ -89,3 +89,9 @@ def test_resolving_a_held_conflict_writes_both_sides(org, accountant, run_queue,
     assert EntityMapping.objects.get(pk=mapping.pk).state == "synced"
     with pytest.raises(QboInputError, match="already resolved"):
         resolve_conflict(conflict, "qbo")
+
+
+def test_ids_that_cannot_be_keys_are_unknown_ids(org) -> None:
+    for bad in ("abc", str(2**70), "-1"):
+        with pytest.raises(QboInputError, match="No customer with id"):
+            jobs.start_push(org.pk, "Customer", [bad])
