@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench lock clean
+.PHONY: demo test lint check bench lock clean chaos
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(PY) manage.py makemigrations --check --dry-run -v 0
 	@$(PY) manage.py check
+
+# The chaos suite (docs/reliability.md): SQLite with one cluster, then PostgreSQL with two (CHAOS_PG_URL, default
+# postgres://postgres@127.0.0.1:5432). CHAOS_COUNT / CHAOS_SCALE set the size.
+CHAOS_COUNT ?= 3000
+CHAOS_SCALE ?= 60
+chaos: $(STAMP)
+	@$(PY) manage.py chaos --db sqlite --count $(CHAOS_COUNT) --time-scale $(CHAOS_SCALE) --strict
+	@$(PY) manage.py chaos --db postgres --clusters 2 --count $(CHAOS_COUNT) --time-scale $(CHAOS_SCALE) --strict
 
 # Regenerate the lock after editing pyproject.toml (needs uv: `pip install uv`).
 lock:
