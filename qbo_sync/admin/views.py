@@ -15,8 +15,7 @@ from django.apps import apps
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
-from django.db.models import Case, Value, When
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -25,11 +24,11 @@ from django.utils.html import format_html, format_html_join
 from qbo_sync.admin.actions import check_organizations, group_by_organization, job_url
 from qbo_sync.admin.tenancy import visible_organization_ids
 from qbo_sync.exceptions import QboConfigurationError, QboSyncError
-from qbo_sync.models import Conflict, QboConnection, QueueItem, SyncJob
+from qbo_sync.models import Conflict, QboConnection, SyncJob
 from qbo_sync.models.base import ORGANIZATION_MODEL
 from qbo_sync.services import conflicts as conflict_service
 from qbo_sync.services import connect as connect_service
-from qbo_sync.services import jobs, queue
+from qbo_sync.services import jobs
 from qbo_sync.services import mappings as maps
 
 CONFIRM_TEMPLATE = "qbo_sync/admin/confirm_job.html"
@@ -156,7 +155,7 @@ def pull_selected(modeladmin: Any, request: HttpRequest, queryset: models.QueryS
         return preview_pull(adapter, rows)
 
     def start(org_id: int, ids: list[str], user: Any) -> SyncJob:
-        return start_targeted_pull(org_id, entity, ids, user=user)
+        return jobs.start_targeted_pull(org_id, entity, ids, user=user)
 
     return _confirm_or_start(modeladmin, request, queryset, direction="pull", preview=preview, start=start)
 
@@ -174,26 +173,6 @@ def preview_pull(adapter: Any, rows: list[models.Model]) -> list[jobs.PreviewRow
         else:
             result.append(jobs.PreviewRow(oid, str(obj), "skip", "not in QuickBooks yet: sync it first"))
     return result
-
-
-def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str], *, user: Any = None) -> SyncJob:
-    """One pull job that re-reads the QuickBooks records linked to the given host rows (one pull item each, carrying
-    the QuickBooks id, which the pull processor reads by id). Rows never sent to QuickBooks are left out."""
-    entity = jobs._check_entity(entity, ("Customer", "Item"), "pull")
-    jobs.require_connection(organization_id)
-    object_ids = jobs.resolve_ids(organization_id, entity, object_ids)
-    linked = {oid: m.qbo_id for oid, m in maps.mappings_for_objects(jobs.get_adapter(entity), object_ids).items()
-              if m.qbo_id}
-    ids = [oid for oid in object_ids if oid in linked]
-    if not ids:
-        raise jobs.QboInputError(f"None of these {entity.lower()}s is in QuickBooks yet; sync them first.", "ids")
-    with transaction.atomic():  # the drain is kicked on commit, once every item knows its QuickBooks id
-        job = queue.create_job(organization_id, SyncJob.Kind.PULL, entity, ids, QueueItem.Operation.PULL, user=user,
-                               description=f"Pull {len(ids)} selected {entity.lower()}(s) from QuickBooks",
-                               options={"full": False, "targeted": True})
-        job.items.update(qbo_id=Case(*[When(object_id=oid, then=Value(linked[oid])) for oid in ids],
-                                     default=Value("")))
-    return job
 
 
 # --- conflicts -----------------------------------------------------------------------------------------------------
@@ -366,4 +345,4 @@ def disconnect_view(modeladmin: Any, request: HttpRequest, object_id: str) -> Ht
 
 
 __all__ = ["conflict_values_table", "connect_view", "disconnect_view", "preview_pull", "pull_selected",
-           "push_selected", "reconnect_view", "resolve_conflict_view", "start_targeted_pull"]
+           "push_selected", "reconnect_view", "resolve_conflict_view"]

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Case, Value, When
 
 from qbo_sync.adapters import get_adapter
 from qbo_sync.exceptions import QboSyncError
@@ -99,6 +100,26 @@ def start_pull(organization_id: int, entity: str, *, full: bool = False, user: A
     entity = _check_entity(entity, PULLABLE, "pull")
     require_connection(organization_id)
     return queue.start_pull(organization_id, entity, full=full, user=user)
+
+
+def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str], *, user: Any = None) -> SyncJob:
+    """One pull job that re-reads the QuickBooks records linked to the given host rows (one pull item each, carrying
+    the QuickBooks id, which the pull processor reads by id). Rows never sent to QuickBooks are left out."""
+    entity = _check_entity(entity, ("Customer", "Item"), "pull")
+    require_connection(organization_id)
+    object_ids = resolve_ids(organization_id, entity, object_ids)
+    linked = {oid: m.qbo_id for oid, m in maps.mappings_for_objects(get_adapter(entity), object_ids).items()
+              if m.qbo_id}
+    ids = [oid for oid in object_ids if oid in linked]
+    if not ids:
+        raise QboInputError(f"None of these {entity.lower()}s is in QuickBooks yet; sync them first.", "ids")
+    with transaction.atomic():  # the drain is kicked on commit, once every item knows its QuickBooks id
+        job = queue.create_job(organization_id, SyncJob.Kind.PULL, entity, ids, QueueItem.Operation.PULL, user=user,
+                               description=f"Pull {len(ids)} selected {entity.lower()}(s) from QuickBooks",
+                               options={"full": False, "targeted": True})
+        job.items.update(qbo_id=Case(*[When(object_id=oid, then=Value(linked[oid])) for oid in ids],
+                                     default=Value("")))
+    return job
 
 
 def start_import(organization_id: int, *, user: Any = None) -> list[SyncJob]:

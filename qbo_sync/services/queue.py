@@ -412,7 +412,8 @@ def retry_items(queryset: QuerySet, include_dead: bool = False) -> int:
     statuses = [Status.FAILED, Status.DEAD] if include_dead else [Status.FAILED]
     now = timezone.now()
     with transaction.atomic():
-        rows = list(queryset.filter(status__in=statuses).select_for_update())
+        # Lock the items only: PostgreSQL refuses FOR UPDATE over the nullable join an admin changelist adds.
+        rows = list(queryset.filter(status__in=statuses).select_related(None).select_for_update(of=("self",)))
         superseded = _superseded(rows)
         # Two failed real-time items of one object: requeue only the newest.
         newest: dict[tuple, QueueItem] = {}
