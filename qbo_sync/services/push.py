@@ -14,12 +14,14 @@ and records *what happened*, with these guarantees:
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter, get_adapter
@@ -80,42 +82,125 @@ class Write:
     operation: str  # create | update
     values: dict[str, Any]
     on_success: Callable[[Write, dict[str, Any]], None] | None = None
+    #: The canonical fields this write sends (after it, QuickBooks holds the host's values for them).
+    sent_fields: tuple[str, ...] = ()
 
 
 def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[int, dict[str, Any] | Exception]:
-    """Send writes, one request for a single write, batches of up to BATCH_SIZE otherwise."""
+    """Send writes: one request for a single write, otherwise groups of up to BATCH_SIZE, several calls in flight.
+
+    Throughput (QBO limits per realm): a batch call carries BATCH_SIZE writes but only BATCH_CALLS_PER_MINUTE of
+    them are allowed, while single requests have the rest of RATE_LIMIT_PER_MINUTE. So a full group goes as one
+    batch or as single requests, keeping this process's mix near the share that fills both budgets (1,200 batched
+    + 460 single writes a minute with QBO's limits); a partial group always goes as a batch. Up to
+    MAX_CONCURRENT_REQUESTS calls run at once (threads); the throttle paces them. Guarantees kept: a batch's
+    requestid comes from its items' idempotency keys, a single write's from its item's; every write gets its own
+    result or error; ``last_pushed_at`` is marked before anything leaves.
+    """
     results: dict[int, dict[str, Any] | Exception] = {}
     if not writes:
         return results
     # Mark "a push started" before anything leaves: a later attempt then knows to look before creating again.
     now = timezone.now()
     EntityMapping.objects.filter(pk__in=[w.mapping.pk for w in writes if w.mapping.pk]).update(last_pushed_at=now)
-    if len(writes) == 1:
-        w = writes[0]
+    calls = plan_calls(ctx.realm_id, writes)
+    if len(calls) == 1:
+        results.update(send_call(ctx, entity, calls[0]))
+        return results
+    run_concurrently([partial(send_call, ctx, entity, call) for call in calls], results)
+    return results
+
+
+def send_call(ctx: SyncContext, entity: str, call: Sequence[Write]) -> dict[int, dict[str, Any] | Exception]:
+    """One request: a single create/update (requestid = the item's key) or one batch (requestid from its keys)."""
+    if len(call) == 1:
+        w = call[0]
         try:
             payload = jsonable(w.payload)
             if w.operation == "create":
-                results[w.item.pk] = ctx.client.create(entity, payload, request_id=w.item.idempotency_key)
-            else:
-                results[w.item.pk] = ctx.client.update(entity, payload, request_id=w.item.idempotency_key,
-                                                       sparse=True)
+                return {w.item.pk: ctx.client.create(entity, payload, request_id=w.item.idempotency_key)}
+            return {w.item.pk: ctx.client.update(entity, payload, request_id=w.item.idempotency_key, sparse=True)}
         except QboApiError as exc:
-            results[w.item.pk] = exc
-        return results
+            return {w.item.pk: exc}
+    ops = [BatchOperation(bid=f"b{n}", operation=w.operation, entity=entity, payload=jsonable(w.payload))
+           for n, w in enumerate(call)]
+    try:
+        answers = ctx.client.batch(ops, request_id=batch_request_id([w.item for w in call]))
+    except QboApiError as exc:
+        return {w.item.pk: exc for w in call}
+    return {w.item.pk: answer.error if answer.error is not None else (answer.payload or {})
+            for w, answer in zip(call, answers, strict=True)}
+
+
+#: Writes this process sent per realm, [in batches, as single requests]: steers the batch/single mix.
+_mix: dict[str, list[int]] = {}
+_mix_lock = threading.Lock()
+
+
+def batch_share() -> float:
+    """The share of writes to batch so that both budgets fill: B·S / (B·S + R - B) (0.72 with QBO's limits)."""
     size = max(1, min(int(qbo_settings.BATCH_SIZE), 30))
-    for start in range(0, len(writes), size):
-        chunk = writes[start:start + size]
-        ops = [BatchOperation(bid=f"b{n}", operation=w.operation, entity=entity, payload=jsonable(w.payload))
-               for n, w in enumerate(chunk)]
+    per_minute = int(qbo_settings.BATCH_CALLS_PER_MINUTE)
+    batched = per_minute * size
+    singles = max(int(qbo_settings.RATE_LIMIT_PER_MINUTE) - per_minute, 0)
+    return batched / (batched + singles) if batched + singles else 1.0
+
+
+def plan_calls(realm_id: str, writes: Sequence[Write]) -> list[list[Write]]:
+    """Group writes into calls (a list of one write = a single request), batches first."""
+    size = max(1, min(int(qbo_settings.BATCH_SIZE), 30))
+    groups = [list(writes[start:start + size]) for start in range(0, len(writes), size)]
+    if len(groups) == 1:
+        return groups
+    share = batch_share()
+    batches: list[list[Write]] = []
+    singles: list[list[Write]] = []
+    with _mix_lock:
+        mix = _mix.setdefault(str(realm_id), [0, 0])
+        for group in groups:
+            total = mix[0] + mix[1]
+            if len(group) == size > 1 and total and mix[0] / total > share:
+                singles.extend([w] for w in group)
+                mix[1] += len(group)
+            else:
+                batches.append(group)
+                mix[0] += len(group)
+    return batches + singles
+
+
+def run_concurrently(tasks: Sequence[Callable[[], dict[int, Any]]], results: dict[int, Any]) -> None:
+    """Run the calls on up to MAX_CONCURRENT_REQUESTS threads, in order; their results land in ``results``.
+    Each thread closes its own database connections (the shared throttle may have opened one)."""
+    pending = list(reversed(tasks))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
         try:
-            answers = ctx.client.batch(ops, request_id=batch_request_id([w.item for w in chunk]))
-        except QboApiError as exc:
-            for w in chunk:
-                results[w.item.pk] = exc
-            continue
-        for w, answer in zip(chunk, answers, strict=True):
-            results[w.item.pk] = answer.error if answer.error is not None else (answer.payload or {})
-    return results
+            while True:
+                with lock:
+                    if not pending or errors:
+                        return
+                    task = pending.pop()
+                try:
+                    answer = task()
+                except BaseException as exc:  # re-raised in the caller's thread, as a sequential send would
+                    with lock:
+                        errors.append(exc)
+                    return
+                with lock:
+                    results.update(answer)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, name=f"qbo-send-{n}", daemon=True)
+               for n in range(max(1, min(int(qbo_settings.MAX_CONCURRENT_REQUESTS), len(tasks))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 # --- customers and items ---------------------------------------------------------------------------------------
@@ -172,7 +257,8 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: Q
         if mapping.pk is None:
             mapping.save()
         context = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
-        return Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values)
+        return Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values,
+                     sent_fields=tuple(f for f in mapper.SPEC.fields if f in values))
     base = mapping.snapshot or {}
     spec = mapper.SPEC
     changed = {f: values[f] for f in spec.fields
@@ -184,23 +270,27 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: Q
         return None
     changed = expand_groups(spec, changed, values)
     payload = mapper.to_qbo(changed, qbo_id=mapping.qbo_id, sync_token=mapping.sync_token or "0", sparse=True)
-    return Write(item, obj, mapping, payload, "update", values)
+    return Write(item, obj, mapping, payload, "update", values, sent_fields=tuple(changed))
 
 
 def record_name_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any]) -> Outcome:
+    """Record a write QuickBooks accepted, then merge its answer like a pull would.
+
+    QuickBooks now holds the sent fields, so they join the base. Whatever else its answer shows (a QBO-owned price
+    the host had edited, a change QBO made meanwhile) is merged at once: recorded and written to the host now, not
+    left for a later pull that would skip this version as already known.
+    """
+    from qbo_sync.services.pull import reconcile_one
     from qbo_sync.signals import entity_pushed
 
-    mapper = get_mapper(adapter.entity)
-    qbo_values = mapper.from_qbo(payload)
-    snapshot = dict(w.mapping.snapshot or {})
-    for name in mapper.SPEC.fields:
-        if name in w.values and name in qbo_values:
-            # What both sides hold now. A QBO-owned field the host changed keeps QBO's value as the base, so
-            # the next pull overwrites the host and records it.
-            snapshot[name] = qbo_values[name] if name in mapper.SPEC.qbo_owned_fields else w.values[name]
-    with transaction.atomic():
-        maps.record_synced(w.mapping, payload, snapshot, qbo_updated_at=mapper.qbo_updated_at(payload),
-                           host_updated_at=adapter.updated_at(w.obj), pushed=True)
+    base = dict(w.mapping.snapshot or {})
+    base.update({name: w.values[name] for name in w.sent_fields if name in w.values})
+    w.mapping.snapshot = jsonable(base)
+    w.mapping.qbo_id = str(payload.get("Id") or w.mapping.qbo_id)
+    w.mapping.sync_token = str(payload.get("SyncToken", w.mapping.sync_token))
+    if w.mapping.pk is None:
+        w.mapping.save()
+    reconcile_one(ctx, adapter, w.mapping, w.obj, payload)
     entity_pushed.send(sender=EntityMapping, entity_type=adapter.entity, object_id=w.mapping.object_id,
                        qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
     return Outcome.completed(f"{w.operation}d {adapter.entity} {w.mapping.qbo_id}")

@@ -219,3 +219,20 @@ def test_a_past_due_unpaid_invoice_is_overdue(org, accountant, run_queue) -> Non
     run_queue()
     invoice.refresh_from_db()
     assert invoice.payment_status == "overdue" and invoice.amount_due == invoice.total
+
+
+def test_a_price_edited_in_batchly_is_put_back_right_after_a_push(org, accountant, run_queue) -> None:
+    """A push's answer shows QBO's price: the host gets it at once (a later pull would skip this version)."""
+    item = ItemFactory(organization=org, unit_price=Decimal("10.00"), description="one")
+    run_queue()
+    item.unit_price = Decimal("55.00")
+    item.description = "two"
+    item.save()
+    run_queue()  # pushes the description only; QuickBooks keeps its price
+    item.refresh_from_db()
+    assert item.unit_price == Decimal("10.00") and item.description == "two"
+    assert Conflict.objects.get(field="unit_price").rule == "qbo_owns"
+    start_pull(org.pk, "Item")
+    run_queue()
+    item.refresh_from_db()
+    assert item.unit_price == Decimal("10.00")
