@@ -1,0 +1,47 @@
+"""``qbo_sync bench``: every scenario runs end to end at a tiny size and ends with one valid JSON object. Figures
+are not asserted (timings belong in docs/performance.md, not in tests); correctness counters are."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from qbo_sync.cli.bench import SCENARIOS
+
+
+@pytest.mark.slow
+def test_every_scenario_runs_at_a_tiny_size_and_prints_json() -> None:
+    out = io.StringIO()
+    call_command("qbo_sync", "bench", "all", "--count", "30", "--time-scale", "30", "--latency-ms", "10-40",
+                 "--naive-count", "10", "--json", stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    report = json.loads(lines[-1])
+    results = {r["scenario"]: r for r in report["scenarios"]}
+    assert sorted(results) == sorted(SCENARIOS)
+    for name in ("push-invoices", "push-naive", "multi-realm"):
+        r = results[name]
+        assert r["duplicates"] == 0 and r["missing"] == 0 and r["failed_items"] == 0, r
+        assert r["throttled_429"] == 0 and r["efficiency"] > 0 and r["qbo_minutes"] > 0, r
+    assert results["multi-realm"]["invoices"] == 90
+    assert results["push-naive"]["ratio"] > 0 and results["push-naive"]["naive_created"] == 10
+    assert results["import-customers"]["imported"] == 30 and results["import-customers"]["cpu_ms_per_record"] > 0
+    assert results["enqueue"]["seconds"] > 0
+    assert results["progress-api"]["p95_ms"] > 0 and results["progress-api"]["queue_items"] == 30
+    assert "efficiency" in out.getvalue()  # the readable table came first
+
+
+def test_qbo_sync_never_imports_the_host() -> None:
+    """The bench's host data comes from a runner the host provides; qbo_sync itself imports no host module."""
+    package = Path(__file__).resolve().parents[2] / "qbo_sync"
+    offenders = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(package)}: {n}" for n in names if n.split(".")[0] == "batchly"]
+    assert offenders == []
