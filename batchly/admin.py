@@ -12,6 +12,10 @@ from batchly.models import (
 )
 from qbo_sync.admin import QboSyncAdminMixin
 
+#: The organization filter lists only the organizations of the rows the user may see (a plain "organization" filter
+#: would list every tenant's name to staff of one organization).
+ORGANIZATION_FILTER = ("organization", admin.RelatedOnlyFieldListFilter)
+
 
 class TenantAdmin(admin.ModelAdmin):
     """Staff who are not superusers see only their organizations' rows."""
@@ -36,14 +40,14 @@ class MembershipAdmin(admin.ModelAdmin):
 @admin.register(Customer)
 class CustomerAdmin(QboSyncAdminMixin, TenantAdmin):
     list_display = ("display_name", "company_name", "email", "active", "organization", "updated_at")
-    list_filter = ("active", "organization")
+    list_filter = ("active", ORGANIZATION_FILTER)
     search_fields = ("display_name", "company_name", "email")
 
 
 @admin.register(Item)
 class ItemAdmin(QboSyncAdminMixin, TenantAdmin):
     list_display = ("name", "sku", "unit_price", "type", "active", "organization")
-    list_filter = ("type", "active", "organization")
+    list_filter = ("type", "active", ORGANIZATION_FILTER)
     search_fields = ("name", "sku")
 
 
@@ -55,7 +59,7 @@ class SalesOrderLineInline(admin.TabularInline):
 @admin.register(SalesOrder)
 class SalesOrderAdmin(TenantAdmin):
     list_display = ("number", "customer", "status", "delivery_date", "organization")
-    list_filter = ("status", "organization")
+    list_filter = ("status", ORGANIZATION_FILTER)
     inlines = [SalesOrderLineInline]
 
 
@@ -72,7 +76,7 @@ class InvoiceLineInline(admin.TabularInline):
 @admin.register(Invoice)
 class InvoiceAdmin(QboSyncAdminMixin, TenantAdmin):
     list_display = ("number", "customer", "issue_date", "total", "status", "payment_status", "amount_due")
-    list_filter = ("status", "payment_status", "organization")
+    list_filter = ("status", "payment_status", ORGANIZATION_FILTER)
     search_fields = ("number", "customer__display_name")
     inlines = [InvoiceLineInline]
     readonly_fields = ("amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id",

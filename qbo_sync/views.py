@@ -6,15 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.apps import apps
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET, require_http_methods
 
-from qbo_sync.conf import qbo_settings
+from qbo_sync.api.permissions import find_organization, visible_organizations
 from qbo_sync.exceptions import QboConfigurationError, QboSyncError
 from qbo_sync.services import connect as connect_service
 
@@ -24,25 +22,14 @@ TEMPLATE = "qbo_sync/connect_result.html"
 
 
 def _organization(request: HttpRequest, ref: str) -> Any:
-    """The organization named by slug or pk, if this user may manage it (404 otherwise: no existence leak)."""
-    from qbo_sync.models.base import ORGANIZATION_MODEL
+    """The organization named by slug or pk, if this user may manage it (404 otherwise: no existence leak).
 
-    model = apps.get_model(ORGANIZATION_MODEL)
-    queryset = model._default_manager.all()
-    resolver = qbo_settings.ORGANIZATION_RESOLVER
-    if resolver and not request.user.is_superuser:
-        visible = import_string(resolver) if isinstance(resolver, str) else resolver
-        queryset = queryset.filter(pk__in=[getattr(o, "pk", o) for o in visible(request.user)])
-    field_names = {f.name for f in model._meta.get_fields()}
-    if "slug" in field_names:
-        org = queryset.filter(slug=ref).first()
-        if org is not None:
-            return org
-    if ref.isdigit():
-        org = queryset.filter(pk=int(ref)).first()
-        if org is not None:
-            return org
-    raise Http404("No such organization")
+    The same rule as the API and the admin: the resolver's organizations, all of them for a superuser, and none for
+    other staff when no resolver is configured."""
+    org = find_organization(visible_organizations(request.user), ref.strip()) if ref.strip() else None
+    if org is None:
+        raise Http404("No such organization")
+    return org
 
 
 @staff_member_required
