@@ -384,6 +384,16 @@ def close_finished_jobs(job_ids: Iterable[int]) -> None:
     job_ids = set(job_ids)
     if not job_ids:
         return
+    with transaction.atomic():
+        # Two workers finishing a job's last items at once would each still see the other's items as processing
+        # (READ COMMITTED) and neither would close it. Locking the job rows (in id order) makes the later one wait
+        # and then count with the earlier one's items committed.
+        list(SyncJob.objects.select_for_update().filter(pk__in=sorted(job_ids)).order_by("pk")
+             .values_list("pk", flat=True))
+        _close_finished(job_ids)
+
+
+def _close_finished(job_ids: set[int]) -> None:
     open_ids = set(QueueItem.objects.filter(job_id__in=job_ids, status__in=[Status.PENDING, Status.PROCESSING])
                    .values_list("job_id", flat=True).distinct())
     done = job_ids - open_ids
