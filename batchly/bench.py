@@ -600,6 +600,11 @@ class _RetryCounter(logging.Handler):
 
 
 def _worker(job_ids: list[int], counter: Any, timeout: float) -> None:
+    from django.core.cache import cache
+
+    # Start like a fresh django-q2 worker: the parent's per-process cache (LocMem) holds "last served" stamps from
+    # the presync; inherited by every fork, they would send all workers to the same organization in lockstep.
+    cache.clear()
     client_log = logging.getLogger("qbo_sync.client.http")
     client_log.setLevel(logging.WARNING)
     client_log.addHandler(_RetryCounter(counter))
