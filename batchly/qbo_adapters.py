@@ -129,6 +129,10 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
             due_date__lt=today, amount_due__gt=0,
         ).update(payment_status=Invoice.PaymentStatus.OVERDUE)
 
+    def void_ids(self, organization_id: int, object_ids: list[str]) -> list[str]:
+        return [str(pk) for pk in Invoice.objects.filter(organization_id=organization_id, pk__in=object_ids,
+                                                         status=Invoice.Status.VOID).values_list("pk", flat=True)]
+
     def is_void(self, obj: models.Model) -> bool:
         return obj.status == Invoice.Status.VOID
 

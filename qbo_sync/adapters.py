@@ -78,6 +78,11 @@ class InvoiceAdapterMixin:
     def is_void(self, obj: models.Model) -> bool:
         raise NotImplementedError
 
+    def void_ids(self, organization_id: int, object_ids: list[str]) -> list[str]:
+        """Which of these invoices are void (a bulk push turns them into voids). Override with one query."""
+        rows = self.get_queryset(organization_id).filter(pk__in=object_ids)  # type: ignore[attr-defined]
+        return [str(o.pk) for o in rows if self.is_void(o)]
+
     def mark_sent(self, obj: models.Model) -> None:
         raise NotImplementedError
 

@@ -84,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "CRITICAL_FIELDS": {},  # {"Customer": ["email"]}: conflicts on these wait for a person
     "INCOME_ACCOUNT_NAME": "Sales of Product Income",
     # Queue and workers
-    "CHUNK_SIZE": 60,
+    "CHUNK_SIZE": 60,  # items per claim; bulk imports run faster at 300 (docs/performance.md)
     "LEASE_SECONDS": 120,
     "DRAIN_BUDGET_SECONDS": 270,  # 4.5 minutes, always below the django-q2 timeout
     "MAX_ATTEMPTS": 8,

@@ -91,7 +91,7 @@ def start_push(organization_id: int, entity: str, ids: Iterable[Any] | None = No
 def _turn_voids_into_void_items(organization_id: int, job: SyncJob) -> None:
     adapter = get_adapter("Invoice")
     ids = list(job.items.values_list("object_id", flat=True))
-    void_ids = [str(o.pk) for o in adapter.get_queryset(organization_id).filter(pk__in=ids) if adapter.is_void(o)]
+    void_ids = adapter.void_ids(organization_id, ids)
     if void_ids:
         job.items.filter(object_id__in=void_ids).update(operation=QueueItem.Operation.VOID)
 
