@@ -260,9 +260,9 @@ class Demo:
             ("Batchly → QuickBooks", "invoices created",
              m.filter(entity_type="Invoice", qbo_id__isnull=False).count()),
             ("QuickBooks → Batchly", "customers imported or linked",
-             m.filter(entity_type="Customer", last_pulled_at__isnull=False).count()),
+             m.filter(entity_type="Customer", last_pushed_at__isnull=True).count()),
             ("QuickBooks → Batchly", "items imported or linked",
-             m.filter(entity_type="Item", last_pulled_at__isnull=False).count()),
+             m.filter(entity_type="Item", last_pushed_at__isnull=True).count()),
             ("QuickBooks → Batchly", "invoices paid", invoices.filter(payment_status="paid").count()),
             ("QuickBooks → Batchly", "invoices partly paid", invoices.filter(payment_status="partial").count()),
             ("both", "conflicts resolved by policy", Conflict.objects.filter(

@@ -288,6 +288,7 @@ def record_name_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payloa
     w.mapping.snapshot = jsonable(base)
     w.mapping.qbo_id = str(payload.get("Id") or w.mapping.qbo_id)
     w.mapping.sync_token = str(payload.get("SyncToken", w.mapping.sync_token))
+    w.mapping.last_pushed_at = timezone.now()
     if w.mapping.pk is None:
         w.mapping.save()
     reconcile_one(ctx, adapter, w.mapping, w.obj, payload)

@@ -204,3 +204,10 @@ def test_a_lost_response_after_commit_leaves_exactly_one_customer(org, accountan
     run_queue()
     assert mapping_of(customer).state == "synced"
     assert accountant.count("Customer", "DisplayName = 'Lost Answer Ltd' AND Active IN (true, false)") == 1
+
+
+def test_a_push_is_recorded_as_a_push(org, run_queue) -> None:
+    customer = CustomerFactory(organization=org)
+    run_queue()
+    mapping = mapping_of(customer)
+    assert mapping.last_pushed_at is not None and mapping.state == "synced"
