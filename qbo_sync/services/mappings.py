@@ -14,6 +14,7 @@ from qbo_sync.adapters import HostAdapter
 from qbo_sync.mapping.base import jsonable
 from qbo_sync.mapping.merge import FieldConflict
 from qbo_sync.models import Conflict, EntityMapping, SyncLog
+from qbo_sync.services.outcomes import safe_text
 
 
 def content_type_for(adapter: HostAdapter) -> ContentType:
@@ -76,7 +77,7 @@ def record_failure(mapping: EntityMapping | None, message: str) -> None:
     if mapping is None or mapping.pk is None:
         return
     EntityMapping.objects.filter(pk=mapping.pk).update(
-        state=EntityMapping.State.FAILED, last_error=message[:2000], updated_at=timezone.now()
+        state=EntityMapping.State.FAILED, last_error=safe_text(message), updated_at=timezone.now()
     )
 
 
@@ -107,6 +108,6 @@ def record_conflicts(mapping: EntityMapping, conflicts: Iterable[FieldConflict])
 def log(organization_id: int | None, event: str, message: str, *, level: str = SyncLog.Level.INFO,
         entity_type: str = "", object_id: str = "", qbo_id: str = "", job_id: int | None = None,
         **data: Any) -> None:
-    SyncLog.objects.create(organization_id=organization_id, event=event, message=message[:4000], level=level,
+    SyncLog.objects.create(organization_id=organization_id, event=event, message=safe_text(message, 4000), level=level,
                            entity_type=entity_type, object_id=str(object_id or ""), qbo_id=str(qbo_id or ""),
                            job_id=job_id, data=jsonable(data))

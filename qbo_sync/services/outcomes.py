@@ -13,12 +13,25 @@ class Result(StrEnum):
     WAIT = "wait"  # cannot run now and it is nobody's fault (connection needs re-auth): no attempt is spent
 
 
+def safe_text(value: object, limit: int = 2000) -> str:
+    """Text fit for any database column: no NUL bytes (PostgreSQL refuses them; a garbage answer from QBO quoted
+    in an error message may hold some), other control characters escaped, bounded length."""
+    text = str(value or "")
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+        text = "".join(ch if ord(ch) >= 32 or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)
+    return text[:limit]
+
+
 @dataclass(frozen=True)
 class Outcome:
     result: Result
     message: str = ""
     code: str = ""
     retry_after: float | None = None  # seconds; None = the queue's own backoff
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", safe_text(self.message))
+        object.__setattr__(self, "code", safe_text(self.code, 32))
 
     @classmethod
     def completed(cls, message: str = "") -> Outcome:
