@@ -16,8 +16,10 @@ demo: $(STAMP)
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py demo
 
+# The suite runs on every core (pytest-xdist, one sandbox per worker); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -22,3 +22,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (.ci/run does)"))
         if "redis" in item.keywords and not redis_url:
             item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://... (.ci/run does)"))
+        # Under pytest-xdist (--dist loadgroup) the tests that share one outside resource run on one worker: the Redis
+        # tests share REDIS_URL's database and django-q2's queue name; the browser test is heavy enough to run alone.
+        for marker in ("redis", "e2e"):
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.xdist_group(marker))
