@@ -6,7 +6,7 @@ buttons that call the services, each guarded by the model's ``change`` permissio
 - connections: connect / reconnect / disconnect (``change_qboconnection``); tokens are never shown;
 - jobs: live progress, a link to the progress page, cancel (``change_syncjob``);
 - queue items: retry, retry including dead, cancel (``change_queueitem``);
-- conflicts: keep Batchly, keep QuickBooks, edit then keep (``change_conflict``);
+- conflicts: keep the app's value, keep QuickBooks', edit then keep (``change_conflict``);
 - sync log and pull cursors: read-only, nothing to act on (the log is append-only: no delete either).
 
 Staff who are not superusers see only their organizations' rows (``OrganizationScopedAdmin``).
@@ -256,7 +256,7 @@ class QueueItemAdmin(QboReadOnlyAdmin):
 
 @admin.register(Conflict)
 class ConflictAdmin(QboReadOnlyAdmin):
-    list_display = ("id", "organization", "entity_type", "record", "field", "base", "batchly", "quickbooks", "rule",
+    list_display = ("id", "organization", "entity_type", "record", "field", "base", "host", "quickbooks", "rule",
                     "state", "winner", "created_at")
     list_filter = ("state", "entity_type", "rule", ORGANIZATION_FILTER)
     list_select_related = ("organization", "mapping")
@@ -264,7 +264,7 @@ class ConflictAdmin(QboReadOnlyAdmin):
     fields = ("organization", "entity_type", "record", "field", "values_side_by_side", "rule", "state", "winner",
               "resolved_value", "resolved_by", "resolved_at", "created_at")
     readonly_fields = fields
-    actions = ["keep_batchly", "keep_quickbooks"]
+    actions = ["keep_host", "keep_quickbooks"]
     change_form_template = "qbo_sync/admin/conflict_change_form.html"
 
     @admin.display(description="Record")
@@ -275,8 +275,8 @@ class ConflictAdmin(QboReadOnlyAdmin):
     def base(self, obj: Conflict) -> str:
         return short(views.json_value(obj.base_value), 40)
 
-    @admin.display(description="Batchly")
-    def batchly(self, obj: Conflict) -> str:
+    @admin.display(description="Host")
+    def host(self, obj: Conflict) -> str:
         return short(views.json_value(obj.host_value), 40)
 
     @admin.display(description="QuickBooks")
@@ -320,9 +320,9 @@ class ConflictAdmin(QboReadOnlyAdmin):
         for line in refused:
             messages.error(request, line)
 
-    @admin.action(permissions=["resolve"], description="Keep Batchly's value")
-    def keep_batchly(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._keep(request, queryset, "batchly", "Batchly's value")
+    @admin.action(permissions=["resolve"], description="Keep the app's (host) value")
+    def keep_host(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._keep(request, queryset, "host", "the app's value")
 
     @admin.action(permissions=["resolve"], description="Keep QuickBooks' value")
     def keep_quickbooks(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -208,7 +208,7 @@ class ConflictValueForm(forms.Form):
 
 
 def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
-    """GET: the side-by-side values and a form to edit the value to keep. POST ``keep=batchly|qbo|value``."""
+    """GET: the side-by-side values and a form to edit the value to keep. POST ``keep=host|qbo|value``."""
     conflict = modeladmin.get_object_or_404(request, object_id)
     if not modeladmin.has_resolve_permission(request):
         raise PermissionDenied
@@ -250,7 +250,7 @@ def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str)
 def conflict_values(conflict: Conflict) -> list[dict[str, Any]]:
     return [
         {"side": "Base (last agreed)", "value": conflict.base_value, "updated_at": None},
-        {"side": "Batchly", "value": conflict.host_value, "updated_at": conflict.host_updated_at},
+        {"side": "Host (the app)", "value": conflict.host_value, "updated_at": conflict.host_updated_at},
         {"side": "QuickBooks", "value": conflict.qbo_value, "updated_at": conflict.qbo_updated_at},
     ]
 

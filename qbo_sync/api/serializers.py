@@ -116,7 +116,7 @@ class CancelRequestSerializer(StrictSerializer):
 
 class ResolveRequestSerializer(StrictSerializer):
     keep = serializers.ChoiceField(choices=list(KEEP_CHOICES),
-                                   help_text="batchly: keep Batchly's value; qbo: keep QuickBooks'; value: `value`.")
+                                   help_text="host: keep the app's value; qbo: keep QuickBooks'; value: `value`.")
     value = serializers.JSONField(required=False, help_text="The edited value (a string, number or boolean), with "
                                                             "keep=value only.")
 

@@ -344,8 +344,8 @@ class SyncView(SyncApiMixin, APIView):
                            responses={200: s.ConflictSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND}),
     resolve=extend_schema(
         summary="Resolve a conflict",
-        description="Keep Batchly's value, QuickBooks' value, or an edited `value` (with `keep: value`); both sides "
-                    "get it. An already resolved conflict answers 409.",
+        description="Keep the app's (host) value, QuickBooks' value, or an edited `value` (with `keep: value`); "
+                    "both sides get it. An already resolved conflict answers 409.",
         parameters=[*ORG_PARAMETERS, ID_PARAMETER],
         request=s.ResolveRequestSerializer,
         responses={200: s.ConflictSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND,
@@ -393,7 +393,7 @@ class ConflictViewSet(SyncApiMixin, viewsets.GenericViewSet):
                 return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
             raise input_error(exc) from exc
         except (DjangoValidationError, ValueError, TypeError, DataError) as exc:
-            # The edited value does not fit the Batchly field (the service's transaction rolled back).
+            # The edited value does not fit the host field (the service's transaction rolled back).
             messages = getattr(exc, "messages", None) or [str(exc)]
             raise exceptions.ValidationError({"value": [str(m) for m in messages]}) from exc
         conflict = self.get_queryset().get(pk=conflict.pk)

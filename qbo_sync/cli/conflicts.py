@@ -1,4 +1,4 @@
-"""``qbo_sync conflicts [list | resolve ID --keep batchly|qbo | resolve ID --value V]``."""
+"""``qbo_sync conflicts [list | resolve ID --keep host|qbo | resolve ID --value V]``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def conflict_row(conflict: Any) -> dict[str, Any]:
         "qbo_id": conflict.mapping.qbo_id,
         "field": conflict.field,
         "base": conflict.base_value,
-        "batchly": conflict.host_value,
+        "host": conflict.host_value,
         "qbo": conflict.qbo_value,
         "rule": conflict.rule,
         "state": conflict.state,
@@ -48,14 +48,14 @@ def parse_value(raw: str, conflict: Any) -> Any:
 class Conflicts(Subcommand):
     name = "conflicts"
     help = ("List sync conflicts (default: the open ones, waiting for a person) or resolve one: "
-            "`conflicts resolve ID --keep batchly|qbo`, or `--value V` to keep an edited value. The kept value is "
-            "written to Batchly and pushed to QuickBooks when QuickBooks does not hold it.")
+            "`conflicts resolve ID --keep host|qbo`, or `--value V` to keep an edited value. The kept value is "
+            "written to the app and pushed to QuickBooks when QuickBooks does not hold it.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("action", nargs="?", choices=["list", "resolve"], default="list",
                             help="list (default) or resolve.")
         parser.add_argument("conflict_id", nargs="?", metavar="ID", help="With resolve: the conflict's id.")
-        parser.add_argument("--keep", choices=["batchly", "qbo"], help="With resolve: which side's value wins.")
+        parser.add_argument("--keep", choices=["host", "qbo"], help="With resolve: which side's value wins.")
         parser.add_argument("--value", metavar="V",
                             help="With resolve, instead of --keep: keep this edited value (JSON for numbers).")
         parser.add_argument("--state", choices=STATES, default="open",
@@ -92,24 +92,24 @@ class Conflicts(Subcommand):
         for r in rows:
             command.stdout.write(
                 f"  #{r['id']} {r['organization']} {r['entity']} {r['object_id']} (QBO {r['qbo_id'] or '-'}) "
-                f"{r['field']}: Batchly {json.dumps(r['batchly'], default=str)} vs QuickBooks "
+                f"{r['field']}: host {json.dumps(r['host'], default=str)} vs QuickBooks "
                 f"{json.dumps(r['qbo'], default=str)} (base {json.dumps(r['base'], default=str)}; rule {r['rule']}"
                 f"{'; ' + r['state'] if options['state'] == 'all' else ''})")
         if options["state"] == "open":
-            command.stdout.write("Resolve one with `qbo_sync conflicts resolve ID --keep batchly|qbo`.")
+            command.stdout.write("Resolve one with `qbo_sync conflicts resolve ID --keep host|qbo`.")
 
     def resolve(self, command: BaseCommand, options: dict[str, Any], qs: Any) -> None:
         from qbo_sync.services.conflicts import resolve_conflict
 
         raw_id = options["conflict_id"]
         if not raw_id:
-            raise CommandError("Name the conflict: `qbo_sync conflicts resolve ID --keep batchly|qbo`.")
+            raise CommandError("Name the conflict: `qbo_sync conflicts resolve ID --keep host|qbo`.")
         if not raw_id.isdigit():
             raise CommandError(f"A conflict id is a number; got {raw_id!r}.")
         if options["keep"] and options["value"] is not None:
             raise CommandError("Give either --keep or --value, not both.")
         if not options["keep"] and options["value"] is None:
-            raise CommandError("Say which value to keep: --keep batchly, --keep qbo or --value V.")
+            raise CommandError("Say which value to keep: --keep host, --keep qbo or --value V.")
         conflict = qs.filter(pk=int(raw_id)).first()
         if conflict is None:
             where = f" in {options['org']}" if options["org"] else ""

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
                 ('host_updated_at', models.DateTimeField(blank=True, null=True)),
                 ('qbo_updated_at', models.DateTimeField(blank=True, null=True)),
                 ('rule', models.CharField(help_text='The policy applied, e.g. newest_wins, qbo_owns, critical.', max_length=32)),
-                ('winner', models.CharField(blank=True, choices=[('host', 'Batchly'), ('qbo', 'QuickBooks')], max_length=8)),
+                ('winner', models.CharField(blank=True, choices=[('host', 'Host'), ('qbo', 'QuickBooks')], max_length=8)),
                 ('state', models.CharField(choices=[('auto_resolved', 'Resolved by policy'), ('open', 'Waiting for a person'), ('resolved', 'Resolved by a person')], default='open', max_length=16)),
                 ('resolved_value', models.JSONField(blank=True, null=True)),
                 ('resolved_at', models.DateTimeField(blank=True, null=True)),

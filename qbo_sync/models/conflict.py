@@ -16,7 +16,7 @@ class Conflict(models.Model):
         RESOLVED = "resolved", "Resolved by a person"
 
     class Winner(models.TextChoices):
-        HOST = "host", "Batchly"
+        HOST = "host", "Host"
         QBO = "qbo", "QuickBooks"
 
     organization = organization_fk()

@@ -13,11 +13,11 @@ from qbo_sync.services import queue
 from qbo_sync.services.echo import applying_qbo_changes
 from qbo_sync.services.jobs import QboInputError
 
-KEEP_CHOICES = ("batchly", "qbo", "value")
+KEEP_CHOICES = ("host", "qbo", "value")
 
 
 def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: Any = None) -> Conflict:
-    """Settle a conflict: keep Batchly's value, QuickBooks' value, or an edited ``value``; both sides get it.
+    """Settle a conflict: keep the app's (host) value, QuickBooks' value, or an edited ``value``; both sides get it.
 
     The value is written to the host row (without echo) and the snapshot's base for the field is set so that the
     next push sends it to QuickBooks when QuickBooks does not hold it already.
@@ -30,12 +30,12 @@ def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: 
         conflict = Conflict.objects.select_for_update().select_related("mapping").get(pk=conflict.pk)
         if conflict.state == Conflict.State.RESOLVED:
             raise QboInputError(f"Conflict {conflict.pk} was already resolved.", "conflict")
-        chosen = {"batchly": conflict.host_value, "qbo": conflict.qbo_value, "value": value}[keep]
+        chosen = {"host": conflict.host_value, "qbo": conflict.qbo_value, "value": value}[keep]
         mapping: EntityMapping = conflict.mapping
         adapter = get_adapter(conflict.entity_type)
         obj = adapter.get_queryset(mapping.organization_id).filter(pk=mapping.object_id).first()
         if obj is None:
-            raise QboInputError("The Batchly row of this conflict no longer exists.", "conflict")
+            raise QboInputError("The app's row of this conflict no longer exists.", "conflict")
         with applying_qbo_changes():
             adapter.apply_values(obj, {conflict.field: chosen})
         snapshot = dict(mapping.snapshot or {})
@@ -47,7 +47,7 @@ def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: 
             mapping.state = EntityMapping.State.SYNCED
         mapping.save(update_fields=["snapshot", "state", "updated_at"])
         conflict.state = Conflict.State.RESOLVED
-        conflict.winner = {"batchly": Conflict.Winner.HOST, "qbo": Conflict.Winner.QBO}.get(keep, "")
+        conflict.winner = {"host": Conflict.Winner.HOST, "qbo": Conflict.Winner.QBO}.get(keep, "")
         conflict.resolved_value = chosen
         conflict.resolved_by = user if getattr(user, "is_authenticated", False) else None
         conflict.resolved_at = timezone.now()

@@ -271,7 +271,7 @@ def test_conflict_page_shows_the_three_values_side_by_side(org, admin_client, ma
     conflict = make_conflict(org)
     page = admin_client.get(url("conflict", "change", conflict.pk)).content.decode()
     assert "qbo-conflict-values" in page
-    for side, value in (("Base (last agreed)", "base@example.com"), ("Batchly", "host@example.com"),
+    for side, value in (("Base (last agreed)", "base@example.com"), ("Host (the app)", "host@example.com"),
                         ("QuickBooks", "qbo@example.com")):
         assert side in page and value in page
     assert "critical" in page and url("conflict", "resolve", conflict.pk) in page
@@ -279,10 +279,10 @@ def test_conflict_page_shows_the_three_values_side_by_side(org, admin_client, ma
     assert "host@example.com" in listing and "qbo@example.com" in listing and "base@example.com" in listing
 
 
-def test_keep_batchly_and_keep_quickbooks_actions(org, operator, operator_client, make_conflict) -> None:
+def test_keep_host_and_keep_quickbooks_actions(org, operator, operator_client, make_conflict) -> None:
     mine, theirs = make_conflict(org), make_conflict(org, host="h2@example.com", qbo="q2@example.com")
     QueueItem.objects.all().delete()  # the real-time pushes of the new customers
-    run_action(operator_client, "conflict", "keep_batchly", [mine.pk])
+    run_action(operator_client, "conflict", "keep_host", [mine.pk])
     run_action(operator_client, "conflict", "keep_quickbooks", [theirs.pk])
     mine.refresh_from_db()
     theirs.refresh_from_db()
@@ -291,7 +291,7 @@ def test_keep_batchly_and_keep_quickbooks_actions(org, operator, operator_client
     assert host_email(mine) == "host@example.com"
     assert (theirs.state, theirs.winner, theirs.resolved_value) == ("resolved", "qbo", "q2@example.com")
     assert host_email(theirs) == "q2@example.com"
-    # Keeping Batchly's value queues its push to QuickBooks; keeping QuickBooks' does not.
+    # Keeping the app's value queues its push to QuickBooks; keeping QuickBooks' does not.
     assert QueueItem.objects.filter(object_id=mine.mapping.object_id, operation="push").exists()
     assert not QueueItem.objects.filter(object_id=theirs.mapping.object_id, operation="push").exists()
 

@@ -50,7 +50,7 @@ def test_conflict_list_is_scoped_and_filtered(api, org_a, org_b, make_conflict):
     assert api.get("/api/qbo/conflicts/?state=closed").status_code == 400
 
 
-@pytest.mark.parametrize("keep, value, expected", [("batchly", None, "host@example.com"),
+@pytest.mark.parametrize("keep, value, expected", [("host", None, "host@example.com"),
                                                     ("qbo", None, "qbo@example.com"),
                                                     ("value", "edited@example.com", "edited@example.com")])
 def test_resolve(api, user_a, org_a, make_conflict, keep, value, expected):
@@ -97,7 +97,7 @@ def test_resolve_malformed_json(api, org_a, make_conflict):
 def test_cannot_see_or_resolve_another_organizations_conflict(api, org_b, make_conflict):
     theirs = make_conflict(org_b)
     assert api.get(f"/api/qbo/conflicts/{theirs.pk}/").status_code == 404
-    assert api.post(f"/api/qbo/conflicts/{theirs.pk}/resolve/", {"keep": "batchly"}, format="json").status_code == 404
+    assert api.post(f"/api/qbo/conflicts/{theirs.pk}/resolve/", {"keep": "host"}, format="json").status_code == 404
     assert api.get("/api/qbo/conflicts/").json()["count"] == 0
     theirs.refresh_from_db()
     assert theirs.state == "open"

@@ -78,19 +78,19 @@ def test_status_says_what_to_do_when_reauthorisation_is_needed(org, qbo, connect
         qbo("status", "--org", "nope")
 
 
-def test_conflicts_list_and_resolve_keep_batchly(org, qbo, conflict, accountant, run_queue) -> None:
+def test_conflicts_list_and_resolve_keep_host(org, qbo, conflict, accountant, run_queue) -> None:
     out = qbo("conflicts")
     assert out.startswith("1 open conflict(s):")
     assert f"#{conflict.pk} {org.slug} Customer {conflict.mapping.object_id}" in out
-    assert 'email: Batchly "batchly@example.com" vs QuickBooks "qbo@example.com"' in out
+    assert 'email: host "batchly@example.com" vs QuickBooks "qbo@example.com"' in out
     data = last_json(qbo("conflicts", "list", "--org", org.slug, "--json"))
     assert data["count"] == 1 and data["state"] == "open"
     row = data["conflicts"][0]
-    assert {k: row[k] for k in ("id", "organization", "entity", "field", "batchly", "qbo", "state")} == {
+    assert {k: row[k] for k in ("id", "organization", "entity", "field", "host", "qbo", "state")} == {
         "id": conflict.pk, "organization": org.slug, "entity": "Customer", "field": "email",
-        "batchly": "batchly@example.com", "qbo": "qbo@example.com", "state": "open"}
+        "host": "batchly@example.com", "qbo": "qbo@example.com", "state": "open"}
 
-    out = qbo("conflicts", "resolve", str(conflict.pk), "--keep", "batchly")
+    out = qbo("conflicts", "resolve", str(conflict.pk), "--keep", "host")
     assert out.strip() == (f"Resolved conflict #{conflict.pk} (Customer {conflict.mapping.object_id}.email): kept "
                            '"batchly@example.com" (queued to push to QuickBooks).')
     run_queue()
@@ -113,9 +113,9 @@ def test_resolve_with_an_edited_value_as_json(org, qbo, conflict) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["resolve"], "Name the conflict: `qbo_sync conflicts resolve ID --keep batchly|qbo`."),
+    (["resolve"], "Name the conflict: `qbo_sync conflicts resolve ID --keep host|qbo`."),
     (["resolve", "x1"], "A conflict id is a number; got 'x1'."),
-    (["resolve", "{id}"], "Say which value to keep: --keep batchly, --keep qbo or --value V."),
+    (["resolve", "{id}"], "Say which value to keep: --keep host, --keep qbo or --value V."),
     (["resolve", "{id}", "--keep", "qbo", "--value", "v"], "Give either --keep or --value, not both."),
     (["resolve", "999999", "--keep", "qbo"], "No conflict with id 999999."),
     (["resolve", "{id}", "--keep", "qbo", "--org", "other-co"], "No conflict with id {id} in other-co."),

@@ -80,7 +80,7 @@ def test_resolving_a_held_conflict_writes_both_sides(org, accountant, run_queue,
     run_queue()
     conflict = Conflict.objects.get(state="open")
 
-    resolve_conflict(conflict, "batchly")
+    resolve_conflict(conflict, "host")
     run_queue()
 
     assert accountant.read("Customer", mapping.qbo_id)["PrimaryEmailAddr"]["Address"] == "batchly@example.com"

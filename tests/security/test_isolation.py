@@ -84,7 +84,7 @@ def test_a_member_of_a_reaches_nothing_of_b_through_api_admin_or_pages(client) -
         assert api.get(f"{API}jobs/{pk}/").status_code == 404
         assert api.post(f"{API}jobs/{pk}/cancel/", {}, format="json").status_code == 404
     assert api.get(f"{API}conflicts/{b['conflict'].pk}/").status_code == 404
-    for keep in ({"keep": "qbo"}, {"keep": "batchly"}, {"keep": "value", "value": "x@example.com"}):
+    for keep in ({"keep": "qbo"}, {"keep": "host"}, {"keep": "value", "value": "x@example.com"}):
         assert api.post(f"{API}conflicts/{b['conflict'].pk}/resolve/", keep, format="json").status_code == 404
     b_customer = b["customers"][0].pk
     assert api.get(f"{API}entities/customer/{b_customer}/status/").status_code == 404
