@@ -87,6 +87,16 @@ class InvoiceAdapterMixin:
         raise NotImplementedError
 
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
+        """Write QuickBooks' payment state onto the invoice row and save it (only what changed).
+
+        ``state`` holds the keys of ``qbo_sync.mapping.payments.SPEC``: ``amount_paid`` and ``amount_due``
+        (``Decimal``), ``payment_status`` (``"paid"``, ``"partial"``, ``"overdue"``, ``"open"`` or ``"void"``),
+        ``last_payment_date`` (``date`` or ``None``) and ``last_payment_id`` (``str`` or ``None``). It is called
+        with every QuickBooks answer that carries the invoice's balance: the push's own answer (nothing paid yet:
+        amount due = total), a void, and every pull, including versions already seen. So it must be idempotent
+        and cheap when nothing changed, must save even a sent (locked) invoice's payment fields, and may ignore a
+        status it has no room for (``"void"``). QuickBooks owns these fields: qbo_sync never pushes them.
+        """
         raise NotImplementedError
 
     def refresh_overdue(self, organization_id: int, today: dt.date) -> int:

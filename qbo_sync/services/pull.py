@@ -282,7 +282,6 @@ def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> 
 def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], payments: Sequence[dict[str, Any]],
                          counts: dict[str, int]) -> None:
     adapter = get_adapter("Invoice")
-    mapper = get_mapper("Payment")
     counts["seen"] += len(invoices)
     by_qbo = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in invoices])
     hosts = {str(pk): o for pk, o in adapter.get_queryset(ctx.organization_id)
@@ -291,27 +290,42 @@ def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], p
         mapping = by_qbo.get(str(invoice["Id"]))
         if mapping is None or mapping.object_id not in hosts:
             continue  # not one of ours: invoices are never pulled
-        if mapping.sync_token == str(invoice.get("SyncToken")):
-            counts["skipped"] += 1  # applying a payment bumps the invoice's SyncToken: this version is known
-            continue
-        try:
-            state = mapper.payment_state(invoice, list(payments), ctx.today)
-        except MappingError as exc:
-            maps.log(ctx.organization_id, "payment_state_error", f"Invoice {invoice.get('Id')}: {exc}",
-                     level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=mapping.object_id,
-                     qbo_id=invoice.get("Id"), job_id=ctx.job_id)
-            continue
-        obj = hosts[mapping.object_id]
-        if state["payment_status"] == "void" and not adapter.is_void(obj):
-            maps.log(ctx.organization_id, "voided_in_qbo", f"Invoice {invoice.get('DocNumber')} was voided in "
-                     "QuickBooks, not in Batchly", level=SyncLog.Level.WARNING, entity_type="Invoice",
-                     object_id=mapping.object_id, qbo_id=invoice.get("Id"), job_id=ctx.job_id)
-        with transaction.atomic(), applying_qbo_changes():
-            adapter.apply_payment_state(obj, state)
+        known = mapping.sync_token == str(invoice.get("SyncToken"))
+        applied = apply_payment_state(ctx, adapter, mapping, hosts[mapping.object_id], invoice, payments,
+                                      record_version=not known)
+        # A known version is applied again all the same (cheap, idempotent): the host may have missed it.
+        counts["updated" if applied and not known else "skipped"] += 1
+
+
+def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
+                        invoice: dict[str, Any], payments: Sequence[dict[str, Any]] = (), *,
+                        record_version: bool = True) -> bool:
+    """Write the payment state one QBO invoice answer carries onto its host invoice (``apply_payment_state`` of the
+    adapter, with the values of ``qbo_sync.mapping.payments.payment_state``).
+
+    Every answer that carries an invoice's ``Balance`` goes through here: a pull, the push's own answer (Balance =
+    TotalAmt: nothing paid yet), a create found again after a lost answer, a void. So a host whose new invoices
+    start at amount due 0 learns the balance at once, not only when a payment bumps the SyncToken. Returns False
+    when the answer holds no usable payment state (logged). ``record_version``: also store its SyncToken.
+    """
+    try:
+        state = get_mapper("Payment").payment_state(invoice, list(payments), ctx.today)
+    except MappingError as exc:
+        maps.log(ctx.organization_id, "payment_state_error", f"Invoice {invoice.get('Id')}: {exc}",
+                 level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=mapping.object_id,
+                 qbo_id=invoice.get("Id"), job_id=ctx.job_id)
+        return False
+    if record_version and state["payment_status"] == "void" and not adapter.is_void(obj):  # type: ignore[attr-defined]
+        maps.log(ctx.organization_id, "voided_in_qbo", f"Invoice {invoice.get('DocNumber')} was voided in "
+                 "QuickBooks, not in Batchly", level=SyncLog.Level.WARNING, entity_type="Invoice",
+                 object_id=mapping.object_id, qbo_id=invoice.get("Id"), job_id=ctx.job_id)
+    with transaction.atomic(), applying_qbo_changes():
+        adapter.apply_payment_state(obj, state)  # type: ignore[attr-defined]
+        if record_version and mapping.pk is not None:
             EntityMapping.objects.filter(pk=mapping.pk).update(
                 sync_token=str(invoice.get("SyncToken", mapping.sync_token)), last_pulled_at=timezone.now(),
                 qbo_updated_at=get_mapper("Invoice").qbo_updated_at(invoice))
-        counts["updated"] += 1
+    return True
 
 
 # --- queue items --------------------------------------------------------------------------------------------------

@@ -524,15 +524,19 @@ def find_invoices_by_doc_number(ctx: SyncContext, numbers: Sequence[str]) -> dic
 
 def record_invoice_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any],
                            *, linked: bool = False) -> Outcome:
+    from qbo_sync.services.pull import apply_payment_state
     from qbo_sync.signals import entity_pushed
 
     mapper = get_mapper("Invoice")
     mismatch = mapper.compare_total(w.values, payload)
     with transaction.atomic():
+        adapter.mark_sent(w.obj)
+        # QuickBooks' answer carries the invoice's Balance (= TotalAmt when nothing is paid): apply it now; a pull
+        # would skip this version as already known.
+        apply_payment_state(ctx, adapter, w.mapping, w.obj, payload, record_version=False)
         maps.record_synced(w.mapping, payload, {"doc_number": w.values["doc_number"], "total": payload.get("TotalAmt")},
                            qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
                            pushed=True)
-        adapter.mark_sent(w.obj)
         if mismatch is not None:
             EntityMapping.objects.filter(pk=w.mapping.pk).update(last_error=mismatch.message)
             maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: {mismatch.message}",
@@ -549,6 +553,8 @@ def void_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     adapter = get_adapter("Invoice")
     mapper = get_mapper("Invoice")
     mappings = maps.mappings_for_objects(adapter, [i.object_id for i in items])
+    objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
+               .in_bulk([i.object_id for i in items]).items()}
     outcomes: dict[int, Outcome] = {}
     for item in items:
         mapping = mappings.get(item.object_id)
@@ -564,7 +570,13 @@ def void_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             outcomes[item.pk] = outcome_for_error(exc)
             continue
         snapshot = dict(mapping.snapshot or {}, total=current.get("TotalAmt"), voided=True)
-        maps.record_synced(mapping, current, snapshot, qbo_updated_at=mapper.qbo_updated_at(current),
-                           host_updated_at=mapping.host_updated_at, pushed=True)
+        with transaction.atomic():
+            obj = objects.get(item.object_id)
+            if obj is not None:
+                from qbo_sync.services.pull import apply_payment_state
+
+                apply_payment_state(ctx, adapter, mapping, obj, current, record_version=False)
+            maps.record_synced(mapping, current, snapshot, qbo_updated_at=mapper.qbo_updated_at(current),
+                               host_updated_at=mapping.host_updated_at, pushed=True)
         outcomes[item.pk] = Outcome.completed(f"voided invoice {mapping.qbo_id}")
     return outcomes
