@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench lock clean chaos
+.PHONY: demo test lint check bench lock clean chaos dist
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,10 +44,16 @@ chaos: $(STAMP)
 	@$(PY) manage.py chaos --db sqlite --count $(CHAOS_COUNT) --time-scale $(CHAOS_SCALE) --strict
 	@$(PY) manage.py chaos --db postgres --clusters 2 --count $(CHAOS_COUNT) --time-scale $(CHAOS_SCALE) --strict
 
+# The release artefacts: sdist and wheel in dist/ (setuptools from an isolated build env), checked by twine.
+dist: $(STAMP)
+	@rm -rf dist
+	@$(PY) -m build --outdir dist . >/dev/null
+	@$(VENV)/bin/twine check --strict dist/*
+
 # Regenerate the lock after editing pyproject.toml (needs uv: `pip install uv`).
 lock:
 	uv pip compile pyproject.toml --extra scale --extra test --extra dev --generate-hashes \
 		--python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) db.sqlite3* .pytest_cache
+	rm -rf $(VENV) db.sqlite3* .pytest_cache dist build *.egg-info

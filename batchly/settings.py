@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "qbo_sync",
     "batchly",
@@ -128,6 +129,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Progress, jobs, conflicts and connection status of the QuickBooks Online sync.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from drf-spectacular-sidecar (static files), not a CDN: /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- django-q2 ---------------------------------------------------------------------------------------------------
