@@ -30,6 +30,20 @@ def money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
+def same_organization(owner: Any, **related: Any) -> None:
+    """Raise a ValidationError naming each related row (``field=row``) that is not in ``owner``'s organization.
+
+    A row and everything it points at belong to one organization: an invoice never bills another tenant's customer
+    and its lines never sell another tenant's items. The admin calls ``clean`` before it saves anything.
+    """
+    org_id = owner.organization_id
+    errors = {name: f"Choose a {row._meta.verbose_name} of this organization."
+              for name, row in related.items()
+              if row is not None and org_id is not None and row.organization_id != org_id}
+    if errors:
+        raise ValidationError(errors)
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
@@ -156,6 +170,10 @@ class SalesOrder(TenantModel):
     def __str__(self) -> str:
         return f"SO {self.number}"
 
+    def clean(self) -> None:
+        super().clean()
+        same_organization(self, customer=_related(self, "customer"))
+
     @property
     def total(self) -> Decimal:
         return sum((line.amount for line in self.lines.all()), Decimal("0.00"))
@@ -201,6 +219,12 @@ class SalesOrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.item}"
+
+    def clean(self) -> None:
+        super().clean()
+        order = _related(self, "order")
+        if order is not None:
+            same_organization(order, item=_related(self, "item"))
 
     @property
     def amount(self) -> Decimal:
@@ -263,6 +287,11 @@ class Invoice(TenantModel):
         if self.pk is not None:
             self._refuse_content_changes(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        same_organization(self, customer=_related(self, "customer"), sales_order=_related(self, "sales_order"),
+                          replaces=_related(self, "replaces"))
 
     @property
     def is_locked(self) -> bool:
@@ -370,6 +399,12 @@ class InvoiceLine(models.Model):
         self._refuse_if_locked()
         return super().delete(*args, **kwargs)
 
+    def clean(self) -> None:
+        super().clean()
+        invoice = _related(self, "invoice")
+        if invoice is not None:
+            same_organization(invoice, item=_related(self, "item"))
+
     @property
     def amount(self) -> Decimal:
         return money(Decimal(self.quantity) * Decimal(self.unit_price))
@@ -381,3 +416,13 @@ class InvoiceLine(models.Model):
                 f"Invoice {self.invoice.number} was {status}; its lines cannot change. "
                 "Void it and issue a corrected invoice instead."
             )
+
+
+def _related(row: models.Model, name: str) -> Any:
+    """The row a foreign key points at (also one not saved yet, as an inline's parent in the admin), or ``None``."""
+    field = row._meta.get_field(name)
+    if field.is_cached(row):
+        return field.get_cached_value(row)
+    if getattr(row, field.attname) is None:
+        return None
+    return getattr(row, name)
