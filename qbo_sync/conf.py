@@ -91,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BASE_SECONDS": 5,
     "RETRY_MAX_SECONDS": 3600,
     "PUSH_DELAY_SECONDS": 2,  # coalesce bursts of saves before pushing
+    # Retention (services/retention.py): days kept per kind; None keeps forever. Unset kinds take the defaults
+    # there: {"jobs": 30, "sync_log": 90, "webhook_events": 30}.
+    "RETENTION_DAYS": {},
     # Nightly pulls, in settings.TIME_ZONE
     "SCHEDULES": {"payments": "02:00", "customers": "03:00", "items": "04:00"},
 }

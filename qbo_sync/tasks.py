@@ -8,6 +8,7 @@ lost, delivered twice or run concurrently with another loses and doubles nothing
 - ``qbo_sync.tasks.kick``: called on commit after an enqueue; queues a drain soon, at most one pending per window.
 - ``qbo_sync.tasks.nightly_pull``: the nightly schedules' entry point (one pull job per organization and entity).
 - ``qbo_sync.tasks.nightly_reconcile``: the nightly reconciliation of every connected organization (SyncLog rows).
+- ``qbo_sync.tasks.nightly_purge``: the nightly retention purge (QBO_SYNC["RETENTION_DAYS"]).
 """
 
 from __future__ import annotations
@@ -87,3 +88,12 @@ def nightly_reconcile() -> list[dict[str, Any]]:
 
     return [{"organization_id": r.organization_id, "books_match": r.books_match, "drift": len(r.drift),
              "in_flight": r.in_flight} for r in reconcile_all()]
+
+
+def nightly_purge() -> dict[str, Any]:
+    """Delete what is past its retention (services/retention.py). Returns the counts per kind."""
+    from qbo_sync.services.retention import purge
+
+    report = purge()
+    logger.info("qbo_sync purge: %s", report.deleted)
+    return report.as_dict()

@@ -6,6 +6,8 @@
   Q_CLUSTER["time_zone"]), and CRON would need ``croniter``, which we do not ship.
 - ``qbo_sync.nightly.reconcile``: DAILY reconciliation at QBO_SYNC["RECONCILE_AT"] (default 05:00, after the pulls;
   an empty value removes it).
+- ``qbo_sync.nightly.purge``: DAILY retention purge at QBO_SYNC["PURGE_AT"] (default 05:30; an empty value removes
+  it); what is kept and for how long is QBO_SYNC["RETENTION_DAYS"] (services/retention.py).
 - ``qbo_sync.drain``: every minute, the safety net that recovers a lost kick or a lost drain task.
 
 No catch-up storms: Q_CLUSTER["catch_up"] is False (a missed slot is skipped, not replayed), every next_run is
@@ -30,6 +32,7 @@ PREFIX = "qbo_sync."
 DRAIN_SCHEDULE = "qbo_sync.drain"
 DRAIN_EVERY_MINUTES = 1
 RECONCILE_AT = "05:00"
+PURGE_AT = "05:30"
 
 
 def nightly_name(entity: str) -> str:
@@ -67,12 +70,14 @@ def wanted_schedules(now: dt.datetime | None = None) -> list[dict[str, Any]]:
             "name": nightly_name(entity), "func": "qbo_sync.tasks.nightly_pull", "args": repr((entity,)),
             "schedule_type": Schedule.DAILY, "minutes": None, "next_run": next_daily_run(hhmm, now),
         })
-    reconcile_at = (getattr(settings, "QBO_SYNC", None) or {}).get("RECONCILE_AT", RECONCILE_AT)
-    if reconcile_at:
-        wanted.append({
-            "name": nightly_name("reconcile"), "func": "qbo_sync.tasks.nightly_reconcile", "args": None,
-            "schedule_type": Schedule.DAILY, "minutes": None, "next_run": next_daily_run(reconcile_at, now),
-        })
+    user = getattr(settings, "QBO_SYNC", None) or {}
+    for name, func, hhmm in (("reconcile", "qbo_sync.tasks.nightly_reconcile", user.get("RECONCILE_AT", RECONCILE_AT)),
+                             ("purge", "qbo_sync.tasks.nightly_purge", user.get("PURGE_AT", PURGE_AT))):
+        if hhmm:
+            wanted.append({
+                "name": nightly_name(name), "func": func, "args": None,
+                "schedule_type": Schedule.DAILY, "minutes": None, "next_run": next_daily_run(hhmm, now),
+            })
     return wanted
 
 

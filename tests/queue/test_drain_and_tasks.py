@@ -197,11 +197,11 @@ def test_schedules_install_is_idempotent_with_future_local_times(db) -> None:
     with time_machine.travel(dt.datetime(2030, 3, 9, 12, 0, tzinfo=dt.UTC), tick=False):
         first = schedules.install_schedules()
         rows = {s.name: (s.pk, s.func, s.args, s.schedule_type, s.next_run) for s in Schedule.objects.all()}
-        assert schedules.install_schedules() and len(first) == 5
+        assert schedules.install_schedules() and len(first) == 6
         again = {s.name: (s.pk, s.func, s.args, s.schedule_type, s.next_run) for s in Schedule.objects.all()}
     assert again == rows
     assert set(rows) == {"qbo_sync.drain", "qbo_sync.nightly.payments", "qbo_sync.nightly.customers",
-                         "qbo_sync.nightly.items", "qbo_sync.nightly.reconcile"}
+                         "qbo_sync.nightly.items", "qbo_sync.nightly.reconcile", "qbo_sync.nightly.purge"}
     assert rows["qbo_sync.nightly.reconcile"][1:4] == ("qbo_sync.tasks.nightly_reconcile", None, Schedule.DAILY)
     _pk, func, args, kind, next_run = rows["qbo_sync.nightly.payments"]
     assert (func, args, kind) == ("qbo_sync.tasks.nightly_pull", "('payments',)", Schedule.DAILY)
@@ -214,7 +214,8 @@ def test_schedules_install_is_idempotent_with_future_local_times(db) -> None:
     Schedule.objects.create(name="qbo_sync.drain", func="qbo_sync.tasks.drain_task")  # a stray duplicate
     schedules.install_schedules()
     assert Schedule.objects.filter(name="qbo_sync.drain").count() == 1
-    assert schedules.remove_schedules() == 5 and not Schedule.objects.exists()
+    assert rows["qbo_sync.nightly.purge"][1] == "qbo_sync.tasks.nightly_purge"
+    assert schedules.remove_schedules() == 6 and not Schedule.objects.exists()
 
 
 def test_next_daily_run() -> None:
@@ -262,11 +263,11 @@ def test_retry_command(org, capsys) -> None:
 
 def test_schedules_command(db, capsys) -> None:
     call_command("qbo_sync", "schedules", "install")
-    assert "Installed 5 schedule(s)" in capsys.readouterr().out
+    assert "Installed 6 schedule(s)" in capsys.readouterr().out
     call_command("qbo_sync", "schedules")
     out = capsys.readouterr().out
     assert "qbo_sync.nightly.payments" in out and "every 1 min" in out
     call_command("qbo_sync", "schedules", "list", "--json")
-    assert len(json.loads(capsys.readouterr().out)) == 5
+    assert len(json.loads(capsys.readouterr().out)) == 6
     call_command("qbo_sync", "schedules", "remove")
-    assert "Removed 5 schedule(s)" in capsys.readouterr().out
+    assert "Removed 6 schedule(s)" in capsys.readouterr().out

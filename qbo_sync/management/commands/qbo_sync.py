@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "qbo_sync.cli.connect.Disconnect",
     "qbo_sync.cli.drain.Drain",
     "qbo_sync.cli.keys.RotateKeys",
+    "qbo_sync.cli.purge.Purge",
     "qbo_sync.cli.reconcile.Reconcile",
     "qbo_sync.cli.retry.Retry",
     "qbo_sync.cli.sandbox.Sandbox",
