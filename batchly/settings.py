@@ -176,6 +176,7 @@ QBO_SYNC_ORGANIZATION_MODEL = "batchly.Organization"
 
 # qbo_sync's own settings: everything not given here takes the documented default in qbo_sync/conf.py.
 QBO_SYNC = {
+    "HOST_LABEL": "Batchly",
     "ENTITY_ADAPTERS": {
         "Customer": "batchly.qbo_adapters.CustomerAdapter",
         "Item": "batchly.qbo_adapters.ItemAdapter",

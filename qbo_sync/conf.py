@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
     # Divides every QBO time window (used against the bundled sandbox run with --time-scale).
     "TIME_SCALE": 1.0,
     # Host integration
+    "HOST_LABEL": "the app",  # how qbo_sync names the host in admin columns, messages and drift lines
     "ENTITY_ADAPTERS": {},  # {"Customer": "dotted.path.Adapter", "Item": ..., "Invoice": ...}
     "ORGANIZATION_RESOLVER": None,  # dotted path: f(user) -> queryset/list of organization ids the user may see
     "CRITICAL_FIELDS": {},  # {"Customer": ["email"]}: conflicts on these wait for a person
@@ -150,6 +151,12 @@ class QboSettings:
 
 
 qbo_settings = QboSettings()
+
+
+def host_label(capital: bool = False) -> str:
+    """The host's display name (``QBO_SYNC["HOST_LABEL"]``), capitalised for the start of a sentence if asked."""
+    label = str(qbo_settings.HOST_LABEL or DEFAULTS["HOST_LABEL"])
+    return label[:1].upper() + label[1:] if capital else label
 
 _WATCHED = {"QBO_SYNC", "QBO_API_BASE_URL", "QBO_AUTH_BASE_URL", "REDIS_URL", *TOP_LEVEL.values()}
 

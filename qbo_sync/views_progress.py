@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from qbo_sync.api.permissions import find_organization, visible_organizations
+from qbo_sync.conf import host_label
 from qbo_sync.models import Conflict, SyncJob
 from qbo_sync.models.base import EntityType
 from qbo_sync.services.status import organization_overview
@@ -74,5 +75,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "entities": entities,
         "jobs": jobs,
         "open_conflicts": conflicts,
+        "host_label": host_label(capital=True),
         "progress_api_url": reverse("qbo_sync_api:queue-progress") + f"?org={slug}",
     })

@@ -81,11 +81,11 @@ class ProgressFilterSerializer(StrictSerializer):
 
 class SyncRequestSerializer(StrictSerializer):
     entity = EntityField(help_text="What to sync: customer, item or invoice (push); customer, item or payment (pull).")
-    direction = serializers.ChoiceField(choices=[("push", "Batchly to QuickBooks"), ("pull", "QuickBooks to Batchly")],
+    direction = serializers.ChoiceField(choices=[("push", "host to QuickBooks"), ("pull", "QuickBooks to host")],
                                         default="push")
     ids = serializers.ListField(
         child=serializers.CharField(max_length=64, allow_blank=False), required=False, allow_empty=False,
-        max_length=MAX_IDS, help_text=f"Batchly ids to push (at most {MAX_IDS}); or send `all: true`.")
+        max_length=MAX_IDS, help_text=f"Host ids to push (at most {MAX_IDS}); or send `all: true`.")
     all = serializers.BooleanField(required=False, default=False, help_text="Push every row of the entity.")
     full = serializers.BooleanField(required=False, default=False,
                                     help_text="Pull: everything, not only what changed since the last pull.")

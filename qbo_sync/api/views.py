@@ -49,7 +49,7 @@ Status = QueueItem.Status
 #: even when no item moved (a stalled job's rate falls).
 ETAG_BUCKET_SECONDS = 15
 MAX_FAILURES_SHOWN = 20
-#: Entities with a Batchly row (the record status badge).
+#: Entities with a host row (the record status badge).
 RECORD_ENTITIES = ["customer", "item", "invoice"]
 
 ORG_PARAMETERS = [
@@ -421,12 +421,12 @@ class ConnectionView(SyncApiMixin, APIView):
 
 class RecordStatusView(SyncApiMixin, APIView):
     @extend_schema(
-        summary="One Batchly record's sync state (the badge next to an invoice)",
+        summary="One host record's sync state (the badge next to an invoice)",
         parameters=[*ORG_PARAMETERS,
                     OpenApiParameter("entity", OpenApiTypes.STR, OpenApiParameter.PATH, enum=RECORD_ENTITIES,
                                      description="Case-insensitive."),
                     OpenApiParameter("object_id", OpenApiTypes.STR, OpenApiParameter.PATH,
-                                     description="The Batchly id.")],
+                                     description="The host row's id.")],
         responses={200: s.RecordStatusSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND},
     )
     def get(self, request: Request, entity: str, object_id: str) -> Response:

@@ -64,7 +64,7 @@ def require_entity(options: dict[str, Any], verb: str, choices: tuple[str, ...])
 
 class Push(Subcommand):
     name = "push"
-    help = ("Push Batchly rows of one entity (Customer, Item, Invoice) to QuickBooks as one job: --ids 1,2,3 or "
+    help = ("Push the host's rows of one entity (Customer, Item, Invoice) to QuickBooks as one job: --ids 1,2,3 or "
             "--all. --dry-run prints what each row would get (create / update / void / skip with the reason) and "
             "changes nothing. " + WAIT_NOTE)
 
@@ -72,7 +72,7 @@ class Push(Subcommand):
         from qbo_sync.services.jobs import PUSHABLE
 
         parser.add_argument("entity", nargs="?", metavar="ENTITY", help=f"One of {', '.join(PUSHABLE)}.")
-        parser.add_argument("--ids", metavar="1,2,3", help="The Batchly ids to push (needs --org).")
+        parser.add_argument("--ids", metavar="1,2,3", help="The host ids to push (needs --org).")
         parser.add_argument("--all", action="store_true", help="Every row of the entity.")
         parser.add_argument("--dry-run", action="store_true",
                             help="Only print what would be pushed; queue nothing, send nothing.")
@@ -231,7 +231,7 @@ class Pull(Subcommand):
 
 class Sync(Subcommand):
     name = "sync"
-    help = ("Run a whole sync cycle: pull customers and items, push what Batchly changed, pull payments (one job "
+    help = ("Run a whole sync cycle: pull customers and items, push what the host changed, pull payments (one job "
             "each). " + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -250,7 +250,7 @@ class Sync(Subcommand):
 
 class Import(Subcommand):
     name = "import"
-    help = ("First import from QuickBooks: every customer and item (linked to existing Batchly rows by natural "
+    help = ("First import from QuickBooks: every customer and item (linked to existing host rows by natural "
             "key, created otherwise), then payments onto synced invoices. " + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

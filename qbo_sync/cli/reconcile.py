@@ -10,7 +10,7 @@ from qbo_sync.cli import Subcommand, resolve_organizations
 
 class Reconcile(Subcommand):
     name = "reconcile"
-    help = ("Compare Batchly and QuickBooks for each connected organization: prints 'books match' or the drift "
+    help = ("Compare the host and QuickBooks for each connected organization: prints 'books match' or the drift "
             "list, each line with its one-step repair.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -101,7 +101,7 @@ class TotalMismatch:
 
     @property
     def message(self) -> str:
-        msg = f"QBO total {self.actual} differs from Batchly total {self.expected} by {self.difference}"
+        msg = f"QBO total {self.actual} differs from the host's total {self.expected} by {self.difference}"
         if self.explained_by_tax:
             msg += f" (QBO added sales tax of {self.tax})"
         return msg

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-#: The host's tenant model ("app_label.Model"), e.g. ``batchly.Organization``.
+#: The host's tenant model ("app_label.Model"), e.g. ``accounts.Organization``.
 ORGANIZATION_MODEL: str = getattr(settings, "QBO_SYNC_ORGANIZATION_MODEL", "auth.Group")
 
 

@@ -13,6 +13,7 @@ from django.db import models, transaction
 from django.db.models import Case, Value, When
 
 from qbo_sync.adapters import get_adapter
+from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
 from qbo_sync.mapping import get_mapper
 from qbo_sync.mapping.base import MappingError, values_equal
@@ -130,7 +131,7 @@ def start_import(organization_id: int, *, user: Any = None) -> list[SyncJob]:
 
 
 def start_sync(organization_id: int, *, user: Any = None) -> list[SyncJob]:
-    """A whole cycle: pull customers and items, push what Batchly changed, pull payments."""
+    """A whole cycle: pull customers and items, push what the host changed, pull payments."""
     require_connection(organization_id)
     jobs = [queue.start_pull(organization_id, e, user=user) for e in ("Customer", "Item")]
     for entity in ("Customer", "Item"):
@@ -200,7 +201,7 @@ def _preview_invoice(adapter: Any, mapper: Any, obj: models.Model, mapping: Enti
     sent = mapping is not None and bool(mapping.qbo_id)
     if adapter.is_void(obj):
         if sent and not (mapping.snapshot or {}).get("voided"):
-            return PreviewRow(oid, label, "void", "voided in Batchly")
+            return PreviewRow(oid, label, "void", f"voided in {host_label()}")
         return PreviewRow(oid, label, "skip", "void" + (" in QuickBooks already" if sent else " and never sent"))
     if sent:
         return PreviewRow(oid, label, "skip", f"already in QuickBooks as invoice {mapping.qbo_id}")

@@ -20,7 +20,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter, get_adapter
-from qbo_sync.conf import qbo_settings
+from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboNotFound
 from qbo_sync.mapping import get_mapper, merge
 from qbo_sync.mapping.base import MappingError, jsonable
@@ -232,7 +232,7 @@ def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]]
         EntityMapping.objects.filter(pk=mapping.pk).update(state=EntityMapping.State.FAILED,
                                                            last_error="deleted (merged) in QuickBooks")
         maps.log(ctx.organization_id, "deleted_in_qbo", f"{entity} {stub['Id']} was deleted or merged in QuickBooks; "
-                 "the Batchly row was deactivated", level=SyncLog.Level.WARNING, entity_type=entity,
+                 f"the row in {host_label()} was deactivated", level=SyncLog.Level.WARNING, entity_type=entity,
                  object_id=mapping.object_id, qbo_id=stub["Id"], job_id=ctx.job_id)
         counts["deactivated"] += 1
 
@@ -273,7 +273,7 @@ def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> 
     mappings = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [s["Id"] for s in stubs])
     for mapping in mappings.values():
         message = (f"Invoice {mapping.snapshot.get('doc_number', mapping.object_id)} was deleted in QuickBooks "
-                   f"(id {mapping.qbo_id}); Batchly still has it. Void it in Batchly or re-issue it.")
+                   f"(id {mapping.qbo_id}); {host_label(capital=True)} still has it. Void it there or re-issue it.")
         EntityMapping.objects.filter(pk=mapping.pk).update(state=EntityMapping.State.FAILED, last_error=message)
         maps.log(ctx.organization_id, "deleted_in_qbo", message, level=SyncLog.Level.WARNING, entity_type="Invoice",
                  object_id=mapping.object_id, qbo_id=mapping.qbo_id, job_id=ctx.job_id)
@@ -317,7 +317,7 @@ def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityM
         return False
     if record_version and state["payment_status"] == "void" and not adapter.is_void(obj):  # type: ignore[attr-defined]
         maps.log(ctx.organization_id, "voided_in_qbo", f"Invoice {invoice.get('DocNumber')} was voided in "
-                 "QuickBooks, not in Batchly", level=SyncLog.Level.WARNING, entity_type="Invoice",
+                 f"QuickBooks, not in {host_label()}", level=SyncLog.Level.WARNING, entity_type="Invoice",
                  object_id=mapping.object_id, qbo_id=invoice.get("Id"), job_id=ctx.job_id)
     with transaction.atomic(), applying_qbo_changes():
         adapter.apply_payment_state(obj, state)  # type: ignore[attr-defined]

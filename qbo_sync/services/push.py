@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.client import BatchOperation, quote_value
-from qbo_sync.conf import qbo_settings
+from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.exceptions import (
     QboApiError,
     QboAuthError,
@@ -304,8 +304,8 @@ def handle_name_error(ctx: SyncContext, adapter: HostAdapter, w: Write, exc: Exc
         if found is not None and clearly_same(entity, w.values, get_mapper(entity).from_qbo(found)):
             return link_existing(ctx, adapter, w, found)
         message = (f"{entity} {w.obj}: QuickBooks already has a different {entity.lower()} named "
-                   f"{natural_key_of(entity, w.values)!r}. Rename it in Batchly (or merge the two in QuickBooks), "
-                   "then sync again.")
+                   f"{natural_key_of(entity, w.values)!r}. Rename it in {host_label()} (or merge the two in "
+                   "QuickBooks), then sync again.")
         maps.record_failure(w.mapping, message)
         return Outcome.failed(message, code=str(exc.code or "6240"))
     if isinstance(exc, QboStaleObject) and w.operation == "update":

@@ -1,4 +1,4 @@
-"""Reconciliation: do Batchly's books and QuickBooks' books match for one organization?
+"""Reconciliation: do the host's books and QuickBooks' books match for one organization?
 
 ``reconcile(organization_id)`` reads every customer, item and invoice of the realm from QuickBooks (paginated
 queries, inactive records included) and compares them with the host rows and their mappings:
@@ -33,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import get_adapter
+from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError
 from qbo_sync.mapping import get_mapper
 from qbo_sync.mapping.base import MappingError, money, values_equal
@@ -49,9 +50,9 @@ IN_FLIGHT = (QueueItem.Status.PENDING, QueueItem.Status.PROCESSING)
 OPEN_STATES = {"open", "overdue"}
 
 REPAIRS = {
-    "requeue_push": "queue a push of the Batchly row",
-    "relink": "link the Batchly row to the QuickBooks record that already exists",
-    "repull": "re-read the QuickBooks record and merge it (three-way) into Batchly",
+    "requeue_push": "queue a push of the host row",
+    "relink": "link the host row to the QuickBooks record that already exists",
+    "repull": "re-read the QuickBooks record and merge it (three-way) into the host",
     "void_duplicate": "void the extra QuickBooks copies (no payment applied)",
     "manual": "needs a person",
 }
@@ -68,7 +69,7 @@ class Drift:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
-        ref = f"Batchly {self.object_id or '-'} / QBO {self.qbo_id or '-'}"
+        ref = f"{host_label(capital=True)} {self.object_id or '-'} / QBO {self.qbo_id or '-'}"
         return f"{self.entity} {ref}: {self.kind}: {self.message} -> repair: {self.repair} ({REPAIRS[self.repair]})"
 
 
@@ -152,7 +153,7 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
                                                     state=Conflict.State.OPEN).values_list("mapping_id", "field"):
         open_fields[mapping_id].add(name)
     qbo_by_key = {str(r.get(prop) or "").strip().casefold(): r for r in qbo.values()}
-    report.counts[entity] = {"batchly": len(hosts), "qbo": len(qbo), "linked": len(linked_qbo)}
+    report.counts[entity] = {"host": len(hosts), "qbo": len(qbo), "linked": len(linked_qbo)}
     for oid, obj in hosts.items():
         mapping = mappings.get(oid)
         busy = flying.get((entity, oid), 0) > 0
@@ -186,14 +187,15 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
         if differ:
             report.drift.append(Drift(
                 "fields_differ", entity, oid, mapping.qbo_id,
-                f"{obj}: " + ", ".join(f"{f} Batchly {values[f]!r} / QBO {theirs[f]!r}" for f in differ),
+                f"{obj}: " + ", ".join(f"{f} {host_label()} {values[f]!r} / QBO {theirs[f]!r}" for f in differ),
                 "repull", {"fields": differ}))
     for qbo_id, row in qbo.items():
         if qbo_id not in linked_qbo:
             if EntityMapping.objects.filter(realm_id=ctx.realm_id, entity_type=entity, qbo_id=qbo_id).exists():
                 continue  # linked to a row of another organization sharing the realm: not ours to judge
-            report.drift.append(Drift("not_in_batchly", entity, "", qbo_id,
-                                      f"QuickBooks {entity.lower()} {row.get(prop)!r} has no Batchly twin", "repull"))
+            report.drift.append(Drift("not_in_host", entity, "", qbo_id,
+                                      f"QuickBooks {entity.lower()} {row.get(prop)!r} has no twin in " + host_label(),
+                                      "repull"))
 
 
 def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, str], int]) -> None:
@@ -208,8 +210,8 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
     hosts = {str(o.pk): o for o in adapter.get_queryset(ctx.organization_id)}
     mappings = maps.mappings_for_objects(adapter, hosts)
     numbers: dict[str, str] = {}
-    totals = {"batchly_total": Decimal("0.00"), "qbo_total": Decimal("0.00"),
-              "batchly_due": Decimal("0.00"), "qbo_balance": Decimal("0.00")}
+    totals = {"host_total": Decimal("0.00"), "qbo_total": Decimal("0.00"),
+              "host_due": Decimal("0.00"), "qbo_balance": Decimal("0.00")}
     synced = 0
     for oid, obj in hosts.items():
         values = adapter.to_values(obj)
@@ -258,23 +260,26 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
         host_void = adapter.is_void(obj)
         totals["qbo_total"] += qbo_total
         totals["qbo_balance"] += state["amount_due"]
-        totals["batchly_total"] += Decimal("0.00") if host_void else money(values["total"])
+        totals["host_total"] += Decimal("0.00") if host_void else money(values["total"])
         host_due = getattr(obj, "amount_due", None)
         if host_due is not None:
-            totals["batchly_due"] += money(host_due)
+            totals["host_due"] += money(host_due)
         if host_void != qbo_void:
             if host_void and not busy:
                 report.drift.append(Drift("void_not_in_qbo", "Invoice", oid, mapping.qbo_id,
-                                          f"invoice {number} is void in Batchly, not in QuickBooks", "requeue_push"))
+                                          f"invoice {number} is void in {host_label()}, not in QuickBooks",
+                                          "requeue_push"))
             elif not host_void:
                 report.drift.append(Drift("voided_in_qbo", "Invoice", oid, mapping.qbo_id,
-                                          f"invoice {number} was voided in QuickBooks, not in Batchly", "manual"))
+                                          f"invoice {number} was voided in QuickBooks, not in {host_label()}",
+                                          "manual"))
             continue
         if host_void:
             continue
         if money(values["total"]) != qbo_total:
             report.drift.append(Drift("total_differs", "Invoice", oid, mapping.qbo_id,
-                                      f"invoice {number}: total Batchly {money(values['total'])} / QBO {qbo_total}",
+                                      f"invoice {number}: total {host_label()} {money(values['total'])} / QBO "
+                                      f"{qbo_total}",
                                       "manual"))
         host_status = getattr(obj, "payment_status", None)
         if host_due is None or host_status is None:
@@ -283,10 +288,10 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
                        or (host_status in OPEN_STATES and state["payment_status"] in OPEN_STATES))
         if money(host_due) != state["amount_due"] or not same_status:
             report.drift.append(Drift("payment_differs", "Invoice", oid, mapping.qbo_id,
-                                      f"invoice {number}: Batchly {host_status} due {money(host_due)} / QBO "
+                                      f"invoice {number}: {host_label()} {host_status} due {money(host_due)} / QBO "
                                       f"{state['payment_status']} balance {state['amount_due']}", "repull"))
-    report.counts["Invoice"] = {"batchly": len(hosts), "qbo": len(qbo), "linked": synced,
-                                "qbo_from_batchly": sum(1 for r in qbo_rows
+    report.counts["Invoice"] = {"host": len(hosts), "qbo": len(qbo), "linked": synced,
+                                "qbo_from_host": sum(1 for r in qbo_rows
                                                         if str(r.get("DocNumber") or "") in numbers)}
     report.totals["Invoice"] = totals
 

@@ -48,7 +48,7 @@ def test_books_match_after_a_clean_run_and_drift_is_found_and_repaired(org, acco
     report = reconcile(org.pk)
     assert report.books_match, report.lines()
     assert report.counts["Invoice"]["linked"] == 6 and report.counts["Customer"]["linked"] == 3
-    assert report.totals["Invoice"]["batchly_total"] == report.totals["Invoice"]["qbo_total"] > 0
+    assert report.totals["Invoice"]["host_total"] == report.totals["Invoice"]["qbo_total"] > 0
 
     # 1. the accountant records a payment; Batchly has not pulled it yet
     paid = accountant.read("Invoice", _qbo_id(invoices[0]))

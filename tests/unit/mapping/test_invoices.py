@@ -165,7 +165,7 @@ def test_compare_total():
     )
     assert mismatch.explained_by_tax
     assert mismatch.message == (
-        "QBO total 459.00 differs from Batchly total 425.00 by 34.00 (QBO added sales tax of 34.00)"
+        "QBO total 459.00 differs from the host's total 425.00 by 34.00 (QBO added sales tax of 34.00)"
     )
     assert invoices.compare_total(valid_invoice(), query_invoice("67"), tax_included=False) is None
     lost_line = invoices.compare_total({"total": Decimal("300.00")}, query_invoice("71"))
