@@ -26,14 +26,15 @@ lint: $(STAMP)
 	@$(PY) manage.py makemigrations --check --dry-run -v 0
 	@$(PY) manage.py check
 
+# The development harnesses live in benchmarks/ (not in the wheel), with Batchly as their host.
 # The benchmark suite (docs/performance.md): every scenario at full size against the bundled sandbox at QBO's real
 # speed (about 12 minutes), each on a fresh SQLite database; then progress-api on PostgreSQL (BENCH_PG_URL).
 # Quicker, reduced runs: make bench BENCH_ARGS="--count 1000 --time-scale 5" (figures then say so).
 BENCH_ARGS ?=
 BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 bench: $(STAMP)
-	@$(PY) manage.py qbo_sync bench all $(BENCH_ARGS)
-	@$(PY) manage.py qbo_sync bench progress-api --database-url $(BENCH_PG_URL) $(BENCH_ARGS) \
+	@$(PY) manage.py bench all $(BENCH_ARGS)
+	@$(PY) manage.py bench progress-api --database-url $(BENCH_PG_URL) $(BENCH_ARGS) \
 		|| echo "progress-api on PostgreSQL skipped: no server at $(BENCH_PG_URL)"
 
 # The chaos suite (docs/reliability.md): SQLite with one cluster, then PostgreSQL with two (CHAOS_PG_URL, default

@@ -35,6 +35,9 @@ INSTALLED_APPS = [
     "django_q",
     "qbo_sync",
     "batchly",
+    # Development harnesses (manage.py bench, manage.py chaos): a top-level package of this repository, not in the
+    # qbo_sync wheel.
+    "benchmarks",
 ]
 
 MIDDLEWARE = [

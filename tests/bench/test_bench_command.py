@@ -1,5 +1,5 @@
-"""``qbo_sync bench``: every scenario runs end to end at a tiny size and ends with one valid JSON object. Figures
-are not asserted (timings belong in docs/performance.md, not in tests); correctness counters are."""
+"""``manage.py bench`` (benchmarks/): every scenario runs end to end at a tiny size and ends with one valid JSON
+object. Figures are not asserted (timings belong in docs/performance.md, not in tests); correctness counters are."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from qbo_sync.cli.bench import SCENARIOS
+from benchmarks.management.commands.bench import SCENARIOS
 
 
 @pytest.mark.slow
 def test_every_scenario_runs_at_a_tiny_size_and_prints_json() -> None:
     out = io.StringIO()
-    call_command("qbo_sync", "bench", "all", "--count", "30", "--time-scale", "30", "--latency-ms", "10-40",
+    call_command("bench", "all", "--count", "30", "--time-scale", "30", "--latency-ms", "10-40",
                  "--naive-count", "10", "--json", stdout=out)
     lines = [line for line in out.getvalue().splitlines() if line.strip()]
     report = json.loads(lines[-1])
@@ -35,13 +35,27 @@ def test_every_scenario_runs_at_a_tiny_size_and_prints_json() -> None:
     assert "efficiency" in out.getvalue()  # the readable table came first
 
 
-def test_qbo_sync_never_imports_the_host() -> None:
-    """The bench's host data comes from a runner the host provides; qbo_sync itself imports no host module."""
+def test_qbo_sync_never_imports_the_host_or_the_harnesses() -> None:
+    """The harnesses use Batchly as their host from outside the package; qbo_sync imports neither."""
     package = Path(__file__).resolve().parents[2] / "qbo_sync"
     offenders = []
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(package)}: {n}" for n in names if n.split(".")[0] == "batchly"]
+            offenders += [f"{path.relative_to(package)}: {n}" for n in names
+                          if n.split(".")[0] in ("batchly", "benchmarks")]
     assert offenders == []
+
+
+def test_the_harnesses_are_not_in_the_installable_package() -> None:
+    """qbo_sync has no bench subcommand and no benchmark module: they crashed in any other host (issue 13)."""
+    import io
+
+    from django.core.management.base import CommandError
+
+    package = Path(__file__).resolve().parents[2] / "qbo_sync"
+    assert [p.name for p in package.rglob("*bench*")] == []
+    assert [p.name for p in package.rglob("*chaos*")] == []
+    with pytest.raises(CommandError, match="invalid choice: 'bench'"):
+        call_command("qbo_sync", "bench", "enqueue", stdout=io.StringIO(), stderr=io.StringIO())

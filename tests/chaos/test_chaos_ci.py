@@ -1,4 +1,4 @@
-"""The reduced chaos run of CI: the whole suite (batchly/chaos.py) at a few hundred invoices, faults on, a cluster
+"""The reduced chaos run of CI: the whole suite (benchmarks/chaos.py) at a few hundred invoices, faults on, a cluster
 SIGKILLed mid-chunk twice, tokens expired, the sandbox restarted from its saved state; duplicates, lost items and
 drift must all be 0. On PostgreSQL (DATABASE_URL) it runs with two clusters."""
 
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from batchly import chaos
+from benchmarks import chaos
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.throttle import run as run_bench
 from qbo_sync.client import (
     BatchOperation,
     InMemoryTokenProvider,
@@ -26,7 +27,6 @@ from qbo_sync.client import (
     TokenSet,
     quote_value,
 )
-from qbo_sync.client.bench_throttle import run as run_bench
 from qbo_sync.exceptions import (
     QboAuthError,
     QboDuplicateName,

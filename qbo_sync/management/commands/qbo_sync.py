@@ -11,7 +11,6 @@ from django.utils.module_loading import import_string
 from qbo_sync.cli import Subcommand
 
 SUBCOMMANDS = [
-    "qbo_sync.cli.bench.Bench",
     "qbo_sync.cli.connect.Connect",
     "qbo_sync.cli.connect.Disconnect",
     "qbo_sync.cli.drain.Drain",

@@ -1,8 +1,8 @@
 """The chaos suite: a whole sync run against the bundled sandbox under fire, judged by reconciliation.
 
-``run(count=..., time_scale=..., database="sqlite"|"postgres", clusters=...)`` (``manage.py chaos``, ``make chaos``,
-and the ``qbo_sync bench chaos`` caller) creates a fresh database, then runs the *orchestrator* in a child process
-on it (``manage.py chaos --inner`` with ``batchly.chaos_settings``). The orchestrator:
+``run(count=..., time_scale=..., database="sqlite"|"postgres", clusters=...)`` (``manage.py chaos``, ``make chaos``)
+creates a fresh database, then runs the *orchestrator* in a child process on it (``manage.py chaos --inner`` with
+``benchmarks.chaos_settings``). The orchestrator:
 
 1. starts the sandbox (state file, faults off), creates a company with the accountant's starter data, creates the
    Batchly data (``count`` invoices), connects through the real OAuth flow;
@@ -19,7 +19,8 @@ on it (``manage.py chaos --inner`` with ``batchly.chaos_settings``). The orchest
 4. turns faults off, lets the queue drain, pulls once more, and reconciles. Then prints the table and, last, one
    JSON object (keys ``faults``, ``kills``, ``duplicates``, ``lost``, ``drift`` …).
 
-qbo_sync never imports this module (the host does the choreography; the engine is what is under test).
+A development harness outside the installable package, with Batchly as its host; qbo_sync never imports it (the
+host does the choreography; the engine is what is under test).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def run(*, count: int = 3000, time_scale: float = 60.0, database: str = "sqlite"
         url = f"sqlite:///{workdir / 'chaos.sqlite3'}"
     else:
         raise ValueError("database must be sqlite or postgres")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "batchly.chaos_settings", "DATABASE_URL": url,
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.chaos_settings", "DATABASE_URL": url,
            "CHAOS_TIME_SCALE": str(time_scale), "PYTHONPATH": str(ROOT), "LOG_LEVEL": "ERROR",
            "QBO_SYNC_LOG_LEVEL": "ERROR", "REDIS_URL": "", "Q_WORKERS": "2",
            "CHAOS_CLUSTER_NAME": f"chaos{uuid.uuid4().hex[:6]}"}

@@ -1,13 +1,10 @@
-"""``qbo_sync bench SCENARIO``: the benchmark suite (docs/performance.md).
+"""``manage.py bench SCENARIO``: the benchmark suite (docs/performance.md), with Batchly as the host.
 
-Layering: qbo_sync never imports the host, but a benchmark needs host rows. So this command only prepares a
-*fresh database per scenario* (a migrated temporary SQLite file, or a PostgreSQL database cloned from a migrated
-template when ``--database-url`` points at PostgreSQL) and runs the scenario in a child process with
-``DATABASE_URL`` set to it (the host's settings must read the database from ``DATABASE_URL``). The child runs the
-host's bench runner: ``QBO_SYNC["BENCH_RUNNER"]`` (a dotted path to ``run(scenario, **options) -> dict``), else
-``run`` in the ``bench`` module of the app that owns ``QBO_SYNC_ORGANIZATION_MODEL`` (Batchly: ``batchly.bench``),
-found at run time like Django finds ``admin.py``. The runner creates host data, starts its own sandbox and returns
-the figures; this command prints them as a table and, with ``--json``, as one JSON object on the last line.
+Each scenario runs on a *fresh database* (a migrated temporary SQLite file, or a PostgreSQL database cloned from a
+migrated template when ``--database-url`` points at PostgreSQL) in a child process with ``DATABASE_URL`` set to it
+(Batchly's settings read the database from ``DATABASE_URL``). The child calls :func:`benchmarks.scenarios.run`,
+which creates host data, starts its own sandbox and returns the figures; this command prints them as a table and,
+with ``--json``, as one JSON object on the last line.
 """
 
 from __future__ import annotations
@@ -26,21 +23,18 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from django.core.management.base import BaseCommand, CommandError
-
-from qbo_sync.cli import Subcommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 SCENARIOS = ("push-invoices", "push-naive", "import-customers", "enqueue", "progress-api", "multi-realm")
 #: Options forwarded to the child process as they are.
 FORWARDED = ("count", "time_scale", "latency_ms", "workers", "chunk_size", "throttle", "naive_count")
 
 
-class Bench(Subcommand):
-    name = "bench"
+class Command(BaseCommand):
     help = ("Run a benchmark scenario (or all) against a fresh database and the bundled sandbox; prints a table, and "
             "with --json one JSON object on the last line.")
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
         parser.add_argument("--count", type=int, default=None,
                             help="Records (invoices, customers, queue items); default: the scenario's own.")
@@ -61,9 +55,10 @@ class Bench(Subcommand):
         parser.add_argument("--json", action="store_true", help="End with one JSON object on the last line.")
         parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
 
-    def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
+        command = self
         if options["in_process"]:
-            self.emit_json(command, run_here(options))
+            self.stdout.write(json.dumps(run_here(options), default=str, sort_keys=True))
             return
         scenarios = list(SCENARIOS) if options["scenario"] == "all" else [options["scenario"]]
         results = []
@@ -80,25 +75,9 @@ class Bench(Subcommand):
             command.stdout.write(json.dumps(out, default=str, sort_keys=True))
 
 
-def find_runner() -> Any:
-    from django.apps import apps
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    from qbo_sync.models.base import ORGANIZATION_MODEL
-
-    path = (getattr(settings, "QBO_SYNC", {}) or {}).get("BENCH_RUNNER")
-    if not path:
-        app = apps.get_app_config(ORGANIZATION_MODEL.split(".")[0])
-        path = f"{app.name}.bench.run"
-    try:
-        return import_string(path)
-    except ImportError as exc:
-        raise CommandError(f"No bench runner at {path!r} ({exc}); set QBO_SYNC['BENCH_RUNNER'].") from None
-
-
 def run_here(options: dict[str, Any]) -> dict[str, Any]:
-    runner = find_runner()
+    from benchmarks.scenarios import run as runner
+
     kwargs = {k: options[k] for k in FORWARDED if options.get(k) not in (None, "")}
     if options.get("latency_ms") == "":
         kwargs["latency_ms"] = None
@@ -110,7 +89,7 @@ def run_here(options: dict[str, Any]) -> dict[str, Any]:
 def run_child(scenario: str, database_url: str, options: dict[str, Any]) -> dict[str, Any]:
     from django.conf import settings
 
-    args = [sys.executable, "-m", "django", "qbo_sync", "bench", scenario, "--in-process"]
+    args = [sys.executable, "-m", "django", "bench", scenario, "--in-process"]
     for key in FORWARDED:
         value = options.get(key)
         if value is not None:

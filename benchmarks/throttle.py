@@ -6,10 +6,10 @@ Starts the bundled sandbox limited like QBO (500 requests/min, 10 in flight, 40 
 the requests per (QBO) minute that succeeded, the share of the limit, the 429s the sandbox sent and the calls
 that failed.
 
-    python -m qbo_sync.client.bench_throttle                  # proactive in-process throttle (the default)
-    python -m qbo_sync.client.bench_throttle --no-throttle    # only react to 429s, for comparison
+    python -m benchmarks.throttle                  # proactive in-process throttle (the default)
+    python -m benchmarks.throttle --no-throttle    # only react to 429s, for comparison
 
-This is a measuring tool for developers (it imports the sandbox); the library never imports it.
+A measuring tool for developers: it lives outside the installable package, so it imports the sandbox directly.
 
 Measured on the development machine (2 cores shared with other work; 10 threads; standing start):
 
@@ -27,7 +27,6 @@ a long run the ceiling is slightly under 500/min by the mean latency; QBO's own 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import threading
 import time
@@ -40,6 +39,7 @@ from qbo_sync.client.oauth import TokenSet
 from qbo_sync.client.throttle import InProcessThrottle, RequestKind
 from qbo_sync.client.tokens import InMemoryTokenProvider
 from qbo_sync.exceptions import QboApiError
+from qbo_sync.sandbox import Sandbox
 
 
 class _NoThrottle:
@@ -88,10 +88,7 @@ def run(
     minutes: float = 3.0,
     proactive: bool = True,
 ) -> BenchResult:
-    # Imported by name: the library never imports the sandbox, and its typing is the sandbox's business.
-    sandbox_module = importlib.import_module("qbo_sync.sandbox")
-
-    with sandbox_module.Sandbox(
+    with Sandbox(
         rate_limit=rate_limit, concurrency=concurrency, batch_rate=40, time_scale=time_scale
     ) as sandbox:
         realm = sandbox.create_realm()

@@ -1,4 +1,4 @@
-"""Settings of a chaos run (batchly/chaos.py): Batchly's own, plus the knobs the run sets through CHAOS_* variables.
+"""Settings of a chaos run (benchmarks/chaos.py): Batchly's own, plus the knobs the run sets through CHAOS_* variables.
 
 The orchestrator and every ``qcluster`` it starts use this module (DJANGO_SETTINGS_MODULE), so they agree on the
 time scale, short leases (a SIGKILLed worker's chunk comes back in seconds, not minutes) and short drains.

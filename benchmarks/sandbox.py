@@ -1,4 +1,4 @@
-"""Throughput benchmark: ``python -m qbo_sync.sandbox.bench [--clients 10] [--seconds 5] [--kind read]``.
+"""Throughput benchmark: ``python -m benchmarks.sandbox [--clients 10] [--seconds 5] [--kind read]``.
 
 Starts a sandbox in a separate process (throttles off, latency off) unless ``--url`` names a running one,
 then has N client threads, each with its own keep-alive connection, hammer one realm with simple requests
@@ -94,7 +94,7 @@ def run(base: str, clients: int, seconds: float, kind: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qbo_sync.sandbox.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.sandbox", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="base URL of a running sandbox (default: start one in a subprocess)")
     p.add_argument("--clients", type=int, default=10)

@@ -1,4 +1,4 @@
-"""``manage.py chaos``: the chaos suite (see batchly/chaos.py); ``make chaos`` runs it on SQLite and PostgreSQL."""
+"""``manage.py chaos``: the chaos suite (see benchmarks/chaos.py); ``make chaos`` runs it on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         import os
 
-        from batchly import chaos
+        from benchmarks import chaos
 
         if options["count"] < 10:
             raise CommandError("--count must be at least 10.")

@@ -1,10 +1,9 @@
-"""Benchmark scenarios, host side: the runner behind ``manage.py qbo_sync bench``.
+"""Benchmark scenarios: the runner behind ``manage.py bench`` (benchmarks/management/commands/bench.py).
 
-qbo_sync never imports Batchly, yet a benchmark needs host rows (customers, items, invoices). So the bench is split
-like the demo: ``qbo_sync/cli/bench.py`` prepares a fresh database per scenario and starts a child process; the
-child finds this module (``QBO_SYNC["BENCH_RUNNER"]``, else ``<app of the organization model>.bench``) and calls
-:func:`run`, which creates Batchly data, starts its own sandbox *in another process* (so that the sandbox's CPU is
-not counted as ours and does not compete with us for the GIL) and drives qbo_sync through its services only.
+The command prepares a fresh database per scenario and starts a child process that calls :func:`run`, which
+creates Batchly data (customers, items, invoices), starts its own sandbox *in another process* (so that the
+sandbox's CPU is not counted as ours and does not compete with us for the GIL) and drives qbo_sync through its
+services only.
 
 Each scenario returns a flat dict of figures (``efficiency``, ``duplicates``, ``missing``, ``ratio``...) plus
 ``table``: the rows the command prints.
