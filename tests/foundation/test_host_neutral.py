@@ -15,12 +15,11 @@ HOST_NAME = "batch" + "ly"  # spelled apart so this file does not match its own 
 SUFFIXES = {".py", ".html", ".txt", ".md"}
 
 #: Files other work streams are rewriting right now; each entry goes when its stream lands.
-#: The conflict keep word (services/conflicts, its API/CLI/admin surfaces) and the development harness moving out.
+#: The conflict keep word (services/conflicts, its API/CLI/admin surfaces).
 PENDING = {
     "admin/registration.py", "admin/views.py", "services/conflicts.py", "cli/conflicts.py", "api/serializers.py",
     "api/views.py", "models/conflict.py", "migrations/0001_initial.py",
     "templates/qbo_sync/admin/conflict_resolve.html", "templates/qbo_sync/admin/conflict_change_form.html",
-    "cli/bench.py", "client/bench_throttle.py",
 }
 
 
