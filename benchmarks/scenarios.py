@@ -601,8 +601,8 @@ class _RetryCounter(logging.Handler):
 def _worker(job_ids: list[int], counter: Any, timeout: float) -> None:
     from django.core.cache import cache
 
-    # Start like a fresh django-q2 worker: the parent's per-process cache (LocMem) holds "last served" stamps from
-    # the presync; inherited by every fork, they would send all workers to the same organization in lockstep.
+    # Start like a fresh django-q2 worker: nothing of the parent's per-process cache (LocMem) is inherited. (The
+    # queue's fair pick no longer keeps its stamps there; they are a database column shared by every worker.)
     cache.clear()
     client_log = logging.getLogger("qbo_sync.client.http")
     client_log.setLevel(logging.WARNING)

@@ -95,6 +95,9 @@ DEFAULTS: dict[str, Any] = {
     # Retention (services/retention.py): days kept per kind; None keeps forever. Unset kinds take the defaults
     # there: {"jobs": 30, "sync_log": 90, "webhook_events": 30}.
     "RETENTION_DAYS": {},
+    # A drain that finds nothing due waits this long at most for an item due soon (a save's push delay), within
+    # its budget; later items are left to the next kick or the minute schedule.
+    "DRAIN_WAIT_SECONDS": 10,
     # Nightly pulls, in settings.TIME_ZONE
     "SCHEDULES": {"payments": "02:00", "customers": "03:00", "items": "04:00"},
 }

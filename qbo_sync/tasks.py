@@ -3,9 +3,11 @@
 These tasks only *trigger* work. The work itself is rows in our queue tables, claimed with leases, so a task that is
 lost, delivered twice or run concurrently with another loses and doubles nothing (docs/operations.md).
 
-- ``qbo_sync.tasks.drain_task``: drain the queue for up to DRAIN_BUDGET_SECONDS, re-enqueue itself while due work
-  remains. Also run every minute by the ``qbo_sync.drain`` safety-net schedule.
-- ``qbo_sync.tasks.kick``: called on commit after an enqueue; queues a drain soon, at most one pending per window.
+- ``qbo_sync.tasks.drain_task``: drain the queue for up to DRAIN_BUDGET_SECONDS (waiting for items due within
+  DRAIN_WAIT_SECONDS, such as a save's), re-enqueue itself while due work remains. Also run every minute by the
+  ``qbo_sync.drain`` safety-net schedule.
+- ``qbo_sync.tasks.kick``: called on commit after an enqueue; queues a drain soon, at most one queued and not yet
+  started across all processes (the ``DrainSignal`` row, ``services/wakeup.py``).
 - ``qbo_sync.tasks.nightly_pull``: the nightly schedules' entry point (one pull job per organization and entity).
 - ``qbo_sync.tasks.nightly_reconcile``: the nightly reconciliation of every connected organization (SyncLog rows).
 - ``qbo_sync.tasks.nightly_purge``: the nightly retention purge (QBO_SYNC["RETENTION_DAYS"]).
@@ -14,10 +16,7 @@ lost, delivered twice or run concurrently with another loses and doubles nothing
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
-
-from django.core.cache import cache
 
 from qbo_sync.models import QboConnection
 from qbo_sync.models.base import EntityType
@@ -27,10 +26,8 @@ logger = logging.getLogger(__name__)
 DRAIN_TASK = "qbo_sync.tasks.drain_task"
 #: Fixed name and group of every queued drain (visible as such in the django-q2 admin).
 DRAIN_TASK_NAME = "qbo_sync-drain"
-#: Cache key of "a drain was queued and has not started yet".
-KICK_KEY = "qbo_sync:drain:queued"
-#: A queued drain is assumed lost after this many seconds and may be queued again (the minute schedule also
-#: recovers it). With a per-process cache (LocMem) this is also the most often one process queues a drain.
+#: A queued drain that has not started after this many seconds is assumed lost and may be queued again (the minute
+#: schedule also recovers it).
 KICK_SECONDS = 10
 
 #: The names the nightly schedules use, and the entity each pulls.
@@ -39,9 +36,10 @@ PULL_ENTITIES = {"payments": EntityType.PAYMENT, "customers": EntityType.CUSTOME
 
 def drain_task(organization_id: int | None = None, budget_seconds: float | None = None) -> dict[str, Any]:
     """Run one drain; queue the next one if due work remains. Returns the drain report (saved as the task result)."""
+    from qbo_sync.services import wakeup
     from qbo_sync.services.drain import drain
 
-    cache.delete(KICK_KEY)  # this drain has started: a later enqueue may queue the next one
+    wakeup.clear_queued()  # this drain has started: a later enqueue may queue the next one
     report = drain(budget_seconds=budget_seconds, organization_id=organization_id)
     if report.more_due:
         _queue_drain(organization_id)
@@ -49,15 +47,26 @@ def drain_task(organization_id: int | None = None, budget_seconds: float | None 
 
 
 def kick() -> bool:
-    """Make sure a drain runs soon without flooding the broker: queue one unless one is already queued (or was
-    queued less than KICK_SECONDS ago). Never raises: a failed kick is recovered by the minute schedule."""
-    if not cache.add(KICK_KEY, time.time(), timeout=KICK_SECONDS):
+    """Make sure a drain runs soon without flooding the broker: queue one unless one is already queued by any
+    process and not started (for less than KICK_SECONDS). Never raises: a failed kick is recovered by the minute
+    schedule."""
+    from qbo_sync.services import wakeup
+
+    try:
+        if not wakeup.mark_queued(KICK_SECONDS):
+            return False
+    except Exception:
+        logger.warning("Could not record a drain kick; the qbo_sync.drain schedule will pick the work up",
+                       exc_info=True)
         return False
     try:
         _queue_drain()
     except Exception:
         logger.warning("Could not queue a drain; the qbo_sync.drain schedule will pick the work up", exc_info=True)
-        cache.delete(KICK_KEY)
+        try:
+            wakeup.clear_queued()
+        except Exception:  # the row expires on its own after KICK_SECONDS
+            logger.debug("Could not clear the drain kick", exc_info=True)
         return False
     return True
 

@@ -59,8 +59,8 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
     list_filter = ("status", "environment")
     search_fields = ("company_name", "realm_id")
     fields = ("organization", "status", "company_name", "realm_id", "environment", "access_token_expires_at",
-              "refresh_token_expires_at", "last_refreshed_at", "last_error", "connected_at", "connected_by",
-              "created_at", "updated_at")
+              "refresh_token_expires_at", "last_refreshed_at", "last_error", "last_served_at", "connected_at",
+              "connected_by", "created_at", "updated_at")
     readonly_fields = fields
     exclude = TOKEN_FIELDS
     actions = ["disconnect_selected"]

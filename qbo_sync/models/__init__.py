@@ -5,12 +5,13 @@ from qbo_sync.models.connection import OAuthState, QboConnection
 from qbo_sync.models.cursor import PullCursor
 from qbo_sync.models.log import SyncLog
 from qbo_sync.models.mapping import EntityMapping
-from qbo_sync.models.queue import QueueItem, SyncJob
+from qbo_sync.models.queue import DrainSignal, QueueItem, SyncJob
 from qbo_sync.models.throttle import ThrottleLease, ThrottleRealm, ThrottleStart
 from qbo_sync.models.webhook import WebhookEvent
 
 __all__ = [
     "Conflict",
+    "DrainSignal",
     "EntityMapping",
     "OAuthState",
     "PullCursor",

@@ -32,6 +32,9 @@ class QboConnection(models.Model):
     token_version = models.PositiveIntegerField(default=0)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    #: When a worker last claimed a chunk of this organization's queue: the fair pick ("served least recently")
+    #: reads it, so every worker process on every machine shares one rotation.
+    last_served_at = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)
     connected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")

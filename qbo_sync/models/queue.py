@@ -124,3 +124,25 @@ class QueueItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.entity_type} {self.object_id or self.qbo_id} ({self.status})"
+
+
+class DrainSignal(models.Model):
+    """What every process must agree on about drains, in one row (``name="drain"``), so that a web process, a worker
+    and another cluster see the same thing (a per-process cache would not; docs/operations.md):
+
+    - ``queued_at``: a drain task is in the broker and has not started yet. ``tasks.kick`` queues another only when
+      this is empty or stale; ``tasks.drain_task`` clears it as it starts.
+    - ``waiting_until`` / ``waiter``: a running drain found nothing due and is waiting for the next due item (a save's
+      push delay). At most one drain waits; another that finds nothing due leaves the work to it.
+    """
+
+    name = models.CharField(max_length=32, primary_key=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    waiting_until = models.DateTimeField(null=True, blank=True)
+    waiter = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "drain signal"
+
+    def __str__(self) -> str:
+        return f"{self.name}: queued {self.queued_at}, waiting until {self.waiting_until}"

@@ -22,15 +22,13 @@ import logging
 import os
 import random
 import socket
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, Min, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -50,8 +48,8 @@ Priority = QueueItem.Priority
 BATCH_SIZE = 500
 #: Seconds a ``wait`` outcome (connection needs re-authorisation) defers an item when it gives no ``retry_after``.
 WAIT_SECONDS = 60
-#: Cache key prefix of the per-organization "last served" stamp that makes ``claim_chunk`` round-robin.
-SERVED_KEY = "qbo_sync:queue:served:{}"
+#: Picks ``claim_chunk`` tries before it claims without a turn of its own (other workers keep taking its picks).
+_PICK_ATTEMPTS = 5
 #: Times ``apply_outcomes`` re-runs when a concurrent enqueue creates a pending sibling mid-transaction.
 _CONFLICT_RETRIES = 3
 
@@ -209,10 +207,32 @@ def has_due_work(organization_id: int | None = None) -> bool:
     return qs.exists()
 
 
-def _pick_organization(candidates: list[tuple[int, int]]) -> int:
-    """Real-time work first, then the organization served least recently (ties at random)."""
-    stamps = cache.get_many([SERVED_KEY.format(org) for org, _ in candidates])
-    return min(candidates, key=lambda c: (c[1], stamps.get(SERVED_KEY.format(c[0]), 0.0), random.random()))[0]
+def next_due_at(organization_id: int | None = None) -> datetime | None:
+    """When the next pending first attempt of a usable connection is due (None when there is none). Retries are not
+    counted: their backoff is deliberate, and a drain waiting on them would hold a worker through an outage."""
+    qs = QueueItem.objects.filter(status=Status.PENDING, attempts=0, organization_id__in=_connected_orgs())
+    if organization_id is not None:
+        qs = qs.filter(organization_id=organization_id)
+    return qs.aggregate(due=Min("next_attempt_at"))["due"]
+
+
+def _pick_organization(candidates: list[tuple[int, int]]) -> tuple[int, datetime | None]:
+    """Real-time work first, then the organization served least recently (never served first, ties at random).
+    Returns the organization and its "last served" stamp as read (``_take_turn`` compares against it)."""
+    stamps = dict(QboConnection.objects.filter(organization_id__in=[org for org, _ in candidates])
+                  .values_list("organization_id", "last_served_at"))
+    oldest = datetime.min.replace(tzinfo=UTC)
+    org = min(candidates, key=lambda c: (c[1], stamps.get(c[0]) or oldest, random.random()))[0]
+    return org, stamps.get(org)
+
+
+def _take_turn(organization_id: int, seen: datetime | None) -> bool:
+    """Stamp the organization as served now, unless another worker stamped it since we read ``seen`` (then it is
+    that worker's turn and we pick again). The stamp is a database column, so the rotation is one for every worker
+    process on every machine."""
+    stamp = Q(last_served_at__isnull=True) if seen is None else Q(last_served_at=seen)
+    return bool(QboConnection.objects.filter(stamp, organization_id=organization_id)
+                .update(last_served_at=timezone.now()))
 
 
 def claim_chunk(worker_id: str | None = None, *, limit: int | None = None, lease_seconds: float | None = None,
@@ -226,14 +246,16 @@ def claim_chunk(worker_id: str | None = None, *, limit: int | None = None, lease
     lease_seconds = lease_seconds or qbo_settings.LEASE_SECONDS
     owner = f"{(worker_id or default_worker_id())[:48]}/{uuid.uuid4().hex[:12]}"
     reap_expired_leases()
-    for _ in range(3):  # another worker may take the last due items of the organization we picked: pick again
+    for attempt in range(_PICK_ATTEMPTS):
+        # Another worker may take our pick's turn, or the last due items of the organization: pick again.
         candidates = due_organizations(organization_id)
         if not candidates:
             return None, []
-        org = _pick_organization(candidates)
+        org, seen = _pick_organization(candidates)
+        if not _take_turn(org, seen) and attempt < _PICK_ATTEMPTS - 1:
+            continue
         items = _claim_org(org, owner, limit, lease_seconds)
         if items:
-            cache.set(SERVED_KEY.format(org), time.time(), timeout=24 * 3600)
             return org, items
     return None, []
 
@@ -519,6 +541,7 @@ def _kick_on_commit() -> None:
 
 __all__ = [
     "apply_outcomes", "backoff_seconds", "cancel_items", "cancel_job", "claim_chunk", "close_finished_jobs",
-    "create_job", "default_worker_id", "due_organizations", "enqueue", "has_due_work", "reap_expired_leases",
+    "create_job", "default_worker_id", "due_organizations", "enqueue", "has_due_work", "next_due_at",
+    "reap_expired_leases",
     "retry_items", "start_pull",
 ]

@@ -15,8 +15,8 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from qbo_sync import tasks
-from qbo_sync.models import QboConnection, QueueItem, SyncJob
-from qbo_sync.services import progress, queue, schedules
+from qbo_sync.models import DrainSignal, QboConnection, QueueItem, SyncJob
+from qbo_sync.services import progress, queue, schedules, wakeup
 from qbo_sync.services.drain import drain
 from qbo_sync.services.outcomes import Outcome
 from tests.queue.conftest import make_org
@@ -271,3 +271,92 @@ def test_schedules_command(db, capsys) -> None:
     assert len(json.loads(capsys.readouterr().out)) == 6
     call_command("qbo_sync", "schedules", "remove")
     assert "Removed 6 schedule(s)" in capsys.readouterr().out
+
+
+# --- waking up for work due soon (a save's push delay) -------------------------------------------------------------
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """time-machine's clock, stopped; the drain's pauses move it instead of sleeping."""
+    from qbo_sync.services import drain as drain_module
+
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        pauses: list[float] = []
+        waiters: list[str] = []
+
+        def pause(seconds: float) -> None:
+            pauses.append(seconds)
+            waiters.append(DrainSignal.objects.get().waiter)
+            traveller.shift(seconds)
+
+        monkeypatch.setattr(drain_module, "_sleep", pause)
+        traveller.pauses, traveller.waiters = pauses, waiters
+        yield traveller
+
+
+def test_a_drain_that_finds_nothing_due_waits_for_an_item_due_soon(org, processor, fake_clock) -> None:
+    queue.enqueue(org.pk, "Customer", [1], "push", delay=2)  # as a host save does (PUSH_DELAY_SECONDS)
+    report = drain(budget_seconds=60)
+    assert report.completed == 1 and report.stopped == "idle"
+    assert report.waited_seconds == 2 and all(p <= 1 for p in fake_clock.pauses)
+    assert DrainSignal.objects.get().waiter == ""  # the role is given back
+
+
+@override_settings(QBO_SYNC={"DRAIN_WAIT_SECONDS": 10})
+def test_a_drain_leaves_work_due_later_to_the_next_kick_or_the_minute_schedule(org, processor, fake_clock) -> None:
+    queue.enqueue(org.pk, "Customer", [1], "push", delay=30)
+    report = drain(budget_seconds=60)
+    assert report.completed == 0 and report.stopped == "idle" and fake_clock.pauses == []
+    assert report.next_due_at == QueueItem.objects.get().next_attempt_at.isoformat()
+
+
+def test_a_drain_does_not_wait_for_a_retry_backoff(org, processor, fake_clock) -> None:
+    processor.rule = lambda item: Outcome.retry("QBO said 500")
+    queue.enqueue(org.pk, "Customer", [1], "push")
+    report = drain(budget_seconds=60)
+    assert report.retried == 1 and report.stopped == "idle" and fake_clock.pauses == []
+
+
+def test_only_one_drain_waits_and_an_earlier_due_time_takes_the_role_over(org, processor, fake_clock) -> None:
+    queue.enqueue(org.pk, "Customer", [1], "push", delay=3)
+    other = "other-host:1"
+    assert wakeup.hold_wait(other, timezone.now() + dt.timedelta(seconds=2))  # a drain elsewhere waits already
+    report = drain(budget_seconds=60)
+    assert report.stopped == "idle" and fake_clock.pauses == [] and processor.calls == []  # left to the waiter
+
+    assert wakeup.hold_wait(other, timezone.now() + dt.timedelta(seconds=5))  # the waiter now waits for later work
+    report = drain(budget_seconds=60, worker_id="this-host:2")
+    assert report.completed == 1 and report.waited_seconds == 3  # the earlier item was worth its own wait
+    assert set(fake_clock.waiters) == {"this-host:2"}  # ... and it held the role while waiting
+
+
+def test_a_dead_waiter_is_replaced(org, processor, fake_clock) -> None:
+    assert wakeup.hold_wait("died:1", timezone.now() + dt.timedelta(seconds=1))
+    fake_clock.shift(1 + wakeup.WAITER_GRACE_SECONDS + 1)
+    queue.enqueue(org.pk, "Customer", [1], "push", delay=2)
+    assert drain(budget_seconds=60).completed == 1
+
+
+def test_the_queued_drain_flag_is_shared_by_every_process(db) -> None:
+    """The web process that kicked and the worker that runs the drain do not share memory: clearing the flag in
+    the worker must let the web process kick again (it used to skip kicks for 10 s after each one)."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    with mock.patch("django_q.tasks.async_task", return_value="t") as async_task:
+        assert tasks.kick() is True
+        with mock.patch("qbo_sync.tasks.cache", LocMemCache("worker-process", {}), create=True):
+            tasks.drain_task()  # in the worker process
+        assert tasks.kick() is True
+        assert tasks.kick() is False
+        assert async_task.call_count == 2
+
+
+def test_a_lost_queued_drain_can_be_kicked_again_after_kick_seconds(db) -> None:
+    with mock.patch("django_q.tasks.async_task", return_value="t") as async_task, \
+            time_machine.travel(timezone.now(), tick=False) as traveller:
+        assert tasks.kick() is True
+        traveller.shift(tasks.KICK_SECONDS - 1)
+        assert tasks.kick() is False
+        traveller.shift(2)
+        assert tasks.kick() is True
+        assert async_task.call_count == 2

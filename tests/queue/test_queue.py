@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
@@ -323,3 +325,40 @@ def test_a_reaped_realtime_item_with_a_newer_pending_sibling_is_superseded(org) 
         assert queue.reap_expired_leases() == 1
     assert QueueItem.objects.get(pk=crashed[0].pk).status == Status.CANCELLED
     assert _statuses() == {Status.CANCELLED: 1, Status.PENDING: 1}
+
+
+def test_the_fair_rotation_is_shared_by_every_worker_process(db) -> None:
+    """Two worker processes (each with its own memory: the cache is cleared between their claims) alternate between
+    a big and a small tenant's bulk jobs; the small one finishes in its first turns, not after the big one."""
+    big, small = make_org(), make_org()
+    queue.create_job(big.pk, SyncJob.Kind.PUSH, "Invoice", range(600), "push")
+    queue.create_job(small.pk, SyncJob.Kind.PUSH, "Invoice", range(20), "push")
+    # Ties are broken at random; a fixed tie-break makes the test exact (it then favours the same tenant every time).
+    with mock.patch.object(queue.random, "random", return_value=0.5):
+        served = _claim_turns(6)
+    assert served[:4].count(small.pk) == 2 and served[:2].count(small.pk) == 1
+    assert served[4:] == [big.pk, big.pk]  # the small job is done; the big one has the workers to itself
+    assert QueueItem.objects.filter(organization=small, status=Status.PENDING).count() == 0
+
+
+def _claim_turns(turns: int) -> list[int | None]:
+    served = []
+    for turn in range(turns):
+        cache.clear()  # another process: nothing of the previous claim is in this one's memory
+        org_id, items = queue.claim_chunk(f"worker-{turn % 2}", limit=10)
+        served.append(org_id)
+        queue.apply_outcomes(items, {i.pk: Outcome.completed() for i in items})
+    return served
+
+
+def test_a_worker_whose_pick_was_just_served_by_another_picks_again(db) -> None:
+    a, b = make_org(), make_org()
+    for org in (a, b):
+        queue.create_job(org.pk, SyncJob.Kind.PUSH, "Invoice", range(50), "push")
+    first, _ = queue.claim_chunk("w1", limit=10)
+    second_pick, seen = queue._pick_organization(queue.due_organizations())
+    assert second_pick != first
+    assert queue._take_turn(second_pick, seen)  # worker 2 takes that turn...
+    assert not queue._take_turn(second_pick, seen)  # ... so worker 3, which read the same stamp, does not
+    org_id, _ = queue.claim_chunk("w3", limit=10)
+    assert org_id == first  # it picks again and serves the other tenant
