@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter
@@ -40,6 +40,39 @@ def new_mapping(adapter: HostAdapter, obj: models.Model, organization_id: int, r
         object_id=str(obj.pk),
         realm_id=realm_id,
     )
+
+
+def _same_host_row(mapping: EntityMapping) -> dict[str, Any]:
+    """The lookup that matches the host-row constraint (``uniq_mapping_host_row``)."""
+    return {"content_type_id": mapping.content_type_id, "object_id": mapping.object_id}
+
+
+def save_new(mapping: EntityMapping) -> EntityMapping:
+    """Insert a new mapping, or return the one another worker (or another item of this chunk) created first.
+
+    Get-or-create under the host-row constraint: two items for the same never-synced row never fail each other.
+    The caller must use the returned mapping (it may already hold a QBO id).
+    """
+    try:
+        with transaction.atomic():
+            mapping.save(force_insert=True)
+        return mapping
+    except IntegrityError:
+        existing = EntityMapping.objects.filter(**_same_host_row(mapping)).first()
+        if existing is None:  # another constraint (the QBO object is linked elsewhere): the caller's problem
+            raise
+        return existing
+
+
+def save_new_many(mappings: Sequence[EntityMapping]) -> dict[str, EntityMapping]:
+    """``save_new`` for many unsaved mappings of one entity at once: ``{object_id: the stored mapping}``."""
+    if not mappings:
+        return {}
+    EntityMapping.objects.bulk_create(mappings, batch_size=500, ignore_conflicts=True)
+    first = mappings[0]
+    stored = EntityMapping.objects.filter(content_type_id=first.content_type_id,
+                                          object_id__in=[m.object_id for m in mappings])
+    return {m.object_id: m for m in stored}
 
 
 def record_synced(

@@ -170,7 +170,11 @@ def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: li
         if match is not None:
             for key_name, key in adapter_keys(adapter, mapper, match).items():
                 candidates.pop((key_name, key), None)
-            mapping = maps.new_mapping(adapter, match, ctx.organization_id, ctx.realm_id)
+            # The row may have a mapping already (its first push started but has no QBO id yet): adopt it.
+            mapping = maps.save_new(maps.new_mapping(adapter, match, ctx.organization_id, ctx.realm_id))
+            if mapping.qbo_id and mapping.qbo_id != str(row["Id"]):
+                to_create.append((row, values))  # linked meanwhile to another record: this one is new
+                continue
             mapping.qbo_id, mapping.sync_token = str(row["Id"]), str(row.get("SyncToken", "0"))
             mapping.save()
             reconcile_one(ctx, adapter, mapping, match, row)

@@ -255,7 +255,9 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: Q
     values = adapter.to_values(obj)
     if not mapping.qbo_id:
         if mapping.pk is None:
-            mapping.save()
+            mapping = maps.save_new(mapping)
+            if mapping.qbo_id:  # another worker linked this row meanwhile: an update, if anything
+                return plan_name_write(ctx, adapter, mapper, item, obj, mapping)
         context = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
         return Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values,
                      sent_fields=tuple(f for f in mapper.SPEC.fields if f in values))
@@ -446,12 +448,20 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             message = (f"Invoice {values.get('doc_number')} is not valid and was not sent: "
                        + "; ".join(str(i) for i in issues))
             if mapping.pk is None:
-                mapping.save()
+                mapping = maps.save_new(mapping)
             maps.record_failure(mapping, message)
             outcomes[item.pk] = Outcome.failed(message, code="invalid")
             continue
         writes.append(Write(item, obj, mapping, mapper.to_qbo(values), "create", values))
-    EntityMapping.objects.bulk_create([w.mapping for w in writes if w.mapping.pk is None], batch_size=500)
+    # Created once under the host-row constraint: a row another worker is pushing right now keeps one mapping.
+    stored = maps.save_new_many([w.mapping for w in writes if w.mapping.pk is None])
+    for w in list(writes):
+        if w.mapping.pk is None:
+            w.mapping = stored[w.mapping.object_id]
+            if w.mapping.qbo_id:
+                writes.remove(w)
+                outcomes[w.item.pk] = Outcome.completed(f"already in QuickBooks as invoice {w.mapping.qbo_id}; "
+                                                        "an invoice is sent once")
 
     maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None]
     if maybe_sent:

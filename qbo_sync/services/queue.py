@@ -365,12 +365,18 @@ def _apply(items: Sequence[QueueItem], outcomes: dict[int, Outcome]) -> dict[str
             row.status = Status.CANCELLED
             row.last_error = f"Superseded by a newer pending item. {row.last_error}".strip()[:2000]
             counts["superseded"] += 1
-    # The common case, completed items, is one plain UPDATE; bulk_update's CASE expressions cost ~5 ms a row.
-    done = [row.pk for row in rows if row.status == Status.COMPLETED]
-    for start in range(0, len(done), 500):
-        QueueItem.objects.filter(pk__in=done[start:start + 500]).update(
-            status=Status.COMPLETED, completed_at=now, last_error="", error_code="", lease_owner="",
-            lease_expires_at=None, updated_at=now)
+    # The common case, completed items, is one plain UPDATE per code ("" or e.g. "coalesced"); bulk_update's CASE
+    # expressions cost ~5 ms a row.
+    done_by_code: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        if row.status == Status.COMPLETED:
+            outcome = outcomes.get(row.pk)
+            done_by_code[outcome.code[:32] if outcome is not None else ""].append(row.pk)
+    for code, done in done_by_code.items():
+        for start in range(0, len(done), 500):
+            QueueItem.objects.filter(pk__in=done[start:start + 500]).update(
+                status=Status.COMPLETED, completed_at=now, last_error="", error_code=code, lease_owner="",
+                lease_expires_at=None, updated_at=now)
     others = [row for row in rows if row.status != Status.COMPLETED]
     if others:
         QueueItem.objects.bulk_update(others, ["status", "attempts", "next_attempt_at", "lease_owner",
