@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count, Q, QuerySet
@@ -31,6 +32,7 @@ from qbo_sync.exceptions import QboSyncError
 from qbo_sync.models import Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
 from qbo_sync.services import conflicts as conflict_service
 from qbo_sync.services import queue as queue_service
+from qbo_sync.services.jobs import QboInputError
 from qbo_sync.services.progress import job_progress
 
 #: The connection's secrets: never a field, a column, a filter or a search field anywhere in the admin.
@@ -44,6 +46,11 @@ def short(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+class PauseActionForm(helpers.ActionForm):
+    reason = forms.CharField(required=False, max_length=255, label="Reason (to pause)",
+                             help_text="Shown on every progress page while the sync is paused.")
+
+
 class QboReadOnlyAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
     list_select_related = ("organization",)
     list_per_page = 50
@@ -54,16 +61,45 @@ class QboReadOnlyAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
 
 @admin.register(QboConnection)
 class QboConnectionAdmin(QboReadOnlyAdmin):
-    list_display = ("organization", "status", "company_name", "realm_id", "environment", "access_token_expires_at",
-                    "refresh_token_expires_at", "last_error_short", "connected_at")
-    list_filter = ("status", "environment")
+    list_display = ("organization", "status", "paused", "company_name", "realm_id", "environment",
+                    "access_token_expires_at", "refresh_token_expires_at", "last_error_short", "connected_at")
+    list_filter = ("status", "environment", ("paused_at", admin.EmptyFieldListFilter))
     search_fields = ("company_name", "realm_id")
-    fields = ("organization", "status", "company_name", "realm_id", "environment", "access_token_expires_at",
-              "refresh_token_expires_at", "last_refreshed_at", "last_error", "last_served_at", "connected_at",
-              "connected_by", "created_at", "updated_at")
+    fields = ("organization", "status", "company_name", "realm_id", "environment", "paused_at", "pause_reason",
+              "paused_by", "access_token_expires_at", "refresh_token_expires_at", "last_refreshed_at", "last_error",
+              "last_served_at", "connected_at", "connected_by", "created_at", "updated_at")
     readonly_fields = fields
     exclude = TOKEN_FIELDS
-    actions = ["disconnect_selected"]
+    actions = ["pause_selected", "resume_selected", "disconnect_selected"]
+    action_form = PauseActionForm
+
+    @admin.display(description="Paused")
+    def paused(self, obj: QboConnection) -> str:
+        return f"Paused: {obj.pause_reason}" if obj.paused_at else "—"
+
+    @admin.action(permissions=["manage"], description="Pause sync of selected (type the reason below)")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from qbo_sync.services import pause
+
+        reason = request.POST.get("reason", "")
+        try:
+            for connection in queryset:
+                pause.pause(connection.organization_id, reason, request.user, surface="admin")
+                self.log_change(request, connection, f"Sync paused: {reason}")
+        except QboInputError as exc:
+            messages.error(request, str(exc))
+            return
+        messages.success(request, f"Paused {queryset.count()} organization(s): work queues, nothing is sent or "
+                                  f"pulled until resumed.")
+
+    @admin.action(permissions=["manage"], description="Resume sync of selected")
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from qbo_sync.services import pause
+
+        for connection in queryset.exclude(paused_at=None):
+            pause.resume(connection.organization_id, request.user, surface="admin")
+            self.log_change(request, connection, "Sync resumed")
+        messages.success(request, "Resumed the selected organization(s).")
     change_form_template = "qbo_sync/admin/connection_change_form.html"
     change_list_template = "qbo_sync/admin/connection_change_list.html"
 
@@ -167,7 +203,7 @@ class SyncJobAdmin(QboReadOnlyAdmin):
                 ("Pending", p["pending"]), ("Processing", p["processing"]), ("Completed", p["completed"]),
                 ("Failed", p["failed"]), ("Dead", p["dead"]), ("Cancelled", p["cancelled"]),
                 ("Rate", f"{p['rate_per_minute']} per minute"), ("ETA", eta),
-                ("Slow because", p["slow_reason"] or "—")]
+                ("Slow because", f"paused: {p['pause_reason']}" if p["paused"] else (p["slow_reason"] or "—"))]
         body = format_html("".join("<tr><th>{}</th><td>{}</td></tr>" for _ in rows),
                            *[x for row in rows for x in row])
         return format_html('<table class="qbo-job-progress">{}</table>', body)

@@ -180,8 +180,13 @@ class JobProgressSerializer(JobSerializer):
     eta_seconds = serializers.FloatField(allow_null=True, help_text="Seconds left at the current rate; null when "
                                                                     "nothing has finished yet to measure.")
     slow_reason = serializers.ChoiceField(choices=[("throttled", "throttled"),
-                                                   ("waiting for reconnect", "waiting for reconnect")],
+                                                   ("waiting for reconnect", "waiting for reconnect"),
+                                                   ("paused", "paused")],
                                           allow_null=True, help_text="Why it is slow, when it is.")
+    paused = serializers.BooleanField(help_text="An operator paused the organization's sync: work waits, nothing is "
+                                                "sent or pulled until it is resumed.")
+    pause_reason = serializers.CharField(allow_blank=True, help_text="Why, as the operator said (empty unless "
+                                                                     "paused).")
     last_completed_at = serializers.DateTimeField(allow_null=True)
     failures = FailureSerializer(many=True, help_text="The latest failed or dead items (at most 20).")
 

@@ -111,7 +111,8 @@ def combined(progresses: Sequence[dict[str, Any]]) -> dict[str, Any]:
     etas = [p["eta_seconds"] for p in progresses if p["remaining"]]
     eta = 0.0 if not remaining else (None if not etas or None in etas else max(etas))
     failed = sum(p["failed"] + p["dead"] for p in progresses)
-    slow = next((p["slow_reason"] for p in progresses if p["slow_reason"]), None)
+    slow = next((f"paused: {p['pause_reason']}" if p.get("paused") else p["slow_reason"]
+                 for p in progresses if p["slow_reason"]), None)
     return {"total": total, "done": done, "remaining": remaining, "failed": failed,
             "percent": round(100.0 * done / total, 1) if total else 100.0, "rate_per_minute": round(rate, 1),
             "eta_seconds": eta, "slow_reason": slow}

@@ -88,6 +88,9 @@ class Status(Subcommand):
             company = conn["company_name"] or "(company name unknown)"
             write(f"  connection: {conn['status']}, {company}, realm {conn['realm_id'] or '-'} "
                   f"({conn['environment'] or '-'}), access token expires {_when(conn['access_token_expires_at'])}")
+        if conn.get("paused"):
+            write(f"  PAUSED since {_when(conn['paused_at'])}: {conn['pause_reason']} "
+                  f"(work queues; nothing is sent or pulled until `qbo_sync resume`)")
         if conn["last_error"]:
             write(f"  last error: {' '.join(conn['last_error'].split())}")
         if conn["action"]:

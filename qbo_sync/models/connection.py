@@ -35,6 +35,11 @@ class QboConnection(models.Model):
     #: When a worker last claimed a chunk of this organization's queue: the fair pick ("served least recently")
     #: reads it, so every worker process on every machine shares one rotation.
     last_served_at = models.DateTimeField(null=True, blank=True)
+    #: An operator's pause (month-end close, an investigation): work still queues, nothing is sent or pulled.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=255, blank=True)
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
     connected_at = models.DateTimeField(null=True, blank=True)
     connected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
@@ -73,6 +78,10 @@ class QboConnection(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.status == self.Status.CONNECTED
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
     def access_token_expires_within(self, seconds: float) -> bool:
         if self.access_token_expires_at is None:

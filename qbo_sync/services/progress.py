@@ -56,8 +56,9 @@ def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
         first_completed_at=Min("completed_at"),
         last_completed_at=Max("completed_at"),
     )
-    connection_status = (QboConnection.objects.filter(organization_id=job.organization_id)
-                         .values_list("status", flat=True).first())
+    connection_status, paused_at, pause_reason = (
+        QboConnection.objects.filter(organization_id=job.organization_id)
+        .values_list("status", "paused_at", "pause_reason").first() or (None, None, ""))
 
     counts = {s: agg[s] for s in STATUSES}
     total = max(job.total, sum(counts.values()))
@@ -70,7 +71,9 @@ def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
     eta = round(remaining / effective * 60, 1) if remaining and effective > 0 else (0.0 if not remaining else None)
 
     slow_reason = None
-    if remaining and connection_status in (QboConnection.Status.NEEDS_REAUTH, QboConnection.Status.DISCONNECTED):
+    if remaining and paused_at is not None:
+        slow_reason = "paused"
+    elif remaining and connection_status in (QboConnection.Status.NEEDS_REAUTH, QboConnection.Status.DISCONNECTED):
         slow_reason = "waiting for reconnect"
     elif remaining and agg["throttled"]:
         slow_reason = "throttled"
@@ -91,6 +94,8 @@ def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
         "throttle_ceiling_per_minute": ceiling,
         "eta_seconds": eta,
         "slow_reason": slow_reason,
+        "paused": paused_at is not None,
+        "pause_reason": pause_reason if paused_at is not None else "",
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,

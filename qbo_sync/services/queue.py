@@ -188,7 +188,9 @@ def _due_q(now: datetime) -> Q:
 
 
 def _connected_orgs() -> QuerySet:
-    return QboConnection.objects.filter(status=QboConnection.Status.CONNECTED).values("organization_id")
+    """Organizations whose work may be claimed: connected and not paused by an operator (services/pause.py)."""
+    return QboConnection.objects.filter(status=QboConnection.Status.CONNECTED, paused_at__isnull=True).values(
+        "organization_id")
 
 
 def due_organizations(organization_id: int | None = None) -> list[tuple[int, int]]:

@@ -402,10 +402,10 @@ def _void_duplicates(ctx: SyncContext, d: Drift) -> list[str]:
 
 
 def reconcile_all(organization_ids: Iterable[int] | None = None, *, repair: bool = False) -> list[Report]:
-    """Reconcile every connected organization (the nightly schedule)."""
+    """Reconcile every connected organization that is not paused (the nightly schedule)."""
     from qbo_sync.models import QboConnection
 
-    qs = QboConnection.objects.filter(status=QboConnection.Status.CONNECTED)
+    qs = QboConnection.objects.filter(status=QboConnection.Status.CONNECTED, paused_at__isnull=True)
     if organization_ids is not None:
         qs = qs.filter(organization_id__in=list(organization_ids))
     reports = []

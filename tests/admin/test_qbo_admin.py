@@ -87,7 +87,7 @@ def test_connection_pages_are_read_only_and_have_no_add_or_delete(secret_connect
     assert admin_client.post(url("qboconnection", "change", conn.pk), {"status": "disconnected"}).status_code == 403
     conn.refresh_from_db()
     assert conn.status == "connected" and conn.access_token == ACCESS
-    assert action_choices(admin_client, "qboconnection") == {"", "disconnect_selected"}
+    assert action_choices(admin_client, "qboconnection") == {"", "pause_selected", "resume_selected", "disconnect_selected"}
 
 
 def test_disconnect_asks_then_revokes_and_forgets_the_tokens(secret_connection, admin_client) -> None:
@@ -382,3 +382,18 @@ def test_no_resolver_means_staff_see_nothing(org, operator_client, settings) -> 
     item(org, "failed")
     settings.QBO_SYNC = {**settings.QBO_SYNC, "ORGANIZATION_RESOLVER": None}
     assert list(operator_client.get(url("queueitem")).context["cl"].result_list) == []
+
+
+def test_pause_and_resume_actions_take_the_reason_from_the_action_bar(other_org, admin_client) -> None:
+    conn = QboConnection.objects.get(organization=other_org)
+    refused = run_action(admin_client, "qboconnection", "pause_selected", [conn.pk], reason="  ")
+    assert refused.status_code == 302
+    conn.refresh_from_db()
+    assert conn.paused_at is None
+    run_action(admin_client, "qboconnection", "pause_selected", [conn.pk], reason="month-end close")
+    conn.refresh_from_db()
+    assert conn.paused_at is not None and conn.pause_reason == "month-end close"
+    assert "Paused: month-end close" in admin_client.get(url("qboconnection")).content.decode()
+    run_action(admin_client, "qboconnection", "resume_selected", [conn.pk])
+    conn.refresh_from_db()
+    assert conn.paused_at is None and conn.pause_reason == ""

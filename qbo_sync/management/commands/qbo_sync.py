@@ -15,6 +15,8 @@ SUBCOMMANDS = [
     "qbo_sync.cli.connect.Disconnect",
     "qbo_sync.cli.drain.Drain",
     "qbo_sync.cli.keys.RotateKeys",
+    "qbo_sync.cli.pause.Pause",
+    "qbo_sync.cli.pause.Resume",
     "qbo_sync.cli.purge.Purge",
     "qbo_sync.cli.reconcile.Reconcile",
     "qbo_sync.cli.retry.Retry",
