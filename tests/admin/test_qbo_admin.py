@@ -87,7 +87,8 @@ def test_connection_pages_are_read_only_and_have_no_add_or_delete(secret_connect
     assert admin_client.post(url("qboconnection", "change", conn.pk), {"status": "disconnected"}).status_code == 403
     conn.refresh_from_db()
     assert conn.status == "connected" and conn.access_token == ACCESS
-    assert action_choices(admin_client, "qboconnection") == {"", "pause_selected", "resume_selected", "disconnect_selected"}
+    assert action_choices(admin_client, "qboconnection") == {"", "pause_selected", "resume_selected",
+                                                             "disconnect_selected"}
 
 
 def test_disconnect_asks_then_revokes_and_forgets_the_tokens(secret_connection, admin_client) -> None:
