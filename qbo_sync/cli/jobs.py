@@ -65,8 +65,8 @@ def require_entity(options: dict[str, Any], verb: str, choices: tuple[str, ...])
 class Push(Subcommand):
     name = "push"
     help = ("Push the host's rows of one entity (Customer, Item, Invoice) to QuickBooks as one job: --ids 1,2,3 or "
-            "--all. --dry-run prints what each row would get (create / update / void / skip with the reason) and "
-            "changes nothing. " + WAIT_NOTE)
+            "--all. --dry-run prints what each row would get (create / update / void / held / skip with the reason) "
+            "and changes nothing. " + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from qbo_sync.services.jobs import PUSHABLE
@@ -118,7 +118,8 @@ class Push(Subcommand):
             return
         for org, rows in result:
             counts = Counter(r.action for r in rows)
-            summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "void", "skip") if counts[a])
+            summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "void", "held", "skip")
+                                if counts[a])
             command.stdout.write(f"{org_label(org)}: dry run, {len(rows)} row(s): {summary or 'nothing to push'}")
             for r in rows:
                 command.stdout.write(f"  {r.action:<6} {r.object_id:>8}  {r.label}" + (f"  ({r.reason})" if r.reason

@@ -51,6 +51,8 @@ class Reconcile(Subcommand):
                 command.stdout.write(f"{head}{len(report.drift)} drift line(s){flight}:")
                 for line in report.lines():
                     command.stdout.write(f"  {line}")
+            for line in report.held:
+                command.stdout.write(f"  {line}")
             for entity, counts in report.counts.items():
                 command.stdout.write(f"  {entity}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             for entity, totals in report.totals.items():

@@ -18,6 +18,9 @@ Policies for a conflict (``rule`` recorded on the :class:`FieldConflict`):
   person: ``winner=None``, rule ``critical_held``, nothing written on either side, ``new_base`` keeps the old
   base value (or leaves the field out on a first link), so the conflict is raised again until someone resolves
   it;
+* a *held* field (``held``: a conflict on it is already open, waiting for a person) — whatever changed, nothing is
+  written on either side and the base is kept; while the two sides differ the conflict is raised again (rule
+  ``critical_held``, with both sides' current values), so the open conflict always shows what each side holds now;
 * :attr:`Policy.QBO_OWNS` — QBO wins, rule ``qbo_owns``;
 * :attr:`Policy.HOST_OWNS` — the host wins, rule ``host_owns``;
 * :attr:`Policy.NEWEST_WINS` — the side with the later aware timestamp wins, rule ``newest_wins``; on an exact
@@ -34,7 +37,7 @@ sides now hold.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -120,11 +123,13 @@ def merge(
     host_updated_at: dt.datetime,
     qbo_updated_at: dt.datetime,
     critical_fields: frozenset[str] | None = None,
+    held: Collection[str] = (),
 ) -> MergeResult:
     """Merge one record's host and QBO canonical values against the last-synced ``base`` (see module
     docstring).
 
-    ``critical_fields``: ``None`` uses ``spec.critical_fields``; a set (even empty) replaces it. Timestamps
+    ``critical_fields``: ``None`` uses ``spec.critical_fields``; a set (even empty) replaces it. ``held``: the
+    fields whose conflict is open (see :mod:`qbo_sync.services.held`): never written to either side. Timestamps
     must be timezone-aware (compared as instants, whatever their offsets). Push-only specs are refused (an
     invoice is never merged); pull-only specs merge with every field QBO-owned, so nothing ever goes to QBO.
     """
@@ -175,6 +180,12 @@ def merge(
                 )
             )
 
+        if name in held:
+            if not values_equal(spec, name, h, q):
+                conflict(Rule.CRITICAL_HELD, None)
+            if has_base:
+                result.new_base[name] = base_value
+            continue
         if not host_changed and not qbo_changed:
             result.new_base[name] = h
             continue

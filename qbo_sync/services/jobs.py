@@ -16,10 +16,13 @@ from qbo_sync.adapters import get_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
 from qbo_sync.mapping import get_mapper
-from qbo_sync.mapping.base import MappingError, values_equal
+from qbo_sync.mapping.base import MappingError
 from qbo_sync.models import EntityMapping, QboConnection, QueueItem, SyncJob
 from qbo_sync.services import mappings as maps
 from qbo_sync.services import queue
+from qbo_sync.services.held import describe as describe_held
+from qbo_sync.services.held import held_conflicts
+from qbo_sync.services.push import changed_fields
 
 PUSHABLE = ("Customer", "Item", "Invoice")
 PULLABLE = ("Customer", "Item", "Payment")
@@ -148,26 +151,21 @@ def unsynced_ids(organization_id: int, entity: str) -> list[str]:
     mapper = get_mapper(entity)
     rows = adapter.get_queryset(organization_id)
     mappings = maps.mappings_for_objects(adapter, [str(pk) for pk in rows.values_list("pk", flat=True)])
+    held = held_conflicts(m.pk for m in mappings.values())
     result = []
     for obj in rows:
         mapping = mappings.get(str(obj.pk))
-        if mapping is None or not mapping.qbo_id or _changed_fields(mapper, adapter.to_values(obj), mapping):
+        if mapping is None or not mapping.qbo_id or changed_fields(
+                mapper.SPEC, adapter.to_values(obj), mapping.snapshot, held.get(mapping.pk, {})):
             result.append(str(obj.pk))
     return result
-
-
-def _changed_fields(mapper: Any, values: dict[str, Any], mapping: EntityMapping) -> list[str]:
-    base = mapping.snapshot or {}
-    spec = mapper.SPEC
-    return [f for f in spec.fields if f in values and f not in spec.qbo_owned_fields
-            and not (f in base and values_equal(spec, f, values[f], base[f]))]
 
 
 @dataclass(frozen=True)
 class PreviewRow:
     object_id: str
     label: str
-    action: str  # create | update | void | skip
+    action: str  # create | update | void | held | skip
     reason: str = ""
 
 
@@ -179,6 +177,7 @@ def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = 
     mapper = get_mapper(entity)
     objects = {str(pk): o for pk, o in adapter.get_queryset(organization_id).in_bulk(object_ids).items()}
     mappings = maps.mappings_for_objects(adapter, object_ids)
+    held = held_conflicts(m.pk for m in mappings.values())
     rows = []
     for oid in object_ids:
         obj: models.Model = objects[oid]
@@ -189,9 +188,15 @@ def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = 
         elif mapping is None or not mapping.qbo_id:
             rows.append(PreviewRow(oid, label, "create"))
         else:
-            changed = _changed_fields(mapper, adapter.to_values(obj), mapping)
-            rows.append(PreviewRow(oid, label, "update", "changed: " + ", ".join(changed)) if changed
-                        else PreviewRow(oid, label, "skip", "already in step with QuickBooks"))
+            waiting = held.get(mapping.pk, {})
+            changed = changed_fields(mapper.SPEC, adapter.to_values(obj), mapping.snapshot, waiting)
+            if changed:
+                reason = "changed: " + ", ".join(changed) + (f"; {describe_held(waiting)}" if waiting else "")
+                rows.append(PreviewRow(oid, label, "update", reason))
+            elif waiting:
+                rows.append(PreviewRow(oid, label, "held", describe_held(waiting)))
+            else:
+                rows.append(PreviewRow(oid, label, "skip", "already in step with QuickBooks"))
     return rows
 
 

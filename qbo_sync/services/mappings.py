@@ -128,10 +128,16 @@ def record_conflicts(mapping: EntityMapping, conflicts: Iterable[FieldConflict])
             resolved_value=None if held else jsonable(c.winning_value),
         ))
     if rows:
-        # Re-raised held conflicts (the same field still differs) are not recorded twice.
-        open_fields = set(Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN)
-                          .values_list("field", flat=True))
-        rows = [r for r in rows if not (r.state == Conflict.State.OPEN and r.field in open_fields)]
+        # Re-raised held conflicts (the same field still differs) are not recorded twice: the open one is brought
+        # up to date instead, so it always shows what each side holds now (what "keep ..." then writes).
+        open_by_field = {c.field: c for c in Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN)}
+        for row in rows:
+            current = open_by_field.get(row.field) if row.state == Conflict.State.OPEN else None
+            if current is not None and (current.host_value, current.qbo_value) != (row.host_value, row.qbo_value):
+                Conflict.objects.filter(pk=current.pk, state=Conflict.State.OPEN).update(
+                    host_value=row.host_value, qbo_value=row.qbo_value, host_updated_at=row.host_updated_at,
+                    qbo_updated_at=row.qbo_updated_at)
+        rows = [r for r in rows if not (r.state == Conflict.State.OPEN and r.field in open_by_field)]
         Conflict.objects.bulk_create(rows)
         for row in rows:
             conflict_recorded.send(sender=Conflict, conflict=row)

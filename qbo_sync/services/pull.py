@@ -28,6 +28,7 @@ from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
 from qbo_sync.services.echo import applying_qbo_changes
+from qbo_sync.services.held import held_fields
 from qbo_sync.services.outcomes import Outcome
 from qbo_sync.services.push import outcome_for_error
 
@@ -56,9 +57,10 @@ def reconcile_one(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping
     spec = mapper.SPEC
     qbo_values = mapper.from_qbo(payload)
     host_values = adapter.to_values(obj)
+    held = held_fields(mapping)
     result = merge(spec, mapping.snapshot or None, host_values, qbo_values,
                    host_updated_at=adapter.updated_at(obj), qbo_updated_at=mapper.qbo_updated_at(payload),
-                   critical_fields=critical_fields(adapter.entity) | spec.critical_fields)
+                   critical_fields=critical_fields(adapter.entity) | spec.critical_fields, held=frozenset(held))
     with transaction.atomic():
         if result.to_host:
             with applying_qbo_changes():
@@ -66,7 +68,7 @@ def reconcile_one(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping
         snapshot = dict(result.new_base)
         for name in result.to_qbo:
             snapshot[name] = qbo_values[name]  # QBO does not hold it yet: the push below sends the difference
-        state = EntityMapping.State.CONFLICT if result.held else EntityMapping.State.SYNCED
+        state = EntityMapping.State.CONFLICT if result.held or held else EntityMapping.State.SYNCED
         maps.record_synced(mapping, payload, snapshot, qbo_updated_at=mapper.qbo_updated_at(payload),
                            host_updated_at=adapter.updated_at(obj), pulled=True, state=state)
         maps.record_conflicts(mapping, result.conflicts)

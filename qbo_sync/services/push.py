@@ -8,6 +8,7 @@ and records *what happened*, with these guarantees:
 * before a create that may already have reached QuickBooks (a previous attempt started and its answer was lost),
   the record is looked up by its natural key (DisplayName, item Name, invoice DocNumber) and linked, not created;
 * a host value equal to the last-synced snapshot is not sent (a pulled change never echoes back);
+* a held field (its conflict waits for a person, see :mod:`qbo_sync.services.held`) is never sent;
 * an invoice is created once and never updated: a correction is a void plus a new invoice.
 """
 
@@ -40,6 +41,8 @@ from qbo_sync.mapping.base import MappingError, expand_groups, jsonable, values_
 from qbo_sync.models import EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
+from qbo_sync.services.held import describe as describe_held
+from qbo_sync.services.held import held_conflicts, held_fields
 from qbo_sync.services.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
@@ -214,6 +217,7 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
                .in_bulk([i.object_id for i in items]).items()}
     mappings = maps.mappings_for_objects(adapter, objects)
+    held = held_conflicts(m.pk for m in mappings.values())
     writes: list[Write] = []
     for item in items:
         obj = objects.get(item.object_id)
@@ -222,13 +226,16 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
             continue
         mapping = mappings.get(item.object_id) or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
         try:
-            write = plan_name_write(ctx, adapter, mapper, item, obj, mapping)
+            write = plan_name_write(ctx, adapter, mapper, item, obj, mapping,
+                                    held={f: c.qbo_value for f, c in held.get(mapping.pk, {}).items()})
         except MappingError as exc:
             maps.record_failure(mapping, str(exc))
             outcomes[item.pk] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
             continue
         if write is None:
-            outcomes[item.pk] = Outcome.completed("already in step with QuickBooks")
+            waiting = held.get(mapping.pk)
+            outcomes[item.pk] = Outcome.completed(
+                f"nothing to send: {describe_held(waiting)}" if waiting else "already in step with QuickBooks")
         else:
             writes.append(write)
     # A create that may have reached QBO already (its answer was lost) links to what is there instead.
@@ -250,8 +257,19 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
     return outcomes
 
 
+def changed_fields(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] | None,
+                   held: Any = ()) -> list[str]:
+    """The fields a sparse update sends: the host's value differs from the last-synced one, the field is not
+    QuickBooks-owned, and it is not held. The push and every preview of it ask this one function."""
+    base = snapshot or {}
+    return [f for f in spec.fields if f in values and f not in spec.qbo_owned_fields and f not in held
+            and not (f in base and values_equal(spec, f, values[f], base[f]))]
+
+
 def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: QueueItem, obj: models.Model,
-                    mapping: EntityMapping) -> Write | None:
+                    mapping: EntityMapping, *, held: dict[str, Any] | None = None) -> Write | None:
+    """The write one row needs, or ``None``. ``held``: its held fields with QuickBooks' values (looked up when
+    not given); they are never sent, and a group that must go whole carries QuickBooks' value for them."""
     values = adapter.to_values(obj)
     if not mapping.qbo_id:
         if mapping.pk is None:
@@ -261,18 +279,17 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: Q
         context = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
         return Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values,
                      sent_fields=tuple(f for f in mapper.SPEC.fields if f in values))
-    base = mapping.snapshot or {}
     spec = mapper.SPEC
-    changed = {f: values[f] for f in spec.fields
-               if f in values and not (f in base and values_equal(spec, f, values[f], base[f]))}
-    # QuickBooks owns these (item price and active status): a host edit is overwritten on the next pull.
-    for f in spec.qbo_owned_fields:
-        changed.pop(f, None)
+    if held is None:
+        held = held_fields(mapping)
+    # QuickBooks owns some fields (item price and active status): a host edit is overwritten on the next pull.
+    changed = {f: values[f] for f in changed_fields(spec, values, mapping.snapshot, held)}
     if not changed:
         return None
     changed = expand_groups(spec, changed, values)
+    changed.update({f: qbo_value for f, qbo_value in held.items() if f in changed})
     payload = mapper.to_qbo(changed, qbo_id=mapping.qbo_id, sync_token=mapping.sync_token or "0", sparse=True)
-    return Write(item, obj, mapping, payload, "update", values, sent_fields=tuple(changed))
+    return Write(item, obj, mapping, payload, "update", values, sent_fields=tuple(f for f in changed if f not in held))
 
 
 def record_name_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any]) -> Outcome:

@@ -8,7 +8,8 @@ queries, inactive records included) and compares them with the host rows and the
 * a voided host invoice is voided in QuickBooks;
 * the payment state of each synced invoice (amount due; paid / partly paid / open) matches QuickBooks' Balance;
 * linked customers and items agree on every synced field, or the difference is an open conflict, or a queued push
-  is still on its way;
+  is still on its way; a held field (its conflict is open, see :mod:`qbo_sync.services.held`) is listed under
+  ``held`` as covered by that conflict, not as drift;
 * host customers and items all have a twin, and every QuickBooks customer and item has one in the host;
 * counts and money totals per entity on both sides.
 
@@ -40,6 +41,7 @@ from qbo_sync.mapping.base import MappingError, money, values_equal
 from qbo_sync.models import Conflict, EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
+from qbo_sync.services.held import held_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class Report:
     drift: list[Drift] = field(default_factory=list)
     in_flight: int = 0
     open_conflicts: int = 0
+    #: Fields held by an open conflict: covered by it, not drift (``Customer 5 email: held by open conflict #3 ...``).
+    held: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -148,10 +152,7 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
     hosts = {str(o.pk): o for o in adapter.get_queryset(ctx.organization_id)}
     mappings = maps.mappings_for_objects(adapter, hosts)
     linked_qbo = {m.qbo_id: m for m in mappings.values() if m.qbo_id}
-    open_fields = defaultdict(set)
-    for mapping_id, name in Conflict.objects.filter(organization_id=ctx.organization_id, entity_type=entity,
-                                                    state=Conflict.State.OPEN).values_list("mapping_id", "field"):
-        open_fields[mapping_id].add(name)
+    open_fields = held_conflicts(m.pk for m in mappings.values())
     qbo_by_key = {str(r.get(prop) or "").strip().casefold(): r for r in qbo.values()}
     report.counts[entity] = {"host": len(hosts), "qbo": len(qbo), "linked": len(linked_qbo)}
     for oid, obj in hosts.items():
@@ -181,7 +182,9 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
         except MappingError as exc:
             report.drift.append(Drift("unreadable", entity, oid, mapping.qbo_id, str(exc), "manual"))
             continue
-        held = open_fields.get(mapping.pk, set())
+        held = open_fields.get(mapping.pk, {})
+        report.held.extend(f"{entity} {oid} {name}: held by open conflict #{c.pk} (host {values.get(name)!r} / "
+                           f"QBO {theirs.get(name)!r})" for name, c in sorted(held.items()))
         differ = [f for f in spec.fields if f in values and f in theirs and f not in held
                   and not values_equal(spec, f, values[f], theirs[f])]
         if differ:

@@ -262,3 +262,24 @@ def test_pull_only_spec_never_writes_to_qbo():
     result = merge(payments.SPEC, base, host, qbo, host_updated_at=LATER, qbo_updated_at=EARLIER)
     assert result.to_qbo == {}
     assert result.to_host == {"amount_paid": Decimal("100"), "amount_due": Decimal("0"), "last_payment_id": "31"}
+
+
+@pytest.mark.parametrize(("host", "qbo"), [("host@example.com", "birds@intuit.com"),  # one-sided: host
+                                           ("birds@intuit.com", "qbo@example.com"),  # one-sided: QBO
+                                           ("host@example.com", "qbo@example.com")])  # both
+def test_a_held_field_is_never_written_and_keeps_its_base(host, qbo) -> None:
+    result = merge(customers.SPEC, CUSTOMER, with_(CUSTOMER, email=host, phone="1"), with_(CUSTOMER, email=qbo),
+                   host_updated_at=LATER, qbo_updated_at=EARLIER, held={"email"})
+    assert "email" not in result.to_host and "email" not in result.to_qbo
+    assert result.to_qbo == {"phone": "1"}  # the other fields merge as usual
+    assert result.new_base["email"] == CUSTOMER["email"]
+    [conflict] = result.conflicts
+    assert (conflict.field, conflict.host, conflict.qbo, conflict.rule, conflict.held) == (
+        "email", host, qbo, "critical_held", True)
+
+
+def test_a_held_field_both_sides_agree_on_raises_nothing() -> None:
+    same = with_(CUSTOMER, email="same@example.com")
+    result = merge(customers.SPEC, CUSTOMER, same, same, host_updated_at=LATER, qbo_updated_at=EARLIER,
+                   held={"email"})
+    assert not result.conflicts and not result.has_changes and result.new_base["email"] == CUSTOMER["email"]
