@@ -99,6 +99,16 @@ class InvoiceAdapterMixin:
         """
         raise NotImplementedError
 
+    def payment_state(self, obj: models.Model) -> dict[str, Any] | None:
+        """The payment state the invoice row holds now (what ``apply_payment_state`` last wrote), for
+        reconciliation to compare with QuickBooks: ``{"amount_due": Decimal, "payment_status": str}``; ``None``
+        when the host keeps no payment state. The default reads attributes of those two names; a host whose
+        columns are named otherwise overrides it."""
+        due, status = getattr(obj, "amount_due", None), getattr(obj, "payment_status", None)
+        if due is None or status is None:
+            return None
+        return {"amount_due": due, "payment_status": status}
+
     def refresh_overdue(self, organization_id: int, today: dt.date) -> int:
         """Mark open invoices past their due date as overdue (time passes without QBO changing anything)."""
         return 0

@@ -264,7 +264,8 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
         totals["qbo_total"] += qbo_total
         totals["qbo_balance"] += state["amount_due"]
         totals["host_total"] += Decimal("0.00") if host_void else money(values["total"])
-        host_due = getattr(obj, "amount_due", None)
+        held = adapter.payment_state(obj)  # through the adapter: the host's columns may have any name
+        host_due = held["amount_due"] if held else None
         if host_due is not None:
             totals["host_due"] += money(host_due)
         if host_void != qbo_void:
@@ -284,7 +285,7 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
                                       f"invoice {number}: total {host_label()} {money(values['total'])} / QBO "
                                       f"{qbo_total}",
                                       "manual"))
-        host_status = getattr(obj, "payment_status", None)
+        host_status = held["payment_status"] if held else None
         if host_due is None or host_status is None:
             continue  # the host keeps no payment state
         same_status = (host_status == state["payment_status"]

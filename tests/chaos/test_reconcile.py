@@ -103,3 +103,40 @@ def test_reconcile_command_errors_are_one_line(db, capsys):
 
     with pytest.raises(CommandError, match="No organization"):
         call_command("qbo_sync", "reconcile", "--org", "nope")
+
+
+class _RenamedPaymentColumnsAdapter:
+    """Batchly's invoice adapter, as a host whose payment columns have other names would write it: the row's
+    payment state is read through ``payment_state`` (here: always 'open', the full total due)."""
+
+    def payment_state(self, obj):
+        return {"amount_due": obj.total, "payment_status": "open"}
+
+
+def test_reconcile_reads_the_hosts_payment_state_through_the_adapter(org, accountant, run_queue, settings):
+    """Found by the second host (examples/shop: ``balance``/``payment_state`` columns): reconcile read
+    ``amount_due``/``payment_status`` off the row by name, so a host naming them otherwise never had its payments
+    checked ("books match" with a paid invoice shown open)."""
+    from batchly.qbo_adapters import InvoiceAdapter
+    from qbo_sync.adapters import registry
+
+    _customers, _items, invoices = _books(org, n_invoices=2)
+    _sync_all(org, run_queue)
+    paid = accountant.read("Invoice", _qbo_id(invoices[0]))
+    accountant.create("Payment", {"CustomerRef": paid["CustomerRef"], "TotalAmt": paid["TotalAmt"],
+                                  "Line": [{"Amount": paid["TotalAmt"], "LinkedTxn": [
+                                      {"TxnId": paid["Id"], "TxnType": "Invoice"}]}]}, request_id="rec-pay-ad")
+    start_pull(org.pk, "Payment")
+    run_queue()
+    assert reconcile(org.pk).books_match
+
+    adapter = type("Renamed", (_RenamedPaymentColumnsAdapter, InvoiceAdapter), {})
+    settings.QBO_SYNC = {**settings.QBO_SYNC,
+                         "ENTITY_ADAPTERS": {**settings.QBO_SYNC["ENTITY_ADAPTERS"], "Invoice": adapter}}
+    registry.reset()
+    try:
+        report = reconcile(org.pk)
+    finally:
+        registry.reset()
+    assert [(d.kind, d.object_id) for d in report.drift] == [("payment_differs", str(invoices[0].pk))]
+    assert report.totals["Invoice"]["host_due"] == sum(i.total for i in invoices)
