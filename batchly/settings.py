@@ -185,6 +185,7 @@ QBO_SYNC = {
         "Item": "batchly.qbo_adapters.ItemAdapter",
         "Invoice": "batchly.qbo_adapters.InvoiceAdapter",
     },
+    "ORGANIZATION_LOOKUP_FIELD": "slug",
     "ORGANIZATION_RESOLVER": "batchly.qbo_adapters.organizations_for_user",
     "CRITICAL_FIELDS": {"Customer": env.list("QBO_CRITICAL_CUSTOMER_FIELDS", default=[])},
     "INCOME_ACCOUNT_NAME": env("QBO_INCOME_ACCOUNT_NAME", default="Sales of Product Income"),

@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     # Host integration
     "HOST_LABEL": "the app",  # how qbo_sync names the host in admin columns, messages and drift lines
     "ENTITY_ADAPTERS": {},  # {"Customer": "dotted.path.Adapter", "Item": ..., "Invoice": ...}
+    "ORGANIZATION_LOOKUP_FIELD": "pk",  # the tenant model's field that names one organization (CLI, API, pages)
     "ORGANIZATION_RESOLVER": None,  # dotted path: f(user) -> queryset/list of organization ids the user may see
     "CRITICAL_FIELDS": {},  # {"Customer": ["email"]}: conflicts on these wait for a person
     "INCOME_ACCOUNT_NAME": "Sales of Product Income",

@@ -22,7 +22,8 @@ TEMPLATE = "qbo_sync/connect_result.html"
 
 
 def _organization(request: HttpRequest, ref: str) -> Any:
-    """The organization named by slug or pk, if this user may manage it (404 otherwise: no existence leak).
+    """The organization named by its ORGANIZATION_LOOKUP_FIELD value, if this user may manage it (404 otherwise: no
+    existence leak).
 
     The same rule as the API and the admin: the resolver's organizations, all of them for a superuser, and none for
     other staff when no resolver is configured."""
@@ -35,7 +36,7 @@ def _organization(request: HttpRequest, ref: str) -> Any:
 @staff_member_required
 @require_GET
 def connect(request: HttpRequest, org: str) -> HttpResponse:
-    """Send the user to Intuit's consent page for ``org`` (slug or id)."""
+    """Send the user to Intuit's consent page for ``org`` (its ORGANIZATION_LOOKUP_FIELD value)."""
     organization = _organization(request, org)
     try:
         url = connect_service.start_connect(organization, request.user)
@@ -60,7 +61,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest) -> HttpResponse:
-    """GET ``?org=<slug or id>`` asks for confirmation; POST ``org=...`` revokes the tokens and disconnects."""
+    """GET ``?org=<organization>`` asks for confirmation; POST ``org=...`` revokes the tokens and disconnects."""
     ref = (request.POST.get("org") if request.method == "POST" else request.GET.get("org")) or ""
     organization = _organization(request, ref)
     if request.method == "GET":

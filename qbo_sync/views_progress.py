@@ -16,6 +16,7 @@ from qbo_sync.api.permissions import find_organization, visible_organizations
 from qbo_sync.conf import host_label
 from qbo_sync.models import Conflict, SyncJob
 from qbo_sync.models.base import EntityType
+from qbo_sync.organizations import organization_ref
 from qbo_sync.services.status import organization_overview
 
 RECENT_JOBS = 20
@@ -34,7 +35,7 @@ def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
         "job": job,
         "api_url": reverse("qbo_sync_api:job-detail", args=[job.pk]),
         "cancel_url": reverse("qbo_sync_api:job-cancel", args=[job.pk]),
-        "dashboard_url": reverse("qbo_sync:dashboard") + f"?org={getattr(job.organization, 'slug', job.pk)}",
+        "dashboard_url": reverse("qbo_sync:dashboard") + f"?org={organization_ref(job.organization)}",
     })
 
 
@@ -50,7 +51,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     else:
         candidates = list(visible[:200])
         if len(candidates) != 1:
-            return render(request, "qbo_sync/dashboard.html", {"choose": candidates})
+            return render(request, "qbo_sync/dashboard.html",
+                          {"choose": [(organization_ref(o), o) for o in candidates]})
         org = candidates[0]
     overview = organization_overview(org.pk)
     last_jobs = overview["last_jobs"]
@@ -65,7 +67,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     jobs = list(SyncJob.objects.filter(organization_id=org.pk).order_by("-created_at", "-pk")[:RECENT_JOBS])
     conflicts = list(Conflict.objects.filter(organization_id=org.pk, state=Conflict.State.OPEN)
                      .select_related("mapping").order_by("-created_at")[:OPEN_CONFLICTS_SHOWN])
-    slug = getattr(org, "slug", "") or str(org.pk)
+    slug = organization_ref(org)
     return render(request, "qbo_sync/dashboard.html", {
         "organization": org,
         "org_ref": slug,

@@ -4,8 +4,9 @@ The rule (documented on every operation of the schema):
 
 * The organizations a user may see come from ``QBO_SYNC["ORGANIZATION_RESOLVER"]`` (a dotted path to
   ``f(user) -> queryset or list of organizations/ids``). Without a resolver only superusers see anything.
-* A request names one of them with the ``org`` query parameter or the ``X-Organization`` header (its slug, or its
-  id). Naming one the caller cannot see answers 404, exactly like naming one that does not exist.
+* A request names one of them with the ``org`` query parameter or the ``X-Organization`` header: the value of its
+  ``ORGANIZATION_LOOKUP_FIELD`` (default its id). Naming one the caller cannot see answers 404, exactly like naming
+  one that does not exist.
 * Without either, lists and single-object lookups cover every organization the caller may see, and operations that
   act on one organization (``sync``, ``progress``, ``connection``, ``entities``) use the caller's only organization;
   a caller with several must choose (400, field ``org``).
@@ -23,13 +24,15 @@ from django.utils.module_loading import import_string
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
+from qbo_sync import organizations
 from qbo_sync.conf import qbo_settings
 from qbo_sync.models.base import ORGANIZATION_MODEL
 
 ORG_QUERY_PARAM = "org"
 ORG_HEADER = "X-Organization"
 ORG_RULE = (
-    "The organization: its slug or id, as the `org` query parameter or the `X-Organization` header. Optional when "
+    "The organization (its `ORGANIZATION_LOOKUP_FIELD` value, default its id), as the `org` query parameter or "
+    "the `X-Organization` header. Optional when "
     "the caller belongs to one organization; lists and lookups without it cover all the caller's organizations. "
     "An organization the caller cannot see answers 404."
 )
@@ -66,15 +69,8 @@ def organization_ref(request: Request) -> str:
 
 
 def find_organization(visible: models.QuerySet, ref: str) -> models.Model | None:
-    """The organization among ``visible`` whose slug (if the model has one) or id is ``ref``."""
-    model = visible.model
-    if any(f.name == "slug" for f in model._meta.get_fields()):
-        org = visible.filter(slug=ref).first()
-        if org is not None:
-            return org
-    if ref.isdigit() and len(ref) < 19:
-        return visible.filter(pk=int(ref)).first()
-    return None
+    """The organization among ``visible`` named ``ref`` (its ``ORGANIZATION_LOOKUP_FIELD`` value)."""
+    return organizations.find_organization(visible, ref)
 
 
 class OrganizationScope:
@@ -113,7 +109,7 @@ class OrganizationScope:
             raise exceptions.PermissionDenied("You are not a member of any organization.")
         if len(candidates) > 1:
             raise exceptions.ValidationError({ORG_QUERY_PARAM: [
-                f"You belong to several organizations: choose one with ?{ORG_QUERY_PARAM}=<slug> or the "
+                f"You belong to several organizations: choose one with ?{ORG_QUERY_PARAM}=<organization> or the "
                 f"{ORG_HEADER} header."]})
         return candidates[0]
 

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from qbo_sync.models import Conflict, QboConnection, QueueItem, SyncJob
 from qbo_sync.models.base import EntityType
+from qbo_sync.organizations import organization_ref
 from qbo_sync.services.conflicts import KEEP_CHOICES
 
 #: Entity names as the API takes them (case-insensitive; a plural is accepted too).
@@ -149,7 +150,7 @@ class JobSerializer(_Counts):
 
     id = serializers.IntegerField()
     url = serializers.URLField(help_text="This job's progress in the API.")
-    organization = serializers.CharField(help_text="The organization's slug (or id).")
+    organization = serializers.CharField(help_text="The organization (its ORGANIZATION_LOOKUP_FIELD value).")
     kind = serializers.ChoiceField(choices=SyncJob.Kind.choices)
     entity_type = serializers.ChoiceField(choices=[*EntityType.choices, ("", "")], allow_blank=True)
     description = serializers.CharField(allow_blank=True)
@@ -277,4 +278,4 @@ class RecordStatusSerializer(serializers.Serializer):
 
 
 def org_label(org: Any) -> str:
-    return str(getattr(org, "slug", "") or org.pk)
+    return organization_ref(org)

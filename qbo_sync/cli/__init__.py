@@ -24,16 +24,18 @@ class Subcommand:
         command.stdout.write(json.dumps(data, default=str, sort_keys=True))
 
 
-def resolve_organizations(slug: str | None) -> list[Any]:
-    """``--org SLUG`` or every organization; an unknown slug is a one-line error."""
-    from django.apps import apps
+def resolve_organizations(ref: str | None) -> list[Any]:
+    """``--org ORG`` (its ``ORGANIZATION_LOOKUP_FIELD`` value) or every organization; unknown is a one-line error."""
+    from qbo_sync.exceptions import QboConfigurationError
+    from qbo_sync.organizations import find_organization, lookup_field_name, organization_model
 
-    from qbo_sync.models.base import ORGANIZATION_MODEL
-
-    model = apps.get_model(ORGANIZATION_MODEL)
-    if slug is None:
-        return list(model._default_manager.all())
+    manager = organization_model()._default_manager
+    if ref is None:
+        return list(manager.all())
     try:
-        return [model._default_manager.get(slug=slug)]
-    except model.DoesNotExist:
-        raise CommandError(f"No organization with slug {slug!r}.") from None
+        org = find_organization(manager.all(), ref)
+    except QboConfigurationError as exc:
+        raise CommandError(str(exc)) from None
+    if org is None:
+        raise CommandError(f"No organization with {lookup_field_name()} {ref!r}.")
+    return [org]

@@ -60,7 +60,7 @@ class Conflicts(Subcommand):
                             help="With resolve, instead of --keep: keep this edited value (JSON for numbers).")
         parser.add_argument("--state", choices=STATES, default="open",
                             help="With list: which conflicts (default open).")
-        parser.add_argument("--org", metavar="SLUG", help="Only this organization (default: every one).")
+        parser.add_argument("--org", metavar="ORG", help="Only this organization (default: every one).")
         add_json_argument(parser)
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""``qbo_sync connect --org SLUG`` and ``qbo_sync disconnect --org SLUG``."""
+"""``qbo_sync connect --org ORG`` and ``qbo_sync disconnect --org ORG``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class Connect(Subcommand):
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--org", required=True, metavar="SLUG", help="The organization to connect.")
+        parser.add_argument("--org", required=True, metavar="ORG", help="The organization to connect.")
         parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                             help="How long to wait for the browser callback (default 600).")
 
@@ -74,7 +74,7 @@ class Disconnect(Subcommand):
     help = "Revoke an organization's QuickBooks tokens and disconnect it (queued changes are kept)."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--org", required=True, metavar="SLUG", help="The organization to disconnect.")
+        parser.add_argument("--org", required=True, metavar="ORG", help="The organization to disconnect.")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         from qbo_sync.services.connect import disconnect

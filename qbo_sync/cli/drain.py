@@ -15,7 +15,7 @@ class Drain(Subcommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                             help="Stop claiming work after this many seconds (default: DRAIN_BUDGET_SECONDS).")
-        parser.add_argument("--org", metavar="SLUG", help="Only this organization's items.")
+        parser.add_argument("--org", metavar="ORG", help="Only this organization's items.")
         parser.add_argument("--json", action="store_true", help="Print the drain report as JSON.")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:

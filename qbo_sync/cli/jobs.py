@@ -90,7 +90,7 @@ class Push(Subcommand):
             raise CommandError("Say what to push: --ids 1,2,3 or --all.")
         ids = parse_ids(options["ids"]) if options["ids"] is not None else None
         if ids is not None and not options["org"]:
-            raise CommandError("--ids needs --org SLUG (ids belong to one organization).")
+            raise CommandError("--ids needs --org ORG (ids belong to one organization).")
         check_timeout(options["timeout"])
         if options["dry_run"]:
             self.dry_run(command, options, entity, ids, preview_push)

@@ -26,11 +26,13 @@ def one_line(exc: BaseException) -> str:
 
 
 def org_label(org: Any) -> str:
-    return str(getattr(org, "slug", None) or org.pk)
+    from qbo_sync.organizations import organization_ref
+
+    return organization_ref(org)
 
 
 def add_org_argument(parser: argparse.ArgumentParser, what: str = "every connected organization") -> None:
-    parser.add_argument("--org", metavar="SLUG", help=f"Only this organization (default: {what}).")
+    parser.add_argument("--org", metavar="ORG", help=f"Only this organization (default: {what}).")
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +54,9 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def target_organizations(slug: str | None) -> list[Any]:
-    """``--org SLUG`` (which must be connected) or every organization with a QuickBooks connection.
+    """``--org ORG`` (which must be connected) or every organization with a QuickBooks connection.
 
-    One clear error for an unknown slug, an organization that is not connected, or no connected organization.
+    One clear error for an unknown organization, an organization that is not connected, or no connected organization.
     """
     from qbo_sync.models import QboConnection
     from qbo_sync.services.jobs import require_connection
@@ -71,7 +73,7 @@ def target_organizations(slug: str | None) -> list[Any]:
     orgs = [o for o in orgs if o.pk in connected]
     if not orgs:
         raise CommandError("No organization is connected to QuickBooks; connect one with "
-                           "`manage.py qbo_sync connect --org SLUG`.")
+                           "`manage.py qbo_sync connect --org ORG`.")
     return orgs
 
 
@@ -241,7 +243,7 @@ def wait_or_report(command: BaseCommand, jobs: Sequence[Any], options: dict[str,
         command.stdout.write("Stopped waiting (--timeout); the rest stays queued for the workers or `qbo_sync drain`.")
     elif stopped == "not connected":
         command.stdout.write("Stopped waiting: the QuickBooks connection is not usable (needs re-authorisation?); "
-                             "the work stays queued. See `qbo_sync status`, then `qbo_sync connect --org SLUG`.")
+                             "the work stays queued. See `qbo_sync status`, then `qbo_sync connect --org ORG`.")
     elif stopped == "interrupted":
         command.stdout.write("Interrupted; the rest stays queued for the workers or `qbo_sync drain`.")
     elif not options.get("wait", True):

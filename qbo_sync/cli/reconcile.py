@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from qbo_sync.cli import Subcommand, resolve_organizations
+from qbo_sync.cli.progress import org_label
 
 
 class Reconcile(Subcommand):
@@ -14,7 +15,7 @@ class Reconcile(Subcommand):
             "list, each line with its one-step repair.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--org", metavar="SLUG", help="Only this organization (default: every connected one).")
+        parser.add_argument("--org", metavar="ORG", help="Only this organization (default: every connected one).")
         parser.add_argument("--json", action="store_true", help="Print the reports as one JSON list.")
         parser.add_argument("--repair", action="store_true",
                             help="Apply each drift line's repair (queue pushes/pulls, relink); drain, then re-run.")
@@ -39,7 +40,7 @@ class Reconcile(Subcommand):
                 raise CommandError(f"{org}: could not read QuickBooks: {exc}") from None
             reports.append((org, report))
         if options["json"]:
-            self.emit_json(command, [dict(r.as_dict(), organization=getattr(o, "slug", str(o.pk)))
+            self.emit_json(command, [dict(r.as_dict(), organization=org_label(o))
                                      for o, r in reports])
             return
         for org, report in reports:

@@ -14,7 +14,7 @@ class Retry(Subcommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--dead", action="store_true", help="Also retry dead items (out of attempts).")
-        parser.add_argument("--org", metavar="SLUG", help="Only this organization's items.")
+        parser.add_argument("--org", metavar="ORG", help="Only this organization's items.")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         from qbo_sync.models import QueueItem

@@ -48,7 +48,7 @@ class Status(Subcommand):
             "and what to do), the queue by status, conflicts, the last runs per entity; then the schedules.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--org", metavar="SLUG", help="Only this organization (default: every one).")
+        parser.add_argument("--org", metavar="ORG", help="Only this organization (default: every one).")
         add_json_argument(parser)
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:

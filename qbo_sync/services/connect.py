@@ -344,7 +344,7 @@ def client_for(organization_or_connection: Any) -> QboClient:
         if connection is None:
             raise QboNotConnected(
                 f"Organization {org_id} is not connected to QuickBooks. Connect it in the admin or with "
-                f"`manage.py qbo_sync connect --org <slug>`."
+                f"`manage.py qbo_sync connect --org <organization>`."
             )
     ensure_usable(connection)
     scale = float(qbo_settings.TIME_SCALE)

@@ -111,9 +111,11 @@ def store_tokens(connection: Any, tokens: TokenSet, *, now: datetime | None = No
 
 
 def organization_label(connection: Any) -> tuple[str, str]:
-    """(name, slug-or-id) of a connection's organization, for messages."""
+    """(name, reference) of a connection's organization, for messages (the reference ``--org`` takes)."""
+    from qbo_sync.organizations import organization_ref
+
     org = connection.organization
-    return str(org), str(getattr(org, "slug", None) or org.pk)
+    return str(org), organization_ref(org)
 
 
 def reauth_message(connection: Any) -> str:

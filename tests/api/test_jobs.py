@@ -169,7 +169,7 @@ def test_several_organizations_and_the_org_parameter(org_a, org_b, make_push_job
     client = client_for(carol)
     assert {r["id"] for r in client.get(JOBS).json()["results"]} == {a.pk, b.pk}
     assert [r["id"] for r in client.get(JOBS + "?org=org-b").json()["results"]] == [b.pk]
-    assert [r["id"] for r in client.get(JOBS, HTTP_X_ORGANIZATION=str(org_a.pk)).json()["results"]] == [a.pk]
+    assert [r["id"] for r in client.get(JOBS, HTTP_X_ORGANIZATION=org_a.slug).json()["results"]] == [a.pk]
     assert client.get(job_url(a.pk) + "?org=org-b").status_code == 404
     assert client.get(JOBS + "?org=org-a", HTTP_X_ORGANIZATION="org-b").status_code == 400
     # Acting on one organization needs a choice.

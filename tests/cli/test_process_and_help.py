@@ -79,7 +79,7 @@ def test_every_registered_subcommand_has_help() -> None:
 @pytest.mark.parametrize("name", ["status", "push", "pull", "sync", "import", "conflicts"])
 def test_new_subcommands_take_org_and_json(name) -> None:
     text = _subparsers()[name].format_help()
-    assert "--org SLUG" in text and "--json" in text
+    assert "--org ORG" in text and "--json" in text
 
 
 @pytest.mark.parametrize("name", ["push", "pull", "sync", "import"])

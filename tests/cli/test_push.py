@@ -143,7 +143,7 @@ def test_unknown_or_unconnected_organizations_are_refused(org, qbo) -> None:
         qbo("push", "Customer", "--all", "--org", other.organization.slug)
     with pytest.raises(CommandError, match=f"No customer with id {other.pk} in this organization"):
         qbo("push", "Customer", "--ids", str(other.pk), "--org", org.slug)
-    with pytest.raises(CommandError, match="--ids needs --org SLUG"):
+    with pytest.raises(CommandError, match="--ids needs --org ORG"):
         qbo("push", "Customer", "--ids", str(other.pk))
     assert _state() == before
 
