@@ -63,9 +63,6 @@ class CustomerAdapter(_FieldsAdapter):
     model = Customer
     fields = CUSTOMER_FIELDS
 
-    def natural_keys(self, obj: models.Model) -> dict[str, str]:
-        return {"display_name": obj.display_name, "email": obj.email}
-
 
 class ItemAdapter(_FieldsAdapter):
     entity = "Item"
@@ -76,9 +73,6 @@ class ItemAdapter(_FieldsAdapter):
         values = super().to_values(obj)
         values["unit_price"] = Decimal(values["unit_price"])
         return values
-
-    def natural_keys(self, obj: models.Model) -> dict[str, str]:
-        return {"name": obj.name, "sku": obj.sku}
 
 
 class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):

@@ -63,10 +63,6 @@ class HostAdapter:
         """Whether saving this row should push it to QuickBooks soon (customers and items: yes)."""
         return True
 
-    def natural_keys(self, obj: models.Model) -> dict[str, str]:
-        """Values that identify the same record on both sides before any link exists (name, email, SKU)."""
-        return {}
-
     def dependencies(self, obj: models.Model) -> Iterable[models.Model]:
         """Rows that must exist in QuickBooks before this one can be sent (an invoice's customer and items)."""
         return ()

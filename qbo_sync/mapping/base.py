@@ -17,7 +17,7 @@ Conventions every entity module follows:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
@@ -31,8 +31,10 @@ __all__ = [
     "EntitySpec",
     "FieldKind",
     "MappingError",
+    "NaturalKey",
     "Policy",
     "expand_groups",
+    "fold_text",
     "format_date",
     "jsonable",
     "meta_updated_at",
@@ -43,6 +45,7 @@ __all__ = [
     "parse_decimal",
     "ref",
     "ref_value",
+    "trim_text",
     "unwrap",
     "values_equal",
 ]
@@ -88,6 +91,48 @@ class FieldKind(StrEnum):
     RAW = "raw"  # compared as is
 
 
+def fold_text(value: Any) -> str:
+    """A name or an address as compared for "the same record": trimmed, inner whitespace collapsed to one space,
+    case-folded (``"  Amy's   BIRD "`` -> ``"amy's bird"``; ``"Straße"`` == ``"STRASSE"``)."""
+    return " ".join(text(value).split()).casefold()
+
+
+def trim_text(value: Any) -> str:
+    """A code as compared for "the same record": trimmed, case and inner spacing kept (SKUs are codes)."""
+    return text(value).strip()
+
+
+@dataclass(frozen=True)
+class NaturalKey:
+    """One way a host row and a QBO record are recognised as the same before they are linked.
+
+    ``field`` is the canonical field (the host side, after the adapter), ``qbo_property`` the QBO property it maps
+    to (queryable when it is top-level), ``normalise`` turns either side's value into the compared form. An empty
+    normalised value is no key: two customers without an email are not "the same" because of it.
+    """
+
+    field: str
+    qbo_property: str
+    normalise: Callable[[Any], str] = fold_text
+
+    def of(self, values: Mapping[str, Any]) -> str:
+        """The key of canonical values (a host row through its adapter, or ``from_qbo`` of a QBO record)."""
+        return self.normalise(values.get(self.field))
+
+    def of_qbo(self, payload: Mapping[str, Any]) -> str:
+        """The key of a raw QBO record (``qbo_property`` may be dotted: ``PrimaryEmailAddr.Address``)."""
+        value: Any = payload
+        for part in self.qbo_property.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return self.normalise(value)
+
+    def query_forms(self, value: Any) -> set[str]:
+        """The literal values to ask QBO for, to find a record whose key equals ``value``'s: QBO compares strings
+        case-insensitively but spacing exactly, so ask for the value as typed (trimmed) and whitespace-collapsed."""
+        raw = text(value).strip()
+        return {raw, " ".join(raw.split())} - {""}
+
+
 @dataclass(frozen=True)
 class EntitySpec:
     """Everything the sync engine needs to know about one entity, in one place.
@@ -96,8 +141,9 @@ class EntitySpec:
     :attr:`Policy.NEWEST_WINS` per field; ``critical_fields`` is the default set of fields whose conflicts are
     held for a person (the services layer may pass a configured set instead); ``kinds`` says how each field's
     values are compared; ``groups`` names fields QBO stores in one nested object (a sparse update of any of
-    them must carry all of them, see :func:`expand_groups`); ``natural_key_fields`` are used to link existing
-    records on first connect.
+    them must carry all of them, see :func:`expand_groups`); ``natural_keys`` say how a host row and a QBO record
+    are recognised as the same before they are linked (first the one QBO keeps unique, which push looks up
+    before creating), the only definition push, pull, reconcile and previews use (:meth:`natural_key_values`).
     """
 
     qbo_name: str
@@ -107,10 +153,13 @@ class EntitySpec:
     critical_fields: frozenset[str] = frozenset()
     kinds: Mapping[str, FieldKind] = field(default_factory=dict)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    natural_key_fields: tuple[str, ...] = ()
+    natural_keys: tuple[NaturalKey, ...] = ()
 
     def __post_init__(self) -> None:
         known = set(self.fields)
+        unknown_keys = [k.field for k in self.natural_keys if k.field not in known]
+        if unknown_keys:
+            raise ValueError(f"{self.qbo_name}: natural keys name unknown fields {unknown_keys}")
         for name, mapping in (("policies", self.policies), ("kinds", self.kinds)):
             unknown = set(mapping) - known
             if unknown:
@@ -130,6 +179,16 @@ class EntitySpec:
 
     def kind_for(self, name: str) -> FieldKind:
         return self.kinds.get(name, FieldKind.TEXT)
+
+    def natural_key_values(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """``{field: normalised value}`` for each natural key ``values`` has (canonical values of either side)."""
+        keys = {k.field: k.of(values) for k in self.natural_keys}
+        return {name: key for name, key in keys.items() if key}
+
+    @property
+    def unique_key(self) -> NaturalKey | None:
+        """The key QBO keeps unique (DisplayName, item Name): a create with a taken one is refused (6240)."""
+        return self.natural_keys[0] if self.natural_keys else None
 
     @property
     def qbo_owned_fields(self) -> frozenset[str]:

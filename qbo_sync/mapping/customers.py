@@ -20,13 +20,14 @@ from .base import (
     EntitySpec,
     FieldKind,
     MappingError,
+    NaturalKey,
     meta_updated_at,
     missing_fields,
     text,
     unwrap,
 )
 
-__all__ = ["SPEC", "from_qbo", "natural_keys", "qbo_updated_at", "to_qbo"]
+__all__ = ["SPEC", "from_qbo", "qbo_updated_at", "to_qbo"]
 
 QBO_NAME = "Customer"
 
@@ -62,7 +63,8 @@ SPEC = EntitySpec(
     ),
     kinds={"email": FieldKind.EMAIL, "active": FieldKind.BOOL},
     groups={"bill_address": tuple(_BILL_ADDR)},
-    natural_key_fields=("display_name", "email"),
+    # The same customer on both sides: DisplayName (unique in QBO, case-insensitively in practice), then email.
+    natural_keys=(NaturalKey("display_name", "DisplayName"), NaturalKey("email", "PrimaryEmailAddr.Address")),
 )
 
 
@@ -137,21 +139,3 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
 def qbo_updated_at(payload: Mapping[str, Any]) -> dt.datetime:
     """``MetaData.LastUpdatedTime`` as an aware UTC datetime."""
     return meta_updated_at(payload, QBO_NAME)
-
-
-def natural_keys(values: Mapping[str, Any]) -> dict[str, str]:
-    """Keys that identify the same customer on both sides, for linking on first connect and on a 6240.
-
-    ``display_name``: casefolded and whitespace-collapsed (QBO's DisplayName uniqueness is case-insensitive in
-    practice). ``email``: stripped and casefolded. Empty keys are left out: two customers without an email are
-    not "the same" because of it.
-    """
-    keys: dict[str, str] = {}
-    name = " ".join(text(values.get("display_name")).split()).casefold()
-    if name:
-        keys["display_name"] = name
-    email = text(values.get("email")).strip().casefold()
-    if email:
-        keys["email"] = email
-    return keys
-

@@ -21,6 +21,7 @@ from .base import (
     EntitySpec,
     FieldKind,
     MappingError,
+    NaturalKey,
     Policy,
     format_date,
     meta_updated_at,
@@ -28,10 +29,11 @@ from .base import (
     parse_decimal,
     ref,
     text,
+    trim_text,
     unwrap,
 )
 
-__all__ = ["ITEM_TYPES", "SPEC", "from_qbo", "natural_keys", "qbo_updated_at", "to_qbo"]
+__all__ = ["ITEM_TYPES", "SPEC", "from_qbo", "qbo_updated_at", "to_qbo"]
 
 QBO_NAME = "Item"
 ITEM_TYPES = ("Service", "NonInventory", "Inventory")
@@ -46,7 +48,8 @@ SPEC = EntitySpec(
         "description": Policy.HOST_OWNS,
     },
     kinds={"unit_price": FieldKind.DECIMAL, "active": FieldKind.BOOL, "type": FieldKind.RAW},
-    natural_key_fields=("name", "sku"),
+    # The same item on both sides: Name (unique in QBO), then the SKU (a code: trimmed, case kept).
+    natural_keys=(NaturalKey("name", "Name"), NaturalKey("sku", "Sku", trim_text)),
 )
 
 _TEXT = {"name": "Name", "sku": "Sku", "description": "Description"}
@@ -134,16 +137,3 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
 def qbo_updated_at(payload: Mapping[str, Any]) -> dt.datetime:
     """``MetaData.LastUpdatedTime`` as an aware UTC datetime."""
     return meta_updated_at(payload, QBO_NAME)
-
-
-def natural_keys(values: Mapping[str, Any]) -> dict[str, str]:
-    """Keys that identify the same item on both sides: ``name`` (casefolded, whitespace-collapsed; QBO item
-    names are unique) and ``sku`` (stripped, case kept: SKUs are codes). Empty keys are left out."""
-    keys: dict[str, str] = {}
-    name = " ".join(text(values.get("name")).split()).casefold()
-    if name:
-        keys["name"] = name
-    sku = text(values.get("sku")).strip()
-    if sku:
-        keys["sku"] = sku
-    return keys

@@ -165,7 +165,7 @@ def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: li
     for row in rows:
         values = mapper.from_qbo(row)
         match = None
-        for key_name, key in mapper.natural_keys(values).items():
+        for key_name, key in mapper.SPEC.natural_key_values(values).items():
             match = candidates.get((key_name, key))
             if match is not None:
                 break
@@ -201,7 +201,8 @@ def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: li
 
 
 def adapter_keys(adapter: HostAdapter, mapper: Any, obj: models.Model) -> dict[str, str]:
-    return mapper.natural_keys(adapter.to_values(obj))
+    """A host row's natural keys, by the entity's one definition (``SPEC.natural_keys``)."""
+    return mapper.SPEC.natural_key_values(adapter.to_values(obj))
 
 
 def unlinked_host_rows_by_key(ctx: SyncContext, adapter: HostAdapter) -> dict[tuple[str, str], models.Model]:

@@ -37,7 +37,15 @@ from qbo_sync.exceptions import (
     QboSyncError,
 )
 from qbo_sync.mapping import get_mapper
-from qbo_sync.mapping.base import MappingError, expand_groups, jsonable, values_equal
+from qbo_sync.mapping.base import (
+    MappingError,
+    NaturalKey,
+    expand_groups,
+    fold_text,
+    jsonable,
+    trim_text,
+    values_equal,
+)
 from qbo_sync.models import EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
@@ -48,7 +56,6 @@ from qbo_sync.services.outcomes import Outcome
 logger = logging.getLogger(__name__)
 
 BATCH_NAMESPACE = uuid.UUID("5d7c1f0e-3b7a-4c56-9d0c-2f1e8a4b6c10")
-NATURAL_KEY = {"Customer": ("DisplayName", "display_name"), "Item": ("Name", "name")}
 
 
 def outcome_for_error(exc: Exception) -> Outcome:
@@ -322,8 +329,9 @@ def handle_name_error(ctx: SyncContext, adapter: HostAdapter, w: Write, exc: Exc
         found = find_by_natural_key(ctx, entity, [w.values]).get(natural_key_of(entity, w.values))
         if found is not None and clearly_same(entity, w.values, get_mapper(entity).from_qbo(found)):
             return link_existing(ctx, adapter, w, found)
+        key = unique_key(entity)
         message = (f"{entity} {w.obj}: QuickBooks already has a different {entity.lower()} named "
-                   f"{natural_key_of(entity, w.values)!r}. Rename it in {host_label()} (or merge the two in "
+                   f"{str(w.values.get(key.field) or '').strip()!r}. Rename it in {host_label()} (or merge the two in "
                    "QuickBooks), then sync again.")
         maps.record_failure(w.mapping, message)
         return Outcome.failed(message, code=str(exc.code or "6240"))
@@ -343,20 +351,32 @@ def handle_name_error(ctx: SyncContext, adapter: HostAdapter, w: Write, exc: Exc
     return outcome
 
 
+def unique_key(entity: str) -> NaturalKey:
+    """The entity's natural key that QBO keeps unique (its mapping module's ``SPEC.natural_keys``, first)."""
+    key = get_mapper(entity).SPEC.unique_key
+    if key is None:
+        raise MappingError(f"{entity} has no natural key")
+    return key
+
+
 def natural_key_of(entity: str, values: dict[str, Any]) -> str:
-    return str(values.get(NATURAL_KEY[entity][1]) or "").strip().casefold()
+    """The unique natural key of canonical values, normalised (the form ``find_by_natural_key`` keys by)."""
+    return unique_key(entity).of(values)
 
 
 def clearly_same(entity: str, ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
-    """Link on a name clash only when it is clearly the same record: same email or same person/company name."""
+    """Link on a name clash only when it is clearly the same record: same SKU (items), same email, or same
+    person/company name (customers), each compared in the form the natural keys use."""
     if entity == "Item":
-        return (not ours.get("sku") or not theirs.get("sku") or ours.get("sku") == theirs.get("sku"))
-    email = str(ours.get("email") or "").strip().casefold()
-    if email and email == str(theirs.get("email") or "").strip().casefold():
+        return (not ours.get("sku") or not theirs.get("sku")
+                or trim_text(ours.get("sku")) == trim_text(theirs.get("sku")))
+    keys = get_mapper(entity).SPEC.natural_key_values
+    email = keys(ours).get("email")
+    if email and email == keys(theirs).get("email"):
         return True
     for name_fields in (("given_name", "family_name"), ("company_name",)):
-        a = [str(ours.get(f) or "").strip().casefold() for f in name_fields]
-        b = [str(theirs.get(f) or "").strip().casefold() for f in name_fields]
+        a = [fold_text(ours.get(f)) for f in name_fields]
+        b = [fold_text(theirs.get(f)) for f in name_fields]
         if all(a) and a == b:
             return True
     return False
@@ -364,15 +384,32 @@ def clearly_same(entity: str, ours: dict[str, Any], theirs: dict[str, Any]) -> b
 
 def find_by_natural_key(ctx: SyncContext, entity: str, values_list: Sequence[dict[str, Any]]
                         ) -> dict[str, dict[str, Any]]:
-    """QBO records (active or not) whose natural key matches, keyed by the casefolded key."""
-    prop, field = NATURAL_KEY[entity]
-    names = sorted({str(v.get(field) or "").strip() for v in values_list} - {""})
+    """QBO records (active or not) whose unique natural key equals one of ``values_list``'s, keyed by the
+    normalised key (:func:`natural_key_of`).
+
+    QBO compares strings case-insensitively but spacing exactly, so it is asked for every name as typed and
+    whitespace-collapsed (one query per 50 names); a name of several words still not found is then asked for with
+    ``LIKE 'word%word'`` (one query each: QBO has no OR), which finds it however QBO spaces it. Whatever comes back
+    is compared in the normalised form.
+    """
+    key = unique_key(entity)
+    wanted = {key.of(v): v.get(key.field) for v in values_list if key.of(v)}
+    names = sorted(set().union(*(key.query_forms(raw) for raw in wanted.values())))
     found: dict[str, dict[str, Any]] = {}
+    active = "Active IN (true, false)"
+
+    def ask(where: str) -> None:
+        for row in ctx.client.query_all(f"SELECT * FROM {entity} WHERE {where} AND {active}"):  # noqa: S608
+            found_key = key.of_qbo(row)
+            if found_key in wanted:
+                found.setdefault(found_key, row)
+
     for start in range(0, len(names), 50):
-        chunk = names[start:start + 50]
-        where = f"{prop} IN ({', '.join(quote_value(n) for n in chunk)}) AND Active IN (true, false)"
-        for row in ctx.client.query_all(f"SELECT * FROM {entity} WHERE {where}"):  # noqa: S608
-            found[str(row.get(prop) or "").strip().casefold()] = row
+        ask(f"{key.qbo_property} IN ({', '.join(quote_value(n) for n in names[start:start + 50])})")
+    for normalised, raw in wanted.items():
+        words = str(raw or "").split()
+        if normalised not in found and len(words) > 1:
+            ask(f"{key.qbo_property} LIKE {quote_value('%'.join(words))}")
     return found
 
 

@@ -46,7 +46,6 @@ from qbo_sync.services.held import held_conflicts
 logger = logging.getLogger(__name__)
 
 NAME_ENTITIES = ("Customer", "Item")
-NATURAL_KEY = {"Customer": ("DisplayName", "display_name"), "Item": ("Name", "name")}
 IN_FLIGHT = (QueueItem.Status.PENDING, QueueItem.Status.PROCESSING)
 #: The payment state fields compared when the host invoice has them (the keys of ``payments.payment_state``).
 OPEN_STATES = {"open", "overdue"}
@@ -143,17 +142,35 @@ def reconcile(organization_id: int, *, repair: bool = False) -> Report:
     return report
 
 
+def _unlinked_by_natural_key(mapper: Any, rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """QBO records no host row is linked to, by each of their natural keys: the entity's one definition
+    (``SPEC.natural_keys``), the same a pull links by, so "unlinked" here is what the next pull would link."""
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        try:
+            values = mapper.from_qbo(row)
+        except MappingError:
+            continue
+        for key in mapper.SPEC.natural_key_values(values).items():
+            by_key.setdefault(key, row)
+    return by_key
+
+
+def _name_of(spec: Any, row: dict[str, Any]) -> Any:
+    key = spec.unique_key
+    return row.get(key.qbo_property) if key is not None else row.get("Id")
+
+
 def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tuple[str, str], int]) -> None:
     adapter = get_adapter(entity)
     mapper = get_mapper(entity)
     spec = mapper.SPEC
-    prop, field_name = NATURAL_KEY[entity]
     qbo = {str(r["Id"]): r for r in _qbo_rows(ctx, entity)}
     hosts = {str(o.pk): o for o in adapter.get_queryset(ctx.organization_id)}
     mappings = maps.mappings_for_objects(adapter, hosts)
     linked_qbo = {m.qbo_id: m for m in mappings.values() if m.qbo_id}
     open_fields = held_conflicts(m.pk for m in mappings.values())
-    qbo_by_key = {str(r.get(prop) or "").strip().casefold(): r for r in qbo.values()}
+    qbo_by_key = _unlinked_by_natural_key(mapper, [r for qid, r in qbo.items() if qid not in linked_qbo])
     report.counts[entity] = {"host": len(hosts), "qbo": len(qbo), "linked": len(linked_qbo)}
     for oid, obj in hosts.items():
         mapping = mappings.get(oid)
@@ -162,8 +179,8 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
         if mapping is None or not mapping.qbo_id:
             if busy:
                 continue
-            twin = qbo_by_key.get(str(values.get(field_name) or "").strip().casefold())
-            if twin is not None and str(twin["Id"]) not in linked_qbo:
+            twin = next((qbo_by_key[k] for k in spec.natural_key_values(values).items() if k in qbo_by_key), None)
+            if twin is not None:
                 report.drift.append(Drift("unlinked", entity, oid, str(twin["Id"]),
                                           f"{obj} exists in QuickBooks but is not linked", "relink"))
             else:
@@ -197,7 +214,8 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
             if EntityMapping.objects.filter(realm_id=ctx.realm_id, entity_type=entity, qbo_id=qbo_id).exists():
                 continue  # linked to a row of another organization sharing the realm: not ours to judge
             report.drift.append(Drift("not_in_host", entity, "", qbo_id,
-                                      f"QuickBooks {entity.lower()} {row.get(prop)!r} has no twin in " + host_label(),
+                                      f"QuickBooks {entity.lower()} {_name_of(spec, row)!r} has no twin in "
+                                      + host_label(),
                                       "repull"))
 
 

@@ -189,7 +189,7 @@ def test_a_display_name_clash_with_someone_else_fails_with_a_hint(org, accountan
     run_queue()
     item = QueueItem.objects.get(object_id=str(customer.pk))
     assert item.status == "failed"
-    assert "already has a different customer named 'jo smith'" in item.last_error
+    assert "already has a different customer named 'Jo Smith'" in item.last_error
     assert "Rename it in Batchly" in item.last_error
     assert mapping_of(customer).state == "failed"
 

@@ -95,5 +95,6 @@ def test_qbo_updated_at(payload):
 
 
 def test_natural_keys():
-    assert items.natural_keys({"name": " Rock  Fountain", "sku": " RF-1 "}) == {"name": "rock fountain", "sku": "RF-1"}
-    assert items.natural_keys({"name": "X", "sku": ""}) == {"name": "x"}
+    assert items.SPEC.natural_key_values({"name": " Rock  Fountain", "sku": " RF-1 "}) == {
+        "name": "rock fountain", "sku": "RF-1"}
+    assert items.SPEC.natural_key_values({"name": "X", "sku": ""}) == {"name": "x"}
