@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench lock clean chaos dist
+.PHONY: demo test lint check bench lock clean chaos dist soak
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,10 +51,22 @@ dist: $(STAMP)
 	@$(PY) -m build --outdir dist . >/dev/null
 	@$(VENV)/bin/twine check --strict dist/*
 
+# The model-based soak (docs/reliability.md): SOAK_EXAMPLES random histories of the sync (tests/model) against the
+# bundled sandbox on the SQLite test database. Prints its seed first (rerun one with SOAK_SEED=...) and a JSON
+# summary last: histories, steps, faults injected, invariant violations.
+SOAK_EXAMPLES ?= 2000
+SOAK_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+SOAK_SUMMARY ?= soak-summary.json
+soak: $(STAMP)
+	@echo "soak seed: $(SOAK_SEED) ($(SOAK_EXAMPLES) histories; rerun with make soak SOAK_SEED=$(SOAK_SEED))"
+	@QBO_MODEL_PROFILE=soak QBO_MODEL_EXAMPLES=$(SOAK_EXAMPLES) QBO_MODEL_SUMMARY=$(SOAK_SUMMARY) \
+		$(PY) -m pytest tests/model -q -p no:logging --hypothesis-seed=$(SOAK_SEED) --durations=0; \
+		status=$$?; cat $(SOAK_SUMMARY); echo; exit $$status
+
 # Regenerate the lock after editing pyproject.toml (needs uv: `pip install uv`).
 lock:
 	uv pip compile pyproject.toml --extra scale --extra test --extra dev --generate-hashes \
 		--python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) db.sqlite3* .pytest_cache dist build *.egg-info
+	rm -rf $(VENV) db.sqlite3* .pytest_cache dist build *.egg-info soak-summary.json
