@@ -239,6 +239,11 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
             maps.record_failure(mapping, str(exc))
             outcomes[item.pk] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
             continue
+        if write is None and mapping.qbo_id and qbo_owned_edits(mapper.SPEC, adapter.to_values(obj), mapping.snapshot):
+            # Only QuickBooks-owned fields changed in the host: nothing may be sent, and no later pull would see a
+            # new QBO version to merge, so merge the current one now (QuickBooks' value goes back, recorded).
+            outcomes[item.pk] = put_back_qbo_owned(ctx, adapter, mapping, obj)
+            continue
         if write is None:
             waiting = held.get(mapping.pk)
             outcomes[item.pk] = Outcome.completed(
@@ -271,6 +276,26 @@ def changed_fields(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] |
     base = snapshot or {}
     return [f for f in spec.fields if f in values and f not in spec.qbo_owned_fields and f not in held
             and not (f in base and values_equal(spec, f, values[f], base[f]))]
+
+
+def qbo_owned_edits(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] | None) -> list[str]:
+    """QuickBooks-owned fields the host changed since the last sync (they are never sent; they are put back)."""
+    base = snapshot or {}
+    return [f for f in spec.qbo_owned_fields if f in values and f in base
+            and not values_equal(spec, f, values[f], base[f])]
+
+
+def put_back_qbo_owned(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping,
+                       obj: models.Model) -> Outcome:
+    """Merge QuickBooks' current version of a row whose host edits touched only QuickBooks-owned fields."""
+    from qbo_sync.services.pull import reconcile_one
+
+    try:
+        current = ctx.client.read(adapter.entity, mapping.qbo_id or "")
+        reconcile_one(ctx, adapter, mapping, obj, current)
+    except QboApiError as exc:
+        return outcome_for_error(exc)
+    return Outcome.completed("QuickBooks owns the fields changed here: its values were put back")
 
 
 def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: QueueItem, obj: models.Model,

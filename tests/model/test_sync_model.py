@@ -74,7 +74,7 @@ KEEP_HOST = "host" if "host" in conflict_service.KEEP_CHOICES else "batchly"
 # Defects of issue 11 being fixed by others. A rule path that reaches one is switched off here ONLY until the fix is
 # on main; then the flag goes and the path runs (the invariants would catch the defect).
 #: (1) a held critical field is sent by the next push of the same customer.
-HELD_FIELD_FIX_LANDED = False
+HELD_FIELD_FIX_LANDED = True
 #: (3) two queue items for the same never-synced row crash the chunk (IntegrityError uniq_mapping_host_row).
 DUPLICATE_MAPPING_FIX_LANDED = False
 #: (4) links are not bound to the realm: a reconnect to another company reuses the old company's ids.
