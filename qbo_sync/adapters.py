@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.utils.module_loading import import_string
 
@@ -50,6 +51,28 @@ class HostAdapter:
     def apply_values(self, obj: models.Model, values: dict[str, Any]) -> None:
         """Write canonical values (a subset: only the fields that changed) onto the row and save it."""
         raise NotImplementedError
+
+    def clean_value(self, name: str, value: Any) -> Any:
+        """Check one value a person typed for the canonical field ``name`` (a conflict resolved with an edited
+        value) the way the host field would, before anything is written; return it cleaned.
+
+        Raises Django's ``ValidationError`` with the field's own messages. The default validates through the model
+        field of the same name: text fields take only text without NUL characters, then the field's ``clean()``
+        (type, ``max_length``, choices, null/blank, validators such as the email format). Override it when a
+        canonical field is not a model field of that name.
+        """
+        try:
+            field = self.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            raise ValidationError(f"{name} cannot be edited here.") from None
+        if isinstance(field, (models.CharField, models.TextField)):
+            if not isinstance(value, str):
+                kind = "true/false" if isinstance(value, bool) else "a number" if isinstance(value, (int, float)) \
+                    else "a value of another type"
+                raise ValidationError(f"Enter text, not {kind}.", code="invalid")
+            if "\x00" in value:
+                raise ValidationError("Null characters are not allowed.", code="null_characters_not_allowed")
+        return field.clean(value, None)
 
     def create_from_values(self, organization_id: int, values: dict[str, Any]) -> models.Model:
         """Create a host row from values pulled from QuickBooks (entities that sync both ways)."""

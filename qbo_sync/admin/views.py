@@ -224,6 +224,9 @@ def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str)
         if keep != "value" or form.is_valid():
             try:
                 conflict_service.resolve_conflict(conflict, keep, user=request.user, value=value)
+            except conflict_service.QboValueError as exc:
+                for message in exc.messages:  # the host field refused the edited value: shown on the form
+                    form.add_error("value", message)
             except QboSyncError as exc:
                 messages.error(request, str(exc))
             else:

@@ -104,7 +104,7 @@ def _error_field(exc: QboInputError) -> str:
 
 
 def input_error(exc: QboInputError) -> exceptions.ValidationError:
-    return exceptions.ValidationError({_error_field(exc): [str(exc)]})
+    return exceptions.ValidationError({_error_field(exc): list(getattr(exc, "messages", None) or [str(exc)])})
 
 
 def host_pk(model: Any, raw: Any) -> Any:
@@ -345,7 +345,9 @@ class SyncView(SyncApiMixin, APIView):
     resolve=extend_schema(
         summary="Resolve a conflict",
         description="Keep the app's (host) value, QuickBooks' value, or an edited `value` (with `keep: value`); "
-                    "both sides get it. An already resolved conflict answers 409.",
+                    "both sides get it. An edited value is checked through the host field first: one it refuses "
+                    "answers 400 with the field's messages under `value`, and nothing is written. An already resolved "
+                    "conflict answers 409.",
         parameters=[*ORG_PARAMETERS, ID_PARAMETER],
         request=s.ResolveRequestSerializer,
         responses={200: s.ConflictSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND,

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import get_adapter
+from qbo_sync.mapping.base import jsonable
 from qbo_sync.models import Conflict, EntityMapping, QueueItem
 from qbo_sync.services import queue
 from qbo_sync.services.echo import applying_qbo_changes
 from qbo_sync.services.jobs import QboInputError
 
 KEEP_CHOICES = ("host", "qbo", "value")
+
+
+class QboValueError(QboInputError):
+    """An edited value the host field refuses; ``messages`` are the field's own (nothing was written)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages), "value")
+        self.messages = messages
+
+
+def clean_value(entity: str, name: str, value: Any) -> Any:
+    """An edited value checked through the host field (see ``HostAdapter.clean_value``), or QboValueError."""
+    try:
+        return get_adapter(entity).clean_value(name, value)
+    except ValidationError as exc:
+        raise QboValueError([str(m) for m in exc.messages]) from None
 
 
 def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: Any = None) -> Conflict:
@@ -26,6 +44,9 @@ def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: 
         raise QboInputError(f"keep must be one of {', '.join(KEEP_CHOICES)}", "keep")
     if keep == "value" and value is None:
         raise QboInputError("an edited value is required with keep=value", "value")
+    if keep == "value":
+        # Checked before anything is written: a value the host field refuses changes nothing on either side.
+        value = clean_value(conflict.entity_type, conflict.field, value)
     with transaction.atomic():
         conflict = Conflict.objects.select_for_update().select_related("mapping").get(pk=conflict.pk)
         if conflict.state == Conflict.State.RESOLVED:
@@ -48,11 +69,11 @@ def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: 
         mapping.save(update_fields=["snapshot", "state", "updated_at"])
         conflict.state = Conflict.State.RESOLVED
         conflict.winner = {"host": Conflict.Winner.HOST, "qbo": Conflict.Winner.QBO}.get(keep, "")
-        conflict.resolved_value = chosen
+        conflict.resolved_value = jsonable(chosen)
         conflict.resolved_by = user if getattr(user, "is_authenticated", False) else None
         conflict.resolved_at = timezone.now()
         conflict.save()
-        if chosen != conflict.qbo_value:
+        if jsonable(chosen) != conflict.qbo_value:
             queue.enqueue(mapping.organization_id, conflict.entity_type, [mapping.object_id],
                           QueueItem.Operation.PUSH)
     return conflict

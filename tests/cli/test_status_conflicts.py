@@ -131,3 +131,17 @@ def test_conflicts_bad_input_changes_nothing(qbo, conflict, args, message) -> No
     conflict.refresh_from_db()
     assert conflict.state == "open"
     assert Customer.objects.get(pk=conflict.mapping.object_id).email == "batchly@example.com"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("not-an-email", "Enter a valid email address."),
+    ("nul\x00@example.com", "Null characters are not allowed."),
+    ("a" * 100_000, "Enter a valid email address.; Ensure this value has at most 254 characters (it has 100000)."),
+])
+def test_resolve_refuses_a_value_the_host_field_refuses(qbo, conflict, value, message) -> None:
+    with pytest.raises(CommandError) as caught:
+        qbo("conflicts", "resolve", str(conflict.pk), "--value", value)
+    assert str(caught.value) == f"--value refused, nothing changed: {message}"
+    conflict.refresh_from_db()
+    assert conflict.state == "open"
+    assert Customer.objects.get(pk=conflict.mapping.object_id).email == "batchly@example.com"
