@@ -1,14 +1,26 @@
-"""System checks (``manage.py check``), ids ``qbo_sync.E00x`` / ``qbo_sync.W00x``."""
+"""System checks (``manage.py check``; ``migrate`` runs them too), ids ``qbo_sync.E0xx`` / ``qbo_sync.W0xx``.
+
+Every message names the setting and carries a hint. Hints point at the documentation that ships with the package:
+an installed qbo-sync has it under ``<prefix>/share/doc/qbo-sync/`` (``DOCS`` below).
+"""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
-from qbo_sync.conf import ENVIRONMENTS, qbo_settings
+from qbo_sync.conf import DEFAULTS, ENVIRONMENTS, EXTRA_KEYS, IMPORT_STRINGS, qbo_settings
 from qbo_sync.exceptions import QboConfigurationError
+
+#: Where the shipped documentation lives in an installed qbo-sync (relative to the environment's prefix).
+DOCS = "share/doc/qbo-sync/"
+INSTALL_DOC = f"{DOCS}installation.md"
+SPECTACULAR_SCHEMA = "drf_spectacular.openapi.AutoSchema"
+INTUIT_ENVIRONMENT_NAMES = ("production", "sandbox")
 
 
 @checks.register()
@@ -37,12 +49,14 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 def check_worker_timing(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """django-q2 must kill a drain before it hands the task to a second worker, and a drain ends before both."""
     q = getattr(settings, "Q_CLUSTER", {}) or {}
+    if not q:
+        return []  # qbo_sync.E013 says so
     timeout, retry = q.get("timeout"), q.get("retry")
     errors: list[checks.CheckMessage] = []
     if timeout is None or retry is None or timeout >= retry:
         errors.append(checks.Error(
             f"Q_CLUSTER timeout ({timeout}) must be set and below retry ({retry}).",
-            hint="Otherwise a slow drain is delivered twice. See docs/operations.md.", id="qbo_sync.E003",
+            hint=f"Otherwise a slow drain is delivered twice. See {DOCS}operations.md.", id="qbo_sync.E003",
         ))
     elif qbo_settings.DRAIN_BUDGET_SECONDS >= timeout:
         errors.append(checks.Error(
@@ -72,3 +86,165 @@ def check_sqlite_mode(app_configs: Any = None, databases: Any = None, **kwargs: 
                 hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE".', id="qbo_sync.W002",
             )]
     return []
+
+
+@checks.register()
+def check_organization_model(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Like AUTH_USER_MODEL: the tenant model must be named before the first migrate (unset, the foreign keys of
+    qbo_sync's tables would point at auth.Group)."""
+    name = getattr(settings, "QBO_SYNC_ORGANIZATION_MODEL", None)
+    if not name:
+        return [checks.Error(
+            "QBO_SYNC_ORGANIZATION_MODEL is not set: qbo_sync's tables would be tied to auth.Group.",
+            hint='Set QBO_SYNC_ORGANIZATION_MODEL = "yourapp.YourTenantModel" in settings before the first '
+                 f"migrate (see {INSTALL_DOC}).", id="qbo_sync.E005",
+        )]
+    from django.apps import apps
+
+    try:
+        model = apps.get_model(name, require_ready=False)
+    except (LookupError, ValueError):
+        return [checks.Error(
+            f"QBO_SYNC_ORGANIZATION_MODEL is {name!r}, which is not an installed model.",
+            hint='Use "app_label.ModelName" of an app in INSTALLED_APPS.', id="qbo_sync.E006",
+        )]
+    field = qbo_settings.ORGANIZATION_LOOKUP_FIELD or "pk"
+    if field != "pk" and field not in {f.name for f in model._meta.get_fields()}:
+        return [checks.Error(
+            f'QBO_SYNC["ORGANIZATION_LOOKUP_FIELD"] is {field!r}, but {model._meta.label} has no such field.',
+            hint='Name a unique field of the tenant model (e.g. "slug"), or leave it unset for "pk".',
+            id="qbo_sync.E007",
+        )]
+    return []
+
+
+@checks.register()
+def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Intuit's environments need the app's keys and its redirect URI; the bundled sandbox (``local``) does not."""
+    if qbo_settings.ENVIRONMENT not in INTUIT_ENVIRONMENT_NAMES:
+        return []
+    missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI") if not getattr(qbo_settings, name)]
+    if not missing:
+        return []
+    names = ", ".join(f'QBO_SYNC["{m}"]' for m in missing)
+    return [checks.Error(
+        f"{names} not set: connecting to QuickBooks ({qbo_settings.ENVIRONMENT}) would fail.",
+        hint="Copy the keys and add the redirect URI (https://your.host/qbo/oauth/callback/) from your app on "
+             f"developer.intuit.com (see {INSTALL_DOC}); ENVIRONMENT \"local\" uses the bundled sandbox instead.",
+        id="qbo_sync.E008",
+    )]
+
+
+@checks.register()
+def check_import_strings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for name in IMPORT_STRINGS:
+        value = getattr(qbo_settings, name, None)
+        if not value:
+            continue
+        if isinstance(value, str):
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                errors.append(checks.Error(
+                    f'QBO_SYNC["{name}"] = {getattr(qbo_settings, name)!r} does not import: {exc}.',
+                    hint="Give the dotted path of a function, e.g. \"yourapp.qbo.organizations_for_user\" "
+                         f"(see {INSTALL_DOC}).", id="qbo_sync.E009",
+                ))
+                continue
+        if not callable(value):
+            errors.append(checks.Error(
+                f'QBO_SYNC["{name}"] is not callable.', hint=f"Point it at a function (see {INSTALL_DOC}).",
+                id="qbo_sync.E009",
+            ))
+    return errors
+
+
+@checks.register()
+def check_critical_fields(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from qbo_sync.mapping import MAPPERS
+    from qbo_sync.mapping.base import Direction
+
+    critical = qbo_settings.CRITICAL_FIELDS or {}
+    if not isinstance(critical, dict):
+        return [checks.Error('QBO_SYNC["CRITICAL_FIELDS"] must be a dict.',
+                             hint='e.g. {"Customer": ["email"]}.', id="qbo_sync.E010")]
+    pulled = {name: m.SPEC for name, m in MAPPERS.items()
+              if getattr(m, "SPEC", None) is not None and m.SPEC.direction == Direction.BOTH}
+    errors: list[checks.CheckMessage] = []
+    for entity, fields in critical.items():
+        spec = pulled.get(entity)
+        if spec is None:
+            errors.append(checks.Error(
+                f'QBO_SYNC["CRITICAL_FIELDS"] names {entity!r}, which is not synced both ways.',
+                hint=f"Critical fields exist for: {', '.join(sorted(pulled))}.", id="qbo_sync.E010",
+            ))
+            continue
+        if isinstance(fields, str):
+            fields = [fields]
+        unknown = [f for f in fields if f not in spec.fields]
+        if unknown:
+            errors.append(checks.Error(
+                f'QBO_SYNC["CRITICAL_FIELDS"]["{entity}"] names unknown fields: {", ".join(map(repr, unknown))}.',
+                hint=f"{entity} syncs: {', '.join(spec.fields)}.", id="qbo_sync.E010",
+            ))
+    return errors
+
+
+@checks.register(checks.Tags.urls)
+def check_schema_class(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """qbo_sync's API documents itself with drf-spectacular; DRF's own schema class makes /api/schema/ a 500."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("qbo_sync_api:sync")
+    except NoReverseMatch:
+        return []  # the host does not mount qbo_sync's API
+    schema = (getattr(settings, "REST_FRAMEWORK", None) or {}).get("DEFAULT_SCHEMA_CLASS")
+    if schema is not None and not isinstance(schema, str):
+        schema = f"{schema.__module__}.{schema.__qualname__}"
+    if schema == SPECTACULAR_SCHEMA:
+        return []
+    if schema:
+        try:
+            from drf_spectacular.openapi import AutoSchema
+
+            if issubclass(import_string(schema), AutoSchema):
+                return []
+        except ImportError:
+            pass
+    return [checks.Error(
+        f"REST_FRAMEWORK[\"DEFAULT_SCHEMA_CLASS\"] is {schema or 'unset'}: qbo_sync's API schema needs "
+        "drf-spectacular's.",
+        hint=f'Set REST_FRAMEWORK = {{"DEFAULT_SCHEMA_CLASS": "{SPECTACULAR_SCHEMA}", ...}} and add '
+             f'"drf_spectacular" to INSTALLED_APPS (see {INSTALL_DOC}).', id="qbo_sync.E011",
+    )]
+
+
+@checks.register()
+def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Unknown keys in QBO_SYNC (a typo would be silently ignored otherwise)."""
+    user = getattr(settings, "QBO_SYNC", None) or {}
+    messages: list[checks.CheckMessage] = []
+    if not isinstance(user, dict):
+        return [checks.Error("QBO_SYNC must be a dict.", hint=f"See {INSTALL_DOC}.", id="qbo_sync.E012")]
+    known = set(DEFAULTS) | set(EXTRA_KEYS)
+    for key in sorted(set(user) - known, key=str):
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        messages.append(checks.Warning(
+            f"QBO_SYNC has an unknown key {key!r}; qbo_sync ignores it.",
+            hint=(f"Did you mean {close[0]!r}? " if close else "") + f"The settings are listed in {INSTALL_DOC}.",
+            id="qbo_sync.W003",
+        ))
+    return messages
+
+
+@checks.register()
+def check_q_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if getattr(settings, "Q_CLUSTER", None):
+        return []
+    return [checks.Error(
+        "Q_CLUSTER is not set: qbo_sync's work runs in django-q2 workers, which need it.",
+        hint='e.g. Q_CLUSTER = {"name": "qbo", "workers": 2, "timeout": 300, "retry": 360, "orm": "default"} '
+             f'and "django_q" in INSTALLED_APPS (see {INSTALL_DOC}).', id="qbo_sync.E013",
+    )]

@@ -103,6 +103,11 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULES": {"payments": "02:00", "customers": "03:00", "items": "04:00"},
 }
 
+#: Settings holding a dotted path to a callable (imported when used; ``manage.py check`` imports them up front).
+IMPORT_STRINGS = ("ORGANIZATION_RESOLVER", "PERMISSION_CHECKER")
+#: Keys QBO_SYNC may also hold: explicit endpoints and schedule times read where they are used.
+EXTRA_KEYS = ("API_BASE_URL", "AUTH_BASE_URL", "RECONCILE_AT", "PURGE_AT", "PERMISSION_CHECKER")
+
 
 class QboSettings:
     """Lazy, namespaced access to qbo_sync's settings (see the module docstring)."""
@@ -119,6 +124,8 @@ class QboSettings:
 
     def _resolve(self, name: str) -> Any:
         user = getattr(settings, "QBO_SYNC", {}) or {}
+        if name in INTUIT_ENVIRONMENTS["production"]:
+            return self._endpoint(name)
         if name in user:
             return user[name]
         top = TOP_LEVEL.get(name)
@@ -131,10 +138,11 @@ class QboSettings:
         raise AttributeError(f"qbo_sync has no setting {name!r}")
 
     def _endpoint(self, name: str) -> str:
-        """API and OAuth URLs: explicit QBO_API_BASE_URL / QBO_AUTH_BASE_URL, else derived from the environment."""
+        """API and OAuth URLs: explicit API_BASE_URL / AUTH_BASE_URL, else derived from the environment."""
         env = self.ENVIRONMENT
-        api_base = getattr(settings, "QBO_API_BASE_URL", "") or ""
-        auth_base = getattr(settings, "QBO_AUTH_BASE_URL", "") or ""
+        user = getattr(settings, "QBO_SYNC", {}) or {}
+        api_base = user.get("API_BASE_URL") or getattr(settings, "QBO_API_BASE_URL", "") or ""
+        auth_base = user.get("AUTH_BASE_URL") or getattr(settings, "QBO_AUTH_BASE_URL", "") or ""
         if name == "API_BASE_URL":
             if api_base:
                 return api_base.rstrip("/")

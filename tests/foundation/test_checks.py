@@ -1,0 +1,128 @@
+"""``manage.py check`` names every missing or inconsistent setting a host can get wrong, with an id and a hint.
+
+Each test breaks one setting of the demo host (whose settings pass) and expects exactly that check's id."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core import checks
+from django.core.checks.registry import registry
+from django.test import override_settings
+
+from qbo_sync.checks import DOCS, check_sqlite_mode
+
+
+def ids(**kwargs) -> list[str]:
+    messages = registry.run_checks(include_deployment_checks=False, **kwargs)
+    return [m.id for m in messages if (m.id or "").startswith("qbo_sync.")]
+
+
+def messages_for(check_id: str) -> list[checks.CheckMessage]:
+    return [m for m in registry.run_checks() if m.id == check_id]
+
+
+def with_qbo(**values):
+    return override_settings(QBO_SYNC={**settings.QBO_SYNC, **values})
+
+
+def test_the_demo_host_passes_every_check() -> None:
+    assert ids() == []
+
+
+def test_every_message_has_a_hint_that_points_at_shipped_docs_not_the_repository() -> None:
+    with override_settings(Q_CLUSTER=None):
+        del settings.QBO_SYNC_ORGANIZATION_MODEL
+        found = [m for m in registry.run_checks() if (m.id or "").startswith("qbo_sync.")]
+    assert {m.id for m in found} == {"qbo_sync.E005", "qbo_sync.E013"}
+    for message in found:
+        assert message.hint and DOCS in message.hint
+        assert "docs/" not in message.hint.replace(DOCS, "")
+
+
+def test_an_unset_organization_model_is_an_error_before_migrate() -> None:
+    with override_settings():
+        del settings.QBO_SYNC_ORGANIZATION_MODEL
+        assert ids() == ["qbo_sync.E005"]
+        [error] = messages_for("qbo_sync.E005")
+    assert error.level == checks.ERROR and "auth.Group" in error.msg
+
+
+def test_an_organization_model_that_is_not_installed() -> None:
+    with override_settings(QBO_SYNC_ORGANIZATION_MODEL="shop.Store"):
+        assert ids() == ["qbo_sync.E006"]
+
+
+def test_a_lookup_field_the_tenant_model_lacks() -> None:
+    with with_qbo(ORGANIZATION_LOOKUP_FIELD="handle"):
+        assert ids() == ["qbo_sync.E007"]
+
+
+@pytest.mark.parametrize("missing", ["CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI"])
+def test_missing_credentials_for_intuit_are_named(missing) -> None:
+    values = {"ENVIRONMENT": "sandbox", "CLIENT_ID": "AB123", "CLIENT_SECRET": "s3cret",
+              "REDIRECT_URI": "https://example.com/qbo/oauth/callback/", missing: ""}
+    with with_qbo(**values):
+        assert ids() == ["qbo_sync.E008"]
+        [error] = messages_for("qbo_sync.E008")
+    assert missing in error.msg and "developer.intuit.com" in error.hint
+    with with_qbo(**{**values, missing: "set"}):
+        assert ids() == []
+
+
+def test_the_bundled_sandbox_needs_no_intuit_keys() -> None:
+    with with_qbo(ENVIRONMENT="local", CLIENT_ID="", CLIENT_SECRET="", REDIRECT_URI=""):
+        assert ids() == []
+
+
+@pytest.mark.parametrize("value", ["batchly_typo.qbo_adapters.organizations_for_user", "qbo_sync.conf.nothing_here",
+                                   "qbo_sync.conf.DEFAULTS"])
+def test_an_organization_resolver_that_does_not_import_or_call(value) -> None:
+    with with_qbo(ORGANIZATION_RESOLVER=value):
+        assert ids() == ["qbo_sync.E009"]
+
+
+@pytest.mark.parametrize("critical", [{"Customer": ["emial"]}, {"Invoice": ["total"]}, {"Vendor": ["name"]},
+                                      ["email"]])
+def test_critical_fields_must_name_synced_fields(critical) -> None:
+    with with_qbo(CRITICAL_FIELDS=critical):
+        assert ids() == ["qbo_sync.E010"]
+    with with_qbo(CRITICAL_FIELDS={"Customer": ["email", "phone"], "Item": ["unit_price"]}):
+        assert ids() == []
+
+
+def test_drf_schema_class_must_be_drf_spectaculars_when_the_api_is_mounted() -> None:
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK,
+                                           "DEFAULT_SCHEMA_CLASS": "rest_framework.schemas.openapi.AutoSchema"}):
+        assert ids() == ["qbo_sync.E011"]
+    without = {k: v for k, v in settings.REST_FRAMEWORK.items() if k != "DEFAULT_SCHEMA_CLASS"}
+    with override_settings(REST_FRAMEWORK=without):
+        assert ids() == ["qbo_sync.E011"]
+    with override_settings(REST_FRAMEWORK=without, ROOT_URLCONF="tests.admin.urls_without_qbo"):
+        assert "qbo_sync.E011" not in ids()
+
+
+def test_unknown_qbo_sync_keys_are_reported_with_a_suggestion() -> None:
+    with with_qbo(CRITICAL_FIELD={"Customer": ["email"]}):
+        assert ids() == ["qbo_sync.W003"]
+        [warning] = messages_for("qbo_sync.W003")
+    assert "'CRITICAL_FIELDS'" in warning.hint
+
+
+def test_a_missing_q_cluster_is_named() -> None:
+    with override_settings(Q_CLUSTER=None):
+        assert ids() == ["qbo_sync.E013"]
+        [error] = messages_for("qbo_sync.E013")
+    assert "Q_CLUSTER" in error.msg and '"timeout"' in error.hint
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_sqlite_without_immediate_transactions_is_named() -> None:
+    db = {**settings.DATABASES["default"]}
+    if db["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("the check is about SQLite")
+    db["OPTIONS"] = {k: v for k, v in (db.get("OPTIONS") or {}).items() if k != "transaction_mode"}
+    with override_settings(DATABASES={**settings.DATABASES, "default": db}):
+        messages = check_sqlite_mode(databases=["default"])
+    assert [m.id for m in messages] == ["qbo_sync.W002"]
+    assert "transaction_mode" in messages[0].msg and "IMMEDIATE" in messages[0].hint
