@@ -63,6 +63,14 @@ def check_worker_timing(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             f"QBO_SYNC DRAIN_BUDGET_SECONDS ({qbo_settings.DRAIN_BUDGET_SECONDS}) must be below the "
             f"Q_CLUSTER timeout ({timeout}).", id="qbo_sync.E004",
         ))
+    wait, delay = qbo_settings.DRAIN_WAIT_SECONDS, qbo_settings.PUSH_DELAY_SECONDS
+    if wait < delay:
+        errors.append(checks.Warning(
+            f"QBO_SYNC DRAIN_WAIT_SECONDS ({wait}) is below PUSH_DELAY_SECONDS ({delay}): the drain a save kicks "
+            "stops before the save is due, which then waits for the minute schedule.",
+            hint=f"Keep DRAIN_WAIT_SECONDS at or above PUSH_DELAY_SECONDS. See {DOCS}operations.md.",
+            id="qbo_sync.W004",
+        ))
     return errors
 
 

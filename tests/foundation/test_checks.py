@@ -126,3 +126,10 @@ def test_sqlite_without_immediate_transactions_is_named() -> None:
         messages = check_sqlite_mode(databases=["default"])
     assert [m.id for m in messages] == ["qbo_sync.W002"]
     assert "transaction_mode" in messages[0].msg and "IMMEDIATE" in messages[0].hint
+
+
+def test_a_drain_wait_shorter_than_the_push_delay_is_a_warning() -> None:
+    with with_qbo(PUSH_DELAY_SECONDS=5, DRAIN_WAIT_SECONDS=2):
+        assert ids() == ["qbo_sync.W004"]
+        [warning] = messages_for("qbo_sync.W004")
+        assert "minute schedule" in warning.msg and DOCS in warning.hint
