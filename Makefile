@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench lock clean chaos dist soak
+.PHONY: demo test lint check bench lock clean chaos dist soak shop
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ soak: $(STAMP)
 	@QBO_MODEL_PROFILE=soak QBO_MODEL_EXAMPLES=$(SOAK_EXAMPLES) QBO_MODEL_SUMMARY=$(SOAK_SUMMARY) \
 		$(PY) -m pytest tests/model -q -p no:logging --hypothesis-seed=$(SOAK_SEED) --durations=0; \
 		status=$$?; cat $(SOAK_SUMMARY); echo; exit $$status
+
+# The second host (examples/shop/README.md): the wheel in a fresh virtualenv with a project that is not Batchly,
+# against a sandbox started from the wheel, on the lock's Django 5.2 and on Django 6.0 (which needs Python 3.12+).
+SHOP_DJANGO6 ?= 6.0.10
+shop: $(STAMP)
+	@$(PY) examples/shop/run_from_wheel.py
+	@$(PY) examples/shop/run_from_wheel.py --django $(SHOP_DJANGO6)
 
 # Regenerate the lock after editing pyproject.toml (needs uv: `pip install uv`).
 lock:
