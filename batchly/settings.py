@@ -164,10 +164,11 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- QuickBooks Online ------------------------------------------------------------------------------------------
-QBO_CLIENT_ID = env("QBO_CLIENT_ID", default="")
-QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", default="")
-QBO_REDIRECT_URI = env("QBO_REDIRECT_URI", default="http://127.0.0.1:8000/qbo/oauth/callback/")
 QBO_ENVIRONMENT = env("QBO_ENVIRONMENT", default="local")
+# The bundled sandbox accepts any keys: development gets placeholders, Intuit's environments need the real ones.
+QBO_CLIENT_ID = env("QBO_CLIENT_ID", default="batchly-local" if QBO_ENVIRONMENT == "local" else "")
+QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", default="batchly-local-secret" if QBO_ENVIRONMENT == "local" else "")
+QBO_REDIRECT_URI = env("QBO_REDIRECT_URI", default="http://127.0.0.1:8000/qbo/oauth/callback/")
 QBO_API_BASE_URL = env("QBO_API_BASE_URL", default="")
 QBO_AUTH_BASE_URL = env("QBO_AUTH_BASE_URL", default="")
 QBO_MINOR_VERSION = env.int("QBO_MINOR_VERSION", default=75)

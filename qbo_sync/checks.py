@@ -128,18 +128,23 @@ def check_organization_model(app_configs: Any = None, **kwargs: Any) -> list[che
 
 @checks.register()
 def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Intuit's environments need the app's keys and its redirect URI; the bundled sandbox (``local``) does not."""
-    if qbo_settings.ENVIRONMENT not in INTUIT_ENVIRONMENT_NAMES:
-        return []
+    """Connecting needs the app's keys and its redirect URI: an error for Intuit's environments, a warning for the
+    bundled sandbox (``local``, which accepts any keys, but ``connect`` still needs some)."""
     missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI") if not getattr(qbo_settings, name)]
     if not missing:
         return []
     names = ", ".join(f'QBO_SYNC["{m}"]' for m in missing)
-    return [checks.Error(
-        f"{names} not set: connecting to QuickBooks ({qbo_settings.ENVIRONMENT}) would fail.",
-        hint="Copy the keys and add the redirect URI (https://your.host/qbo/oauth/callback/) from your app on "
-             f"developer.intuit.com (see {INSTALL_DOC}); ENVIRONMENT \"local\" uses the bundled sandbox instead.",
-        id="qbo_sync.E008",
+    env = qbo_settings.ENVIRONMENT
+    if env in INTUIT_ENVIRONMENT_NAMES:
+        return [checks.Error(
+            f"{names} not set: connecting to QuickBooks ({env}) would fail.",
+            hint="Copy the keys and add the redirect URI (https://your.host/qbo/oauth/callback/) from your app on "
+                 f"developer.intuit.com (see {INSTALL_DOC}).", id="qbo_sync.E008",
+        )]
+    return [checks.Warning(
+        f"{names} not set: `qbo_sync connect` would fail, even against the bundled sandbox.",
+        hint="Any non-empty keys work with the bundled sandbox; the redirect URI is where qbo_sync's "
+             f"oauth/callback/ view is served (see {INSTALL_DOC}).", id="qbo_sync.W005",
     )]
 
 

@@ -7,9 +7,12 @@ Usage::
 
 Values come from three places, first match wins:
 
-1. the ``QBO_SYNC`` dict in Django settings (the app's own options);
-2. the top-level ``QBO_*`` settings that deployment scripts set (``QBO_CLIENT_ID``, ``QBO_ENVIRONMENT``, ...);
+1. the ``QBO_SYNC`` dict in Django settings (every option below; docs/installation.md lists them);
+2. the older top-level names (``QBO_CLIENT_ID``, ``QBO_ENVIRONMENT``, ... in ``TOP_LEVEL``), still read;
 3. the defaults below.
+
+Unknown ``QBO_SYNC`` keys and dotted paths that do not import are reported by ``manage.py check``
+(``qbo_sync.checks``); the paths themselves are imported only where they are used.
 
 Nothing is read at import time; tests that use ``override_settings`` see the new values at once (the cache is
 dropped on Django's ``setting_changed`` signal).

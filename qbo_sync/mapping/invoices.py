@@ -1,8 +1,12 @@
 """Invoice: push only. Validated before sending; voided, never edited once sent; QBO's total read back.
 
-Canonical values: doc_number, customer_qbo_id, txn_date (date), due_date (date | None), private_note,
+Canonical values here: doc_number, customer_qbo_id, txn_date (date), due_date (date | None), private_note,
 lines: list of {item_qbo_id, description, qty (Decimal), unit_price (Decimal), amount (Decimal)},
 total (Decimal, the sum of the line amounts, before any tax QBO adds).
+
+The host's invoice adapter does not know QBO ids: its ``to_values`` gives ``customer_object_id`` and, per line,
+``item_object_id`` (the host rows' primary keys), and the push (``services.push``) replaces them with
+``customer_qbo_id`` / ``item_qbo_id`` from the mappings before calling :func:`to_qbo`. See docs/adapters.md.
 
 :func:`from_qbo` exists for reading back what QBO stored (tests, the total check, diagnostics), never to pull
 an invoice into the host: the spec's direction is ``push``.

@@ -70,9 +70,9 @@ def test_missing_credentials_for_intuit_are_named(missing) -> None:
         assert ids() == []
 
 
-def test_the_bundled_sandbox_needs_no_intuit_keys() -> None:
-    with with_qbo(ENVIRONMENT="local", CLIENT_ID="", CLIENT_SECRET="", REDIRECT_URI=""):
-        assert ids() == []
+def test_the_bundled_sandbox_only_warns_about_missing_keys() -> None:
+    with with_qbo(ENVIRONMENT="local", CLIENT_ID="", CLIENT_SECRET="x", REDIRECT_URI="http://127.0.0.1:8000/cb/"):
+        assert ids() == ["qbo_sync.W005"]
 
 
 @pytest.mark.parametrize("value", ["batchly_typo.qbo_adapters.organizations_for_user", "qbo_sync.conf.nothing_here",
