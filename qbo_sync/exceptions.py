@@ -23,6 +23,7 @@ __all__ = [
     "QboAuthError",
     "QboConfigurationError",
     "QboDuplicateName",
+    "QboForeignRowError",
     "QboNotFound",
     "QboProtocolError",
     "QboRateLimited",
@@ -196,6 +197,10 @@ class QboProtocolError(QboApiError):
 
 class QboConfigurationError(QboSyncError, ImproperlyConfigured):
     """qbo_sync is configured wrongly (missing client id, unknown environment, bad URL...)."""
+
+
+class QboForeignRowError(QboSyncError, ValueError):
+    """A host row was handed to the sync of an organization it does not belong to. Nothing was queued or sent."""
 
 
 class QboWebhookSignatureError(QboSyncError, SuspiciousOperation):

@@ -152,7 +152,7 @@ def pull_selected(modeladmin: Any, request: HttpRequest, queryset: models.QueryS
     adapter = modeladmin.qbo_adapter()
 
     def preview(org_id: int, rows: list[models.Model]) -> list[jobs.PreviewRow]:
-        return preview_pull(adapter, rows)
+        return preview_pull(adapter, rows, org_id)
 
     def start(org_id: int, ids: list[str], user: Any) -> SyncJob:
         return jobs.start_targeted_pull(org_id, entity, ids, user=user)
@@ -160,10 +160,10 @@ def pull_selected(modeladmin: Any, request: HttpRequest, queryset: models.QueryS
     return _confirm_or_start(modeladmin, request, queryset, direction="pull", preview=preview, start=start)
 
 
-def preview_pull(adapter: Any, rows: list[models.Model]) -> list[jobs.PreviewRow]:
+def preview_pull(adapter: Any, rows: list[models.Model], organization_id: int) -> list[jobs.PreviewRow]:
     """What a targeted pull does per row: rows linked to a QuickBooks record are refreshed from it; the rest are
     skipped (QuickBooks has nothing for them yet)."""
-    mappings = maps.mappings_for_objects(adapter, [str(o.pk) for o in rows])
+    mappings = maps.mappings_for_objects(adapter, [str(o.pk) for o in rows], organization_id)
     result = []
     for obj in rows:
         oid, mapping = str(obj.pk), mappings.get(str(obj.pk))

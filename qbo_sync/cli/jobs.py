@@ -219,8 +219,9 @@ class Pull(Subcommand):
         client = client_for(org)
         if entity == "Payment" and mode == "full":
             # A full payment pull re-reads every invoice we synced.
-            counts["Invoice"] = EntityMapping.objects.filter(organization_id=org.pk, entity_type="Invoice",
-                                                             qbo_id__isnull=False).exclude(qbo_id="").count()
+            counts["Invoice"] = EntityMapping.objects.filter(
+                organization_id=org.pk, entity_type="Invoice", realm_id=org.qbo_connection.realm_id,
+                qbo_id__isnull=False).exclude(qbo_id="").count()
         else:
             for name in (("Invoice", "Payment") if entity == "Payment" else (entity,)):
                 where = ["Active IN (true, false)"] if name in ("Customer", "Item") else []

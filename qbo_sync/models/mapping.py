@@ -12,6 +12,10 @@ class EntityMapping(models.Model):
 
     ``snapshot`` is the base of the three-way merge: the canonical values as they were after the last successful
     sync. A side whose value differs from it has changed since.
+
+    A link belongs to one QuickBooks company (``realm_id``) and to the organization that made it. Lookups key on
+    organization + realm + entity + host row (or realm + entity + QBO id), so after a reconnect to a different
+    company the old links stay for the record but are never used: that company's ids mean nothing in the new one.
     """
 
     class State(models.TextChoices):
@@ -40,7 +44,7 @@ class EntityMapping(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["content_type", "object_id"], name="uniq_mapping_host_row"),
+            models.UniqueConstraint(fields=["realm_id", "content_type", "object_id"], name="uniq_mapping_host_row"),
             models.UniqueConstraint(
                 fields=["realm_id", "entity_type", "qbo_id"],
                 condition=models.Q(qbo_id__isnull=False),
@@ -49,6 +53,7 @@ class EntityMapping(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "entity_type", "state"]),
+            models.Index(fields=["content_type", "object_id"], name="qbo_mapping_host_row_idx"),
         ]
 
     def __str__(self) -> str:

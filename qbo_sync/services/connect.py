@@ -220,6 +220,11 @@ def complete_connect(request_params: Mapping[str, Any], user: Any = None) -> Any
             if connection.realm_id and connection.realm_id != realm_id:
                 logger.warning("QBO organization %s: reconnected from realm %s to realm %s", organization.pk,
                                connection.realm_id, realm_id)
+                # Another company: its records are all new to us. The next pulls read everything and link by
+                # natural key (the old company's links stay for the record, unused: they are bound to its realm).
+                from qbo_sync.models import PullCursor
+
+                PullCursor.objects.filter(organization=organization).update(changed_since=None)
             connection.realm_id = realm_id
             connection.environment = env
             store_tokens(connection, tokens)

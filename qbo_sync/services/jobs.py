@@ -112,8 +112,8 @@ def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str]
     entity = _check_entity(entity, ("Customer", "Item"), "pull")
     require_connection(organization_id)
     object_ids = resolve_ids(organization_id, entity, object_ids)
-    linked = {oid: m.qbo_id for oid, m in maps.mappings_for_objects(get_adapter(entity), object_ids).items()
-              if m.qbo_id}
+    linked = {oid: m.qbo_id for oid, m in maps.mappings_for_objects(get_adapter(entity), object_ids,
+                                                                    organization_id).items() if m.qbo_id}
     ids = [oid for oid in object_ids if oid in linked]
     if not ids:
         raise QboInputError(f"None of these {entity.lower()}s is in QuickBooks yet; sync them first.", "ids")
@@ -150,7 +150,8 @@ def unsynced_ids(organization_id: int, entity: str) -> list[str]:
     adapter = get_adapter(entity)
     mapper = get_mapper(entity)
     rows = adapter.get_queryset(organization_id)
-    mappings = maps.mappings_for_objects(adapter, [str(pk) for pk in rows.values_list("pk", flat=True)])
+    mappings = maps.mappings_for_objects(adapter, [str(pk) for pk in rows.values_list("pk", flat=True)],
+                                         organization_id)
     held = held_conflicts(m.pk for m in mappings.values())
     result = []
     for obj in rows:
@@ -176,7 +177,7 @@ def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = 
     adapter = get_adapter(entity)
     mapper = get_mapper(entity)
     objects = {str(pk): o for pk, o in adapter.get_queryset(organization_id).in_bulk(object_ids).items()}
-    mappings = maps.mappings_for_objects(adapter, object_ids)
+    mappings = maps.mappings_for_objects(adapter, object_ids, organization_id)
     held = held_conflicts(m.pk for m in mappings.values())
     rows = []
     for oid in object_ids:

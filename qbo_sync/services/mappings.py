@@ -7,13 +7,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter
 from qbo_sync.mapping.base import jsonable
 from qbo_sync.mapping.merge import FieldConflict
-from qbo_sync.models import Conflict, EntityMapping, SyncLog
+from qbo_sync.models import Conflict, EntityMapping, QboConnection, SyncLog
 from qbo_sync.services.outcomes import safe_text
 
 
@@ -21,10 +22,76 @@ def content_type_for(adapter: HostAdapter) -> ContentType:
     return ContentType.objects.get_for_model(adapter.model, for_concrete_model=True)
 
 
-def mappings_for_objects(adapter: HostAdapter, object_ids: Iterable[str]) -> dict[str, EntityMapping]:
+def current_realm(organization_id: int) -> str:
+    """The QuickBooks company the organization is (or was last) connected to; "" when it never connected."""
+    return (QboConnection.objects.filter(organization_id=organization_id).values_list("realm_id", flat=True).first()
+            or "")
+
+
+def mappings_for_objects(adapter: HostAdapter, object_ids: Iterable[str], organization_id: int,
+                         realm_id: str | None = None) -> dict[str, EntityMapping]:
+    """The links of these host rows that this organization made in this company (default: its current one).
+
+    Links made in another company (before a reconnect) or by another organization (before the row moved) are
+    never returned: their QBO ids mean nothing here.
+    """
+    realm = current_realm(organization_id) if realm_id is None else realm_id
     ct = content_type_for(adapter)
     ids = [str(i) for i in object_ids]
-    return {m.object_id: m for m in EntityMapping.objects.filter(content_type=ct, object_id__in=ids)}
+    return {m.object_id: m for m in EntityMapping.objects.filter(
+        content_type=ct, object_id__in=ids, organization_id=organization_id, realm_id=realm)}
+
+
+def linked_in_other_realm(adapter: HostAdapter, object_ids: Iterable[str], organization_id: int,
+                          realm_id: str) -> set[str]:
+    """Rows this organization linked in another QuickBooks company (before a reconnect): they start over from
+    natural-key linking in this one, never from the old ids."""
+    ids = [str(i) for i in object_ids]
+    return set(EntityMapping.objects.filter(content_type=content_type_for(adapter), object_id__in=ids,
+                                            organization_id=organization_id, qbo_id__isnull=False)
+               .exclude(realm_id=realm_id).values_list("object_id", flat=True))
+
+
+def refused_rows(adapter: HostAdapter, organization_id: int, object_ids: Iterable[str],
+                 found: dict[str, models.Model]) -> dict[str, str]:
+    """Rows a sync of ``organization_id`` must not send, with the reason (``{object_id: message}``).
+
+    ``found`` are the requested rows that the adapter's queryset of this organization returned. A requested row
+    that exists but is not among them belongs to another organization; a found row that another organization
+    linked to QuickBooks has moved here since. Neither is sent: the first would write into this organization's
+    company data it does not own, the second would reuse another company's ids.
+    """
+    entity = adapter.entity
+    refused: dict[str, str] = {}
+    for pk in foreign_rows(adapter, organization_id, [str(i) for i in object_ids if str(i) not in found]):
+        refused[pk] = (f"{entity} {pk} belongs to another organization than this sync's; refused, nothing was sent "
+                       "to QuickBooks.")
+    moved = set(EntityMapping.objects.filter(content_type=content_type_for(adapter), object_id__in=list(found),
+                                             qbo_id__isnull=False).exclude(organization_id=organization_id)
+                .values_list("object_id", flat=True))
+    for oid in moved:
+        refused[oid] = (f"{entity} {found[oid]} was linked to QuickBooks by another organization and has moved to "
+                        "this one since; refused, nothing was sent. Move it back, or create a new "
+                        f"{entity.lower()} here.")
+    return refused
+
+
+def foreign_rows(adapter: HostAdapter, organization_id: int, object_ids: Iterable[str]) -> list[str]:
+    """Which of these ids are rows of another organization (ids of no row at all are not foreign)."""
+    valid = [str(i) for i in object_ids if _is_pk(adapter.model, str(i))]
+    if not valid:
+        return []
+    return [str(pk) for pk in adapter.model._default_manager.filter(pk__in=valid)
+            .exclude(**{adapter.organization_field: organization_id}).values_list("pk", flat=True)]
+
+
+def _is_pk(model: type[models.Model], value: str) -> bool:
+    """Whether ``value`` can be a primary key of ``model`` at all (PostgreSQL errors on an out-of-range integer)."""
+    try:
+        pk = model._meta.pk.to_python(value)
+    except (ValueError, TypeError, ValidationError):
+        return False
+    return not isinstance(pk, int) or -(2**63) <= pk < 2**63
 
 
 def mappings_for_qbo_ids(realm_id: str, entity: str, qbo_ids: Iterable[str]) -> dict[str, EntityMapping]:
@@ -44,7 +111,7 @@ def new_mapping(adapter: HostAdapter, obj: models.Model, organization_id: int, r
 
 def _same_host_row(mapping: EntityMapping) -> dict[str, Any]:
     """The lookup that matches the host-row constraint (``uniq_mapping_host_row``)."""
-    return {"content_type_id": mapping.content_type_id, "object_id": mapping.object_id}
+    return {"realm_id": mapping.realm_id, "content_type_id": mapping.content_type_id, "object_id": mapping.object_id}
 
 
 def save_new(mapping: EntityMapping) -> EntityMapping:
@@ -70,7 +137,7 @@ def save_new_many(mappings: Sequence[EntityMapping]) -> dict[str, EntityMapping]
         return {}
     EntityMapping.objects.bulk_create(mappings, batch_size=500, ignore_conflicts=True)
     first = mappings[0]
-    stored = EntityMapping.objects.filter(content_type_id=first.content_type_id,
+    stored = EntityMapping.objects.filter(realm_id=first.realm_id, content_type_id=first.content_type_id,
                                           object_id__in=[m.object_id for m in mappings])
     return {m.object_id: m for m in stored}
 

@@ -211,8 +211,9 @@ def unlinked_host_rows_by_key(ctx: SyncContext, adapter: HostAdapter) -> dict[tu
     if key not in ctx.cache:
         mapper = get_mapper(adapter.entity)
         # Compared in Python: object_id is text and host keys may be integers (PostgreSQL refuses bigint = varchar).
+        # Rows linked in another company (before a reconnect) are unlinked here: matched again by natural key.
         linked = set(EntityMapping.objects.filter(content_type=maps.content_type_for(adapter), qbo_id__isnull=False,
-                                                  organization_id=ctx.organization_id)
+                                                  organization_id=ctx.organization_id, realm_id=ctx.realm_id)
                      .values_list("object_id", flat=True))
         by_key: dict[tuple[str, str], models.Model] = {}
         for obj in adapter.get_queryset(ctx.organization_id).iterator(chunk_size=2000):

@@ -223,11 +223,16 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
     outcomes: dict[int, Outcome] = {}
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
                .in_bulk([i.object_id for i in items]).items()}
-    mappings = maps.mappings_for_objects(adapter, objects)
+    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in items], objects)
+    mappings = maps.mappings_for_objects(adapter, objects, ctx.organization_id, ctx.realm_id)
+    relinking = maps.linked_in_other_realm(adapter, objects, ctx.organization_id, ctx.realm_id)
     held = held_conflicts(m.pk for m in mappings.values())
     writes: list[Write] = []
     for item in items:
         obj = objects.get(item.object_id)
+        if item.object_id in refused:
+            outcomes[item.pk] = Outcome.failed(refused[item.object_id], code="tenancy")
+            continue
         if obj is None:
             outcomes[item.pk] = Outcome.completed("the row no longer exists in this organization; nothing to send")
             continue
@@ -250,8 +255,10 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
                 f"nothing to send: {describe_held(waiting)}" if waiting else "already in step with QuickBooks")
         else:
             writes.append(write)
-    # A create that may have reached QBO already (its answer was lost) links to what is there instead.
-    maybe_sent = [w for w in writes if w.operation == "create" and w.mapping.last_pushed_at is not None]
+    # A create that may have reached QBO already (its answer was lost), or a row linked in another company before
+    # a reconnect, links to what is there (by natural key) instead.
+    maybe_sent = [w for w in writes if w.operation == "create"
+                  and (w.mapping.last_pushed_at is not None or w.mapping.object_id in relinking)]
     if maybe_sent:
         found = find_by_natural_key(ctx, entity, [w.values for w in maybe_sent])
         for w in maybe_sent:
@@ -486,12 +493,16 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     outcomes: dict[int, Outcome] = {}
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
                .in_bulk([i.object_id for i in items]).items()}
-    mappings = maps.mappings_for_objects(adapter, objects)
+    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in items], objects)
+    mappings = maps.mappings_for_objects(adapter, objects, ctx.organization_id, ctx.realm_id)
+    relinking = maps.linked_in_other_realm(adapter, objects, ctx.organization_id, ctx.realm_id)
     pending: list[tuple[QueueItem, models.Model, EntityMapping]] = []
     for item in items:
         obj = objects.get(item.object_id)
         mapping = mappings.get(item.object_id)
-        if obj is None:
+        if item.object_id in refused:
+            outcomes[item.pk] = Outcome.failed(refused[item.object_id], code="tenancy")
+        elif obj is None:
             outcomes[item.pk] = Outcome.completed("the invoice no longer exists; nothing to send")
         elif mapping is not None and mapping.qbo_id:
             outcomes[item.pk] = Outcome.completed(f"already in QuickBooks as invoice {mapping.qbo_id}; "
@@ -508,9 +519,11 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     writes: list[Write] = []
     all_values = {item.pk: adapter.to_values(obj) for item, obj, _ in pending}
     customer_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
-        get_adapter("Customer"), {v["customer_object_id"] for v in all_values.values()}).values()}
+        get_adapter("Customer"), {v["customer_object_id"] for v in all_values.values()}, ctx.organization_id,
+        ctx.realm_id).values()}
     item_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
-        get_adapter("Item"), {line["item_object_id"] for v in all_values.values() for line in v["lines"]}).values()}
+        get_adapter("Item"), {line["item_object_id"] for v in all_values.values() for line in v["lines"]},
+        ctx.organization_id, ctx.realm_id).values()}
     for item, obj, mapping in pending:
         values = all_values[item.pk]
         blocked = [dependency_errors[key] for key in dependency_keys(values) if key in dependency_errors]
@@ -542,7 +555,7 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
                 outcomes[w.item.pk] = Outcome.completed(f"already in QuickBooks as invoice {w.mapping.qbo_id}; "
                                                         "an invoice is sent once")
 
-    maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None]
+    maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None or w.mapping.object_id in relinking]
     if maybe_sent:
         existing = find_invoices_by_doc_number(ctx, [w.values["doc_number"] for w in maybe_sent])
         for w in maybe_sent:
@@ -582,7 +595,8 @@ def ensure_dependencies(ctx: SyncContext, invoices: Sequence[models.Model]) -> d
     errors: dict[tuple[str, str], Outcome] = {}
     for entity, objs in needed.items():
         adapter = get_adapter(entity)
-        mapped = {oid for oid, m in maps.mappings_for_objects(adapter, objs).items() if m.qbo_id}
+        mapped = {oid for oid, m in maps.mappings_for_objects(adapter, objs, ctx.organization_id,
+                                                               ctx.realm_id).items() if m.qbo_id}
         missing = [oid for oid in objs if oid not in mapped]
         if not missing:
             continue
@@ -641,12 +655,16 @@ def void_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     """Push voids. The current SyncToken is read first (payments change it), then the void is sent once."""
     adapter = get_adapter("Invoice")
     mapper = get_mapper("Invoice")
-    mappings = maps.mappings_for_objects(adapter, [i.object_id for i in items])
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
                .in_bulk([i.object_id for i in items]).items()}
+    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in items], objects)
+    mappings = maps.mappings_for_objects(adapter, [i.object_id for i in items], ctx.organization_id, ctx.realm_id)
     outcomes: dict[int, Outcome] = {}
     for item in items:
         mapping = mappings.get(item.object_id)
+        if item.object_id in refused:
+            outcomes[item.pk] = Outcome.failed(refused[item.object_id], code="tenancy")
+            continue
         if mapping is None or not mapping.qbo_id:
             outcomes[item.pk] = Outcome.completed("never reached QuickBooks; nothing to void")
             continue

@@ -46,6 +46,9 @@ Priority = QueueItem.Priority
 
 #: Rows per INSERT in ``enqueue`` (SQLite allows 32,766 variables; a QueueItem row has ~18).
 BATCH_SIZE = 500
+#: Ids per query when ``enqueue`` checks that the rows are the organization's (one parameter each; SQLite allows
+#: 32,766 parameters, PostgreSQL 65,535).
+CHECK_BATCH_SIZE = 5000
 #: Seconds a ``wait`` outcome (connection needs re-authorisation) defers an item when it gives no ``retry_after``.
 WAIT_SECONDS = 60
 #: Picks ``claim_chunk`` tries before it claims without a turn of its own (other workers keep taking its picks).
@@ -68,6 +71,7 @@ def enqueue(organization_id: int, entity_type: str, object_ids: Iterable[Any], o
     ids = list(dict.fromkeys(str(pk) for pk in object_ids))  # unique, order kept
     if not ids:
         return 0
+    refuse_foreign_rows(organization_id, entity_type, ids)
     if priority is None:
         priority = Priority.BULK if job is not None else Priority.REALTIME
     due = timezone.now() + timedelta(seconds=delay)
@@ -92,6 +96,25 @@ def enqueue(organization_id: int, entity_type: str, object_ids: Iterable[Any], o
     if created and kick:
         _kick_on_commit()
     return created
+
+
+def refuse_foreign_rows(organization_id: int, entity_type: str, ids: Sequence[str]) -> None:
+    """Raise ``QboForeignRowError`` when a row of another organization is handed to this organization's sync: it
+    would be written into this organization's QuickBooks company (nothing is queued; the push refuses it too)."""
+    from qbo_sync.adapters import get_adapter
+    from qbo_sync.exceptions import QboConfigurationError, QboForeignRowError
+    from qbo_sync.services.mappings import foreign_rows
+
+    try:
+        adapter = get_adapter(entity_type)
+    except QboConfigurationError:
+        return  # no host model behind this entity: nothing of anyone's
+    foreign: list[str] = []
+    for start in range(0, len(ids), CHECK_BATCH_SIZE):
+        foreign.extend(foreign_rows(adapter, organization_id, ids[start:start + CHECK_BATCH_SIZE]))
+    if foreign:
+        shown = ", ".join(foreign[:10]) + (" …" if len(foreign) > 10 else "")
+        raise QboForeignRowError(f"{entity_type} {shown} belongs to another organization; nothing was queued.")
 
 
 def _insert_job_items(organization_id: int, job: SyncJob, entity_type: str, ids: list[str], operation: str,

@@ -167,7 +167,7 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
     spec = mapper.SPEC
     qbo = {str(r["Id"]): r for r in _qbo_rows(ctx, entity)}
     hosts = {str(o.pk): o for o in adapter.get_queryset(ctx.organization_id)}
-    mappings = maps.mappings_for_objects(adapter, hosts)
+    mappings = maps.mappings_for_objects(adapter, hosts, ctx.organization_id, ctx.realm_id)
     linked_qbo = {m.qbo_id: m for m in mappings.values() if m.qbo_id}
     open_fields = held_conflicts(m.pk for m in mappings.values())
     qbo_by_key = _unlinked_by_natural_key(mapper, [r for qid, r in qbo.items() if qid not in linked_qbo])
@@ -229,7 +229,7 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
     for row in qbo_rows:
         by_number[str(row.get("DocNumber") or "")].append(row)
     hosts = {str(o.pk): o for o in adapter.get_queryset(ctx.organization_id)}
-    mappings = maps.mappings_for_objects(adapter, hosts)
+    mappings = maps.mappings_for_objects(adapter, hosts, ctx.organization_id, ctx.realm_id)
     numbers: dict[str, str] = {}
     totals = {"host_total": Decimal("0.00"), "qbo_total": Decimal("0.00"),
               "host_due": Decimal("0.00"), "qbo_balance": Decimal("0.00")}
@@ -359,7 +359,7 @@ def apply_repairs(report: Report) -> list[str]:
             known = [d for d in lines if d.object_id]
             if known:
                 # Forget the version we think we have, so the pull merges the record again instead of skipping it.
-                EntityMapping.objects.filter(organization_id=org, entity_type=entity,
+                EntityMapping.objects.filter(organization_id=org, realm_id=report.realm_id, entity_type=entity,
                                              qbo_id__in=[d.qbo_id for d in known]).update(sync_token="")
             ids = [d.qbo_id for d in lines]
             try:
@@ -395,7 +395,8 @@ def _relink(report: Report, d: Drift) -> str:
     with transaction.atomic():
         if EntityMapping.objects.filter(realm_id=report.realm_id, entity_type=d.entity, qbo_id=d.qbo_id).exists():
             return f"{d.entity} {d.object_id}: QuickBooks {d.qbo_id} is linked to another row; not relinked"
-        mapping = maps.mappings_for_objects(adapter, [d.object_id]).get(d.object_id) or maps.new_mapping(
+        mapping = maps.mappings_for_objects(adapter, [d.object_id], report.organization_id, report.realm_id).get(
+            d.object_id) or maps.new_mapping(
             adapter, obj, report.organization_id, report.realm_id)
         # A link with no base: the next push of the row looks up the record by its natural key and merges.
         mapping.qbo_id = None

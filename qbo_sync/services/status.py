@@ -27,7 +27,7 @@ def qbo_url(entity: str, qbo_id: str | None) -> str:
 
 def record_status(organization_id: int, entity: str, object_id: str) -> dict[str, Any]:
     adapter = get_adapter(entity)
-    mapping = maps.mappings_for_objects(adapter, [object_id]).get(str(object_id))
+    mapping = maps.mappings_for_objects(adapter, [object_id], organization_id).get(str(object_id))
     item = (QueueItem.objects.filter(organization_id=organization_id, entity_type=entity, object_id=str(object_id))
             .order_by("-updated_at").first())
     open_conflicts = Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN).count() if mapping else 0
@@ -59,7 +59,7 @@ def record_status(organization_id: int, entity: str, object_id: str) -> dict[str
 def states_for(organization_id: int, entity: str, object_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Badges for a page of rows in a constant number of queries (admin list pages)."""
     adapter = get_adapter(entity)
-    mappings = maps.mappings_for_objects(adapter, object_ids)
+    mappings = maps.mappings_for_objects(adapter, object_ids, organization_id)
     active = dict(QueueItem.objects.filter(organization_id=organization_id, entity_type=entity,
                                            object_id__in=object_ids,
                                            status__in=[QueueItem.Status.PENDING, QueueItem.Status.PROCESSING])
