@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from batchly.models import Customer
@@ -153,3 +154,19 @@ def test_enqueueing_a_foreign_row_is_refused(org) -> None:
         create_job(org.pk, "push", "Customer", [stranger.pk], QueueItem.Operation.PUSH)
     assert not QueueItem.objects.exists() and not SyncJob.objects.exists()
     assert enqueue(org.pk, "Customer", [mine.pk, "999999"], QueueItem.Operation.PUSH) == 2  # unknown ids: not foreign
+
+
+def test_the_migration_gives_links_without_a_realm_their_organizations_company(org) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    customer = CustomerFactory(organization=org)
+    unconnected = CustomerFactory(organization=OrganizationFactory())
+    for row in (customer, unconnected):
+        EntityMapping.objects.create(organization_id=row.organization_id, entity_type="Customer", realm_id="",
+                                     content_type=ContentType.objects.get_for_model(Customer), object_id=str(row.pk))
+    migration = import_module("qbo_sync.migrations.0006_mapping_bound_to_realm")
+    migration.fill_realm_ids(apps, None)
+    realms = dict(EntityMapping.objects.values_list("object_id", "realm_id"))
+    assert realms == {str(customer.pk): org.qbo_connection.realm_id, str(unconnected.pk): ""}
