@@ -104,7 +104,7 @@ def drain(budget_seconds: float | None = None, worker_id: str | None = None, org
                 if pause is None:
                     report.stopped = "idle"
                     break
-                waiting = True
+                waiting = organization_id is None
                 _sleep(pause)
                 report.waited_seconds = round(report.waited_seconds + pause, 3)
                 continue
@@ -146,6 +146,7 @@ def _wait_for(report: DrainReport, organization_id: int | None, spare: float) ->
     ahead = (next_due - timezone.now()).total_seconds()
     if ahead > min(float(qbo_settings.DRAIN_WAIT_SECONDS), spare):
         return None
-    if not wakeup.hold_wait(report.worker_id, next_due):
+    # A drain limited to one organization waits without the waiter role: it would not drain the others' work.
+    if organization_id is None and not wakeup.hold_wait(report.worker_id, next_due):
         return None
     return min(WAIT_STEP_SECONDS, max(MIN_PAUSE_SECONDS, ahead))

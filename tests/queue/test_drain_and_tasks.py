@@ -286,7 +286,7 @@ def fake_clock(monkeypatch):
 
         def pause(seconds: float) -> None:
             pauses.append(seconds)
-            waiters.append(DrainSignal.objects.get().waiter)
+            waiters.append(DrainSignal.objects.values_list("waiter", flat=True).first() or "")
             traveller.shift(seconds)
 
         monkeypatch.setattr(drain_module, "_sleep", pause)
@@ -328,6 +328,16 @@ def test_only_one_drain_waits_and_an_earlier_due_time_takes_the_role_over(org, p
     report = drain(budget_seconds=60, worker_id="this-host:2")
     assert report.completed == 1 and report.waited_seconds == 3  # the earlier item was worth its own wait
     assert set(fake_clock.waiters) == {"this-host:2"}  # ... and it held the role while waiting
+
+
+def test_a_drain_limited_to_one_organization_waits_without_keeping_others_from_waiting(db, processor,
+                                                                                      fake_clock) -> None:
+    a, b = make_org(), make_org()
+    queue.enqueue(a.pk, "Customer", [1], "push", delay=2)
+    queue.enqueue(b.pk, "Customer", [1], "push", delay=1)
+    assert drain(budget_seconds=60, organization_id=a.pk).completed == 1
+    assert set(fake_clock.waiters) == {""}  # it did not take the role: a drain of everyone would still wait for b
+    assert QueueItem.objects.get(organization=b).status == Status.PENDING
 
 
 def test_a_dead_waiter_is_replaced(org, processor, fake_clock) -> None:
