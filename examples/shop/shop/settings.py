@@ -1,4 +1,4 @@
-"""Settings of the shop: a fresh `startproject`, plus what docs/installation.md asks for to install qbo_sync."""
+"""Settings of the shop: a fresh `startproject`, plus what docs/installation.md (step 3) asks for, and nothing else."""
 
 import os
 from pathlib import Path
@@ -52,8 +52,8 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SHOP_DATABASE", str(BASE_DIR / "shop.sqlite3")),
-        # qbo_sync's workers write concurrently: take SQLite's write lock at the start of a transaction.
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+        # Web and worker processes write at the same time (docs/installation.md, step 3).
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -63,7 +63,8 @@ STATIC_URL = "static/"
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 
-Q_CLUSTER = {"name": "shop", "workers": 2, "timeout": 300, "retry": 360, "orm": "default"}
+Q_CLUSTER = {"name": "shop", "workers": 2, "timeout": 300, "retry": 360, "max_attempts": 2, "catch_up": False,
+             "orm": "default"}
 
 # --- qbo_sync ---------------------------------------------------------------------------------------------------
 QBO_SYNC_ORGANIZATION_MODEL = "shop.Store"
@@ -77,8 +78,8 @@ QBO_SYNC = {
     "ORGANIZATION_RESOLVER": "shop.qbo.stores_for_user",
     "CLIENT_ID": os.environ.get("QBO_CLIENT_ID", "shop-client"),
     "CLIENT_SECRET": os.environ.get("QBO_CLIENT_SECRET", "shop-secret"),
-    "REDIRECT_URI": "http://127.0.0.1:8000/qbo/oauth/callback/",
-    "ENVIRONMENT": "local",
+    "REDIRECT_URI": os.environ.get("QBO_REDIRECT_URI", "http://127.0.0.1:8000/qbo/oauth/callback/"),
+    "ENVIRONMENT": os.environ.get("QBO_ENVIRONMENT", "local"),
+    # The bundled sandbox on another port (run_from_wheel.py starts it on a free one).
+    "API_BASE_URL": os.environ.get("QBO_API_BASE_URL", "http://127.0.0.1:8765"),
 }
-# The bundled sandbox's address (run.sh starts it on a free port).
-QBO_API_BASE_URL = os.environ.get("QBO_API_BASE_URL", "http://127.0.0.1:8765")
