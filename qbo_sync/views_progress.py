@@ -33,6 +33,7 @@ def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such job.")
     return render(request, "qbo_sync/job_progress.html", {
         "job": job,
+        "state_labels": dict(SyncJob.State.choices),  # the page says what the admin says for each API state
         "api_url": reverse("qbo_sync_api:job-detail", args=[job.pk]),
         "cancel_url": reverse("qbo_sync_api:job-cancel", args=[job.pk]),
         "dashboard_url": reverse("qbo_sync:dashboard") + f"?org={organization_ref(job.organization)}",

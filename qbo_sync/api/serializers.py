@@ -182,8 +182,11 @@ class JobProgressSerializer(JobSerializer):
                                                                     "nothing has finished yet to measure.")
     slow_reason = serializers.ChoiceField(choices=[("throttled", "throttled"),
                                                    ("waiting for reconnect", "waiting for reconnect"),
-                                                   ("paused", "paused")],
-                                          allow_null=True, help_text="Why it is slow, when it is.")
+                                                   ("paused", "paused"),
+                                                   ("no worker running", "no worker running")],
+                                          allow_null=True, help_text="Why it is slow, when it is. `no worker "
+                                          "running`: work has been due for minutes and nothing moved; start the "
+                                          "workers (`manage.py qcluster`).")
     paused = serializers.BooleanField(help_text="An operator paused the organization's sync: work waits, nothing is "
                                                 "sent or pulled until it is resumed.")
     pause_reason = serializers.CharField(allow_blank=True, help_text="Why, as the operator said (empty unless "

@@ -124,7 +124,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('push', 'Push to QuickBooks'), ('pull', 'Pull from QuickBooks'), ('import', 'First import from QuickBooks'), ('sync', 'Full sync cycle'), ('reconcile', 'Reconciliation')], max_length=16)),
                 ('entity_type', models.CharField(blank=True, choices=[('Customer', 'Customer'), ('Item', 'Item'), ('Invoice', 'Invoice'), ('Payment', 'Payment')], max_length=16)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Completed with failures'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
+                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
                 ('total', models.PositiveIntegerField(default=0)),
                 ('description', models.CharField(blank=True, max_length=255)),
                 ('options', models.JSONField(blank=True, default=dict)),

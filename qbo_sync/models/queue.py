@@ -25,7 +25,7 @@ class SyncJob(models.Model):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Completed with failures"
+        FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
     organization = organization_fk()

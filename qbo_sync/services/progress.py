@@ -20,6 +20,9 @@ STATUSES = [s.value for s in Status]
 
 #: ``error_code`` values of a retry caused by QBO's throttle (HTTP 429 / fault 3001). The processor should use one.
 THROTTLE_CODES = ("throttled", "429", "3001")
+#: Work due this long with nothing of the job touched meanwhile means no worker is draining the queue (the safety-net
+#: drain runs every minute while a cluster is up).
+NO_WORKER_AFTER_SECONDS = 120
 #: The rate is measured over the completions of this trailing window (or since the job started, if shorter).
 RATE_WINDOW_SECONDS = 300
 
@@ -55,6 +58,8 @@ def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
         waiting=Count("pk", filter=Q(status=Status.PENDING, error_code="wait")),
         first_completed_at=Min("completed_at"),
         last_completed_at=Max("completed_at"),
+        oldest_due=Min("next_attempt_at", filter=Q(status=Status.PENDING)),
+        last_touched=Max("updated_at"),
     )
     connection_status, paused_at, pause_reason = (
         QboConnection.objects.filter(organization_id=job.organization_id)
@@ -79,6 +84,8 @@ def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
         slow_reason = "throttled"
     elif remaining and agg["waiting"]:
         slow_reason = "waiting for reconnect"
+    elif remaining and not counts[Status.PROCESSING] and _stalled(agg, now):
+        slow_reason = "no worker running"
 
     return {
         "job": job.pk,
@@ -101,6 +108,13 @@ def job_progress(job: SyncJob, now: datetime | None = None) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "last_completed_at": agg["last_completed_at"],
     }
+
+
+def _stalled(agg: dict[str, Any], now: datetime) -> bool:
+    """Items have been due for a while and nothing of the job moved meanwhile: no worker seems to be running."""
+    quiet_since = now - timedelta(seconds=NO_WORKER_AFTER_SECONDS / float(qbo_settings.TIME_SCALE or 1.0))
+    due, touched = agg["oldest_due"], agg["last_touched"]
+    return due is not None and due <= quiet_since and (touched is None or touched <= quiet_since)
 
 
 def queue_counts(organization_id: int, entity_type: str | None = None) -> dict[str, Any]:

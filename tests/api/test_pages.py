@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from qbo_sync.models import SyncJob
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +61,12 @@ def test_dashboard_scoping(user_a, org_a, org_b):
     chooser = browser(carol).get("/qbo/dashboard/").content.decode()
     assert "?org=org-a" in chooser and "?org=org-b" in chooser
     assert "Org B Books" in browser(carol).get("/qbo/dashboard/?org=org-b").content.decode()
+
+
+def test_the_progress_page_and_the_admin_name_a_job_state_alike(user_a, org_a, make_push_job):
+    """One word set: the API's ``failed`` is shown as the admin's label, "Failed" (was "Completed with failures")."""
+    job = make_push_job(org_a, 1)
+    SyncJob.objects.filter(pk=job.pk).update(state=SyncJob.State.FAILED)
+    html = browser(user_a).get(f"/qbo/jobs/{job.pk}/progress/").content.decode()
+    assert '<span id="state" class="state failed">Failed</span>' in html
+    assert '"failed": "Failed"' in html and "Completed with failures" not in html

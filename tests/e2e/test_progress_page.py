@@ -98,7 +98,7 @@ def test_progress_page_follows_a_running_job(live_server, browser, slow_queue):
             completed = int(page.text_content("#count-completed") or 0)
             if not seen or seen[-1] != (percent, completed):
                 seen.append((percent, completed))
-            if percent == 100.0 and page.text_content("#state") == "completed":
+            if percent == 100.0 and page.text_content("#state") == "Completed":
                 break
             time.sleep(0.2)
         worker.join(timeout=30)
