@@ -14,6 +14,7 @@ from django.db import models
 
 from batchly.models import Customer, Invoice, Item, Membership, Organization
 from qbo_sync.adapters import HostAdapter, InvoiceAdapterMixin
+from qbo_sync.permissions import Action, has_default_permission
 
 CUSTOMER_FIELDS = (
     "display_name", "company_name", "given_name", "family_name", "email", "phone",
@@ -29,6 +30,23 @@ def organizations_for_user(user: Any) -> models.QuerySet:
     if user.is_superuser:
         return Organization.objects.all()
     return Organization.objects.filter(pk__in=Membership.objects.filter(user=user).values("organization_id"))
+
+
+#: What each membership role may do with the QuickBooks sync (qbo_sync's PERMISSION_CHECKER; docs/security.md).
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    Membership.Role.VIEWER: frozenset({Action.VIEW}),
+    Membership.Role.OPERATOR: frozenset({Action.VIEW, Action.START_SYNC, Action.OPERATE, Action.RESOLVE}),
+    Membership.Role.ACCOUNTANT: frozenset({Action.VIEW, Action.START_SYNC, Action.OPERATE, Action.RESOLVE}),
+    Membership.Role.OWNER: frozenset(Action),
+}
+
+
+def may_act(user: Any, action: str, organization: Organization) -> bool:
+    """qbo_sync's PERMISSION_CHECKER: the user's role in that organization grants the action, or a Django
+    permission granted in the admin does (qbo_sync's default rule)."""
+    role = Membership.objects.filter(user=user, organization=organization).values_list("role", flat=True).first()
+    return (role is not None and action in ROLE_ACTIONS.get(role, frozenset())) or \
+        has_default_permission(user, action)
 
 
 class _FieldsAdapter(HostAdapter):

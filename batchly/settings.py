@@ -188,6 +188,8 @@ QBO_SYNC = {
     },
     "ORGANIZATION_LOOKUP_FIELD": "slug",
     "ORGANIZATION_RESOLVER": "batchly.qbo_adapters.organizations_for_user",
+    # Who may do what: the membership role (viewer / operator / accountant / owner), see docs/security.md.
+    "PERMISSION_CHECKER": "batchly.qbo_adapters.may_act",
     "CRITICAL_FIELDS": {"Customer": env.list("QBO_CRITICAL_CUSTOMER_FIELDS", default=[])},
     "INCOME_ACCOUNT_NAME": env("QBO_INCOME_ACCOUNT_NAME", default="Sales of Product Income"),
 }

@@ -86,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
     "ENTITY_ADAPTERS": {},  # {"Customer": "dotted.path.Adapter", "Item": ..., "Invoice": ...}
     "ORGANIZATION_LOOKUP_FIELD": "pk",  # the tenant model's field that names one organization (CLI, API, pages)
     "ORGANIZATION_RESOLVER": None,  # dotted path: f(user) -> queryset/list of organization ids the user may see
+    "PERMISSION_CHECKER": None,  # dotted path: f(user, action, organization) -> bool (qbo_sync.permissions)
+    "CLIENT_ADDRESS_HEADER": "",  # request.META key a trusted proxy sets (e.g. HTTP_X_REAL_IP); "" = REMOTE_ADDR
     "CRITICAL_FIELDS": {},  # {"Customer": ["email"]}: conflicts on these wait for a person
     "INCOME_ACCOUNT_NAME": "Sales of Product Income",
     # Queue and workers

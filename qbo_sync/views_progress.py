@@ -1,18 +1,18 @@
 """Server-rendered pages: a job's live progress (polls the API) and an organization's sync dashboard.
 
-Staff only (like the admin they are linked from), and scoped like the API: a job or organization the user cannot
-see answers 404.
+For anyone logged in who holds the ``view`` action (:mod:`qbo_sync.permissions`), scoped like the API: a job or
+organization the user cannot see, or may not view, answers 404.
 """
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from qbo_sync.api.permissions import find_organization, visible_organizations
+from qbo_sync.api.permissions import find_organization, viewable_organizations
 from qbo_sync.conf import host_label
 from qbo_sync.models import Conflict, SyncJob
 from qbo_sync.models.base import EntityType
@@ -23,10 +23,10 @@ RECENT_JOBS = 20
 OPEN_CONFLICTS_SHOWN = 20
 
 
-@staff_member_required
+@login_required
 @require_GET
 def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    visible = visible_organizations(request.user)
+    visible = viewable_organizations(request.user)
     job = (SyncJob.objects.select_related("organization")
            .filter(pk=pk, organization_id__in=visible.values("pk")).first())
     if job is None:
@@ -40,10 +40,10 @@ def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-@staff_member_required
+@login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    visible = visible_organizations(request.user)
+    visible = viewable_organizations(request.user)
     ref = (request.GET.get("org") or "").strip()
     if ref:
         org = find_organization(visible, ref)

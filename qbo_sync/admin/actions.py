@@ -12,10 +12,11 @@ Usage (the host's admin.py)::
 
 A ModelAdmin that sets its own ``actions`` keeps these with ``actions = [*QboSyncAdminMixin.actions, ...]``.
 
-Permissions: both actions need ``qbo_sync.add_syncjob`` (they start a job); pulling also needs the host model's
+Permissions: both actions need the ``start_sync`` action of :mod:`qbo_sync.permissions` (by default
+``qbo_sync.add_syncjob``, or what the host's ``PERMISSION_CHECKER`` says); pulling also needs the host model's
 ``change`` permission (a pull overwrites the host rows). Staff without them do not see the actions. Rows come from
-the ModelAdmin's own ``get_queryset`` and must belong to organizations the ``ORGANIZATION_RESOLVER`` lets the user
-see; a selection that reaches outside them is refused as a whole.
+the ModelAdmin's own ``get_queryset`` and must belong to organizations where the user may start a sync; a selection
+that reaches outside them is refused as a whole.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from qbo_sync.adapters import HostAdapter, registry
-from qbo_sync.admin.tenancy import has_model_perm, visible_organization_ids
+from qbo_sync.admin.tenancy import may
 from qbo_sync.models import SyncJob
+from qbo_sync.permissions import Action, allowed_organization_ids
 from qbo_sync.services import status as status_service
 
 #: Entities a selection can be pushed or (targeted) pulled for from the admin.
@@ -73,9 +75,9 @@ def group_by_organization(adapter: HostAdapter, objects: list[models.Model]) -> 
 
 
 def check_organizations(request: HttpRequest, organization_ids: Any) -> None:
-    """Refuse (403) when any organization is outside those the user may see."""
-    visible = visible_organization_ids(request)
-    if visible is not None and not set(organization_ids) <= visible:
+    """Refuse (403) when any organization is outside those where the user may start a sync."""
+    permitted = allowed_organization_ids(request.user, Action.START_SYNC, among=list(organization_ids))
+    if permitted is not None and not set(organization_ids) <= permitted:
         raise PermissionDenied("Some of the selected rows belong to organizations you cannot act for.")
 
 
@@ -98,11 +100,11 @@ class QboSyncAdminMixin:
     # --- permissions (``@admin.action(permissions=[...])`` calls these) ---------------------------------------
 
     def has_qbo_push_permission(self, request: HttpRequest) -> bool:
-        return (self.qbo_entity() in PUSH_ENTITIES and has_model_perm(request, SyncJob, "add")
+        return (self.qbo_entity() in PUSH_ENTITIES and may(request, Action.START_SYNC)
                 and self.has_view_or_change_permission(request))
 
     def has_qbo_pull_permission(self, request: HttpRequest) -> bool:
-        return (self.qbo_entity() in PULL_ENTITIES and has_model_perm(request, SyncJob, "add")
+        return (self.qbo_entity() in PULL_ENTITIES and may(request, Action.START_SYNC)
                 and self.has_change_permission(request))
 
     # --- actions ----------------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """qbo_sync's own admin: connections, jobs, queue items, conflicts, the sync log and pull cursors.
 
 Rows are written by the sync, so every page here is read-only; what an operator can do goes through actions and
-buttons that call the services, each guarded by the model's ``change`` permission:
+buttons that call ``qbo_sync.services.operations``, each guarded by an action of the one permission rule
+(:mod:`qbo_sync.permissions`; by default the Django permission in brackets, or the host's ``PERMISSION_CHECKER``):
 
-- connections: connect / reconnect / disconnect (``change_qboconnection``); tokens are never shown;
-- jobs: live progress, a link to the progress page, cancel (``change_syncjob``);
-- queue items: retry, retry including dead, cancel (``change_queueitem``);
-- conflicts: keep the app's value, keep QuickBooks', edit then keep (``change_conflict``);
+- connections: connect / reconnect / disconnect (``manage_connection``: ``change_qboconnection``); tokens are never
+  shown;
+- jobs: live progress, a link to the progress page, cancel (``operate``: ``change_syncjob``);
+- queue items: retry, retry including dead, cancel (``operate``: ``change_syncjob``);
+- conflicts: keep the app's value, keep QuickBooks', edit then keep (``resolve``: ``change_conflict``);
 - sync log and pull cursors: read-only, nothing to act on (the log is append-only: no delete either).
 
 Staff who are not superusers see only their organizations' rows (``OrganizationScopedAdmin``).
@@ -27,11 +29,11 @@ from django.utils.html import format_html
 
 from qbo_sync.admin import views
 from qbo_sync.admin.actions import job_url
-from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, has_model_perm
+from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, may
 from qbo_sync.exceptions import QboSyncError
 from qbo_sync.models import Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
-from qbo_sync.services import conflicts as conflict_service
-from qbo_sync.services import queue as queue_service
+from qbo_sync.permissions import Action, Actor
+from qbo_sync.services import operations
 from qbo_sync.services.jobs import QboInputError
 from qbo_sync.services.progress import job_progress
 
@@ -108,7 +110,7 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
         return short(obj.last_error)
 
     def has_manage_permission(self, request: HttpRequest) -> bool:
-        return has_model_perm(request, QboConnection, "change")
+        return may(request, Action.MANAGE_CONNECTION)
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -138,10 +140,8 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
             messages.info(request, "None of the selected organizations is connected.")
             return None
         if request.POST.get("post") == "yes":
-            from qbo_sync.services import connect as connect_service
-
             for connection in connections:
-                connect_service.disconnect(connection.organization)
+                operations.disconnect(Actor.from_request(request, "admin"), connection.organization)
                 self.log_change(request, connection, "Disconnected from QuickBooks")
             messages.success(request, f"Disconnected {len(connections)} organization(s) from QuickBooks.")
             return None
@@ -224,12 +224,13 @@ class SyncJobAdmin(QboReadOnlyAdmin):
                            url, obj.pk, url, obj.pk, url, obj.pk)
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
-        return has_model_perm(request, SyncJob, "change")
+        return may(request, Action.OPERATE)
 
     @admin.action(permissions=["cancel"], description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         jobs = [job for job in queryset if not job.is_finished]
-        items = sum(queue_service.cancel_job(job) for job in jobs)
+        actor = Actor.from_request(request, "admin")
+        items = sum(operations.cancel_job(actor, job) for job in jobs)
         for job in jobs:
             self.log_change(request, job, "Cancelled")
         skipped = queryset.count() - len(jobs)
@@ -263,7 +264,7 @@ class QueueItemAdmin(QboReadOnlyAdmin):
                            obj.job_id)
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
-        return has_model_perm(request, QueueItem, "change")
+        return may(request, Action.OPERATE)
 
     @staticmethod
     def _plain(queryset: QuerySet) -> QuerySet:
@@ -273,17 +274,18 @@ class QueueItemAdmin(QboReadOnlyAdmin):
 
     @admin.action(permissions=["operate"], description="Retry selected failed items")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queue_service.retry_items(self._plain(queryset))
+        count = operations.retry_items(Actor.from_request(request, "admin"), self._plain(queryset))
         messages.success(request, f"Requeued {count} failed item(s).")
 
     @admin.action(permissions=["operate"], description="Retry selected failed and dead items")
     def retry_including_dead(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queue_service.retry_items(self._plain(queryset), include_dead=True)
+        count = operations.retry_items(Actor.from_request(request, "admin"), self._plain(queryset),
+                                       include_dead=True)
         messages.success(request, f"Requeued {count} failed or dead item(s).")
 
     @admin.action(permissions=["operate"], description="Cancel selected pending items")
     def cancel_pending(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queue_service.cancel_items(self._plain(queryset))
+        count = operations.cancel_items(Actor.from_request(request, "admin"), self._plain(queryset))
         messages.success(request, f"Cancelled {count} pending item(s).")
 
 
@@ -324,7 +326,7 @@ class ConflictAdmin(QboReadOnlyAdmin):
         return views.conflict_values_table(obj)
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
-        return has_model_perm(request, Conflict, "change")
+        return may(request, Action.RESOLVE)
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -342,9 +344,10 @@ class ConflictAdmin(QboReadOnlyAdmin):
 
     def _keep(self, request: HttpRequest, queryset: QuerySet, keep: str, label: str) -> None:
         resolved, refused = 0, []
+        actor = Actor.from_request(request, "admin")
         for conflict in queryset.filter(state=Conflict.State.OPEN):
             try:
-                conflict_service.resolve_conflict(conflict, keep, user=request.user)
+                operations.resolve_conflict(actor, conflict, keep)
             except QboSyncError as exc:
                 refused.append(f"#{conflict.pk}: {exc}")
                 continue

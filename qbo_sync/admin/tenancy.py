@@ -1,7 +1,7 @@
 """Which organizations an admin user may see and act on, and a ModelAdmin base that scopes rows to them.
 
-The host says who sees what through ``QBO_SYNC["ORGANIZATION_RESOLVER"]`` (a dotted path to ``f(user)`` returning
-organizations or their ids). Superusers see everything; without a resolver other staff see nothing.
+The rule itself (tenancy and permissions) lives in :mod:`qbo_sync.permissions`; this module applies it to
+ModelAdmins.
 """
 
 from __future__ import annotations
@@ -12,40 +12,8 @@ from django.contrib import admin
 from django.contrib.auth import get_permission_codename
 from django.db import models
 from django.http import Http404, HttpRequest
-from django.utils.module_loading import import_string
 
-from qbo_sync.conf import qbo_settings
-
-_CACHE_ATTR = "_qbo_sync_visible_organizations"
-
-
-def visible_organization_ids(request_or_user: Any) -> set[int] | None:
-    """The ids of the organizations the user may see; ``None`` means all of them (a superuser).
-
-    Given a request, the answer is cached on it (one resolver call per request).
-    """
-    request = request_or_user if isinstance(request_or_user, HttpRequest) else None
-    if request is not None and hasattr(request, _CACHE_ATTR):
-        return getattr(request, _CACHE_ATTR)
-    user = request.user if request is not None else request_or_user
-    result: set[int] | None
-    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        result = set()
-    elif user.is_superuser:
-        result = None
-    else:
-        resolver = qbo_settings.ORGANIZATION_RESOLVER
-        if not resolver:
-            result = set()
-        else:
-            func = import_string(resolver) if isinstance(resolver, str) else resolver
-            visible = func(user)
-            if isinstance(visible, models.QuerySet) and not visible._fields:
-                visible = visible.values_list("pk", flat=True)
-            result = {int(getattr(o, "pk", o)) for o in visible}
-    if request is not None:
-        setattr(request, _CACHE_ATTR, result)
-    return result
+from qbo_sync.permissions import Action, allowed_anywhere, visible_organization_ids
 
 
 def may_see_organization(request: HttpRequest, organization_id: Any) -> bool:
@@ -57,6 +25,15 @@ def has_model_perm(request: HttpRequest, model: type[models.Model], action: str)
     """``request.user`` holds the ``action`` (add/change/delete/view) permission of ``model``."""
     opts = model._meta
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+def may(request: HttpRequest, action: Action) -> bool:
+    """The user may take ``action`` in at least one organization (whether a button or an action is offered)."""
+    return allowed_anywhere(request.user, action)
+
+
+__all__ = ["OrganizationScopedAdmin", "ReadOnlyAdminMixin", "has_model_perm", "may", "may_see_organization",
+           "visible_organization_ids"]
 
 
 class OrganizationScopedAdmin(admin.ModelAdmin):

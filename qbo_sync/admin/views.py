@@ -22,14 +22,13 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from qbo_sync.admin.actions import check_organizations, group_by_organization, job_url
-from qbo_sync.admin.tenancy import visible_organization_ids
 from qbo_sync.exceptions import QboConfigurationError, QboSyncError
 from qbo_sync.models import Conflict, QboConnection, SyncJob
 from qbo_sync.models.base import ORGANIZATION_MODEL
-from qbo_sync.services import conflicts as conflict_service
-from qbo_sync.services import connect as connect_service
-from qbo_sync.services import jobs
+from qbo_sync.permissions import Action, Actor, allowed, allowed_organization_ids
+from qbo_sync.services import jobs, operations
 from qbo_sync.services import mappings as maps
+from qbo_sync.services.conflicts import QboValueError
 
 CONFIRM_TEMPLATE = "qbo_sync/admin/confirm_job.html"
 #: Rows listed per organization on a confirmation page (the counts always cover every row).
@@ -90,7 +89,7 @@ def _confirm_or_start(modeladmin: Any, request: HttpRequest, queryset: models.Qu
             messages.info(request, f"{org}: nothing to do, every selected row was skipped.")
             continue
         try:
-            job = start(section["organization_id"], section["todo"], request.user)
+            job = start(section["organization_id"], section["todo"], Actor.from_request(request, "admin"))
         except QboSyncError as exc:
             messages.error(request, f"{org}: {exc}")
             continue
@@ -141,8 +140,8 @@ def push_selected(modeladmin: Any, request: HttpRequest, queryset: models.QueryS
     def preview(org_id: int, rows: list[models.Model]) -> list[jobs.PreviewRow]:
         return jobs.preview_push(org_id, entity, [o.pk for o in rows])
 
-    def start(org_id: int, ids: list[str], user: Any) -> SyncJob:
-        return jobs.start_push(org_id, entity, ids, user=user)
+    def start(org_id: int, ids: list[str], actor: Actor) -> SyncJob:
+        return operations.start_push(actor, org_id, entity, ids)
 
     return _confirm_or_start(modeladmin, request, queryset, direction="push", preview=preview, start=start)
 
@@ -154,8 +153,8 @@ def pull_selected(modeladmin: Any, request: HttpRequest, queryset: models.QueryS
     def preview(org_id: int, rows: list[models.Model]) -> list[jobs.PreviewRow]:
         return preview_pull(adapter, rows, org_id)
 
-    def start(org_id: int, ids: list[str], user: Any) -> SyncJob:
-        return jobs.start_targeted_pull(org_id, entity, ids, user=user)
+    def start(org_id: int, ids: list[str], actor: Actor) -> SyncJob:
+        return operations.start_targeted_pull(actor, org_id, entity, ids)
 
     return _confirm_or_start(modeladmin, request, queryset, direction="pull", preview=preview, start=start)
 
@@ -210,7 +209,7 @@ class ConflictValueForm(forms.Form):
 def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
     """GET: the side-by-side values and a form to edit the value to keep. POST ``keep=host|qbo|value``."""
     conflict = modeladmin.get_object_or_404(request, object_id)
-    if not modeladmin.has_resolve_permission(request):
+    if not allowed(request.user, Action.RESOLVE, conflict.organization_id):
         raise PermissionDenied
     change_url = reverse("admin:qbo_sync_conflict_change", args=[conflict.pk])
     form = ConflictValueForm(conflict=conflict)
@@ -223,8 +222,8 @@ def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str)
                 value = form.cleaned_data["value"]
         if keep != "value" or form.is_valid():
             try:
-                conflict_service.resolve_conflict(conflict, keep, user=request.user, value=value)
-            except conflict_service.QboValueError as exc:
+                operations.resolve_conflict(Actor.from_request(request, "admin"), conflict, keep, value=value)
+            except QboValueError as exc:
                 for message in exc.messages:  # the host field refused the edited value: shown on the form
                     form.add_error("value", message)
             except QboSyncError as exc:
@@ -276,15 +275,15 @@ class ConnectForm(forms.Form):
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         qs = organization_model()._default_manager.all()
-        visible = visible_organization_ids(request)
-        if visible is not None:
-            qs = qs.filter(pk__in=visible)
+        manageable = allowed_organization_ids(request.user, Action.MANAGE_CONNECTION)
+        if manageable is not None:
+            qs = qs.filter(pk__in=manageable)
         self.fields["organization"].queryset = qs
 
 
 def _start_connect(request: HttpRequest, organization: Any, fallback: str) -> HttpResponse:
     try:
-        url = connect_service.start_connect(organization, request.user)
+        url = operations.start_connect(Actor.from_request(request, "admin"), organization)
     except (QboConfigurationError, QboSyncError) as exc:
         messages.error(request, f"Cannot connect {organization}: {exc}")
         return HttpResponseRedirect(fallback)
@@ -315,7 +314,7 @@ def connect_view(modeladmin: Any, request: HttpRequest) -> HttpResponse:
 def reconnect_view(modeladmin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST: start connecting this connection's organization again (Intuit's consent page)."""
     connection = modeladmin.get_object_or_404(request, object_id)
-    if not modeladmin.has_manage_permission(request) or request.method != "POST":
+    if not allowed(request.user, Action.MANAGE_CONNECTION, connection.organization_id) or request.method != "POST":
         raise PermissionDenied
     return _start_connect(request, connection.organization,
                           reverse("admin:qbo_sync_qboconnection_change", args=[connection.pk]))
@@ -324,11 +323,11 @@ def reconnect_view(modeladmin: Any, request: HttpRequest, object_id: str) -> Htt
 def disconnect_view(modeladmin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
     """GET asks for confirmation; POST revokes the tokens and marks the connection disconnected."""
     connection = modeladmin.get_object_or_404(request, object_id)
-    if not modeladmin.has_manage_permission(request):
+    if not allowed(request.user, Action.MANAGE_CONNECTION, connection.organization_id):
         raise PermissionDenied
     change_url = reverse("admin:qbo_sync_qboconnection_change", args=[connection.pk])
     if request.method == "POST":
-        connect_service.disconnect(connection.organization)
+        operations.disconnect(Actor.from_request(request, "admin"), connection.organization)
         modeladmin.log_change(request, connection, "Disconnected from QuickBooks")
         messages.success(request, f"{connection.organization} is disconnected from QuickBooks.")
         return HttpResponseRedirect(change_url)

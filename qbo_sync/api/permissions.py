@@ -2,8 +2,9 @@
 
 The rule (documented on every operation of the schema):
 
-* The organizations a user may see come from ``QBO_SYNC["ORGANIZATION_RESOLVER"]`` (a dotted path to
-  ``f(user) -> queryset or list of organizations/ids``). Without a resolver only superusers see anything.
+* The organizations a user may see, and what the user may do in each, are decided by :mod:`qbo_sync.permissions`
+  (the ``ORGANIZATION_RESOLVER`` and the ``view`` action): the API only applies that rule. An organization seen
+  without the ``view`` permission is treated as unseen.
 * A request names one of them with the ``org`` query parameter or the ``X-Organization`` header: the value of its
   ``ORGANIZATION_LOOKUP_FIELD`` (default its id). Naming one the caller cannot see answers 404, exactly like naming
   one that does not exist.
@@ -12,21 +13,19 @@ The rule (documented on every operation of the schema):
   a caller with several must choose (400, field ``org``).
 
 Every query is filtered by these organizations, so another organization's job or conflict id answers 404, not 403.
+Changes (start a sync, cancel, resolve) need their own action in the object's organization, else 403.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.db import models
-from django.utils.module_loading import import_string
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
 from qbo_sync import organizations
-from qbo_sync.conf import qbo_settings
-from qbo_sync.models.base import ORGANIZATION_MODEL
+from qbo_sync.permissions import Action, allowed_organization_ids, organization_model, visible_organizations
 
 ORG_QUERY_PARAM = "org"
 ORG_HEADER = "X-Organization"
@@ -38,24 +37,10 @@ ORG_RULE = (
 )
 
 
-def organization_model() -> type[models.Model]:
-    return apps.get_model(ORGANIZATION_MODEL)
-
-
-def visible_organizations(user: Any) -> models.QuerySet:
-    """The organizations ``user`` may see, as a queryset (usable as a subquery: no extra round trip)."""
-    model = organization_model()
-    manager = model._default_manager
-    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", True):
-        return manager.none()
-    resolver = qbo_settings.ORGANIZATION_RESOLVER
-    if not resolver:
-        return manager.all() if user.is_superuser else manager.none()
-    func = import_string(resolver) if isinstance(resolver, str) else resolver
-    result = func(user)
-    if isinstance(result, models.QuerySet) and result.model is model:
-        return result
-    return manager.filter(pk__in=[getattr(o, "pk", o) for o in result])
+def viewable_organizations(user: Any) -> models.QuerySet:
+    """The organizations ``user`` may see and holds the ``view`` action in."""
+    ids = allowed_organization_ids(user, Action.VIEW)
+    return visible_organizations(user) if ids is None else organization_model()._default_manager.filter(pk__in=ids)
 
 
 def organization_ref(request: Request) -> str:
@@ -78,7 +63,7 @@ class OrganizationScope:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.visible = visible_organizations(request.user)
+        self.visible = viewable_organizations(request.user)
         self.ref = organization_ref(request)
         self.named: models.Model | None = None
         if self.ref:
@@ -106,7 +91,7 @@ class OrganizationScope:
             return self.named
         candidates = list(self.visible[:2])
         if not candidates:
-            raise exceptions.PermissionDenied("You are not a member of any organization.")
+            raise exceptions.PermissionDenied("You are not a member of any organization whose sync you may view.")
         if len(candidates) > 1:
             raise exceptions.ValidationError({ORG_QUERY_PARAM: [
                 f"You belong to several organizations: choose one with ?{ORG_QUERY_PARAM}=<organization> or the "

@@ -37,9 +37,9 @@ from qbo_sync.api import serializers as s
 from qbo_sync.api.permissions import ORG_HEADER, ORG_QUERY_PARAM, ORG_RULE, IsSyncUser, OrganizationScope
 from qbo_sync.exceptions import QboConfigurationError
 from qbo_sync.models import Conflict, QboConnection, QueueItem, SyncJob
+from qbo_sync.permissions import Action, Actor, require
 from qbo_sync.services import jobs as job_service
-from qbo_sync.services import queue as queue_service
-from qbo_sync.services.conflicts import resolve_conflict
+from qbo_sync.services import operations
 from qbo_sync.services.jobs import QboInputError
 from qbo_sync.services.progress import job_progress, queue_counts
 from qbo_sync.services.status import record_status
@@ -61,7 +61,9 @@ FIELD_ERRORS = OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: 
                                                                "(`detail` for malformed JSON).")
 NOT_FOUND = OpenApiResponse(OpenApiTypes.OBJECT, description="No such object in the caller's organizations (an "
                                                             "organization the caller cannot see included).")
-NO_AUTH = OpenApiResponse(OpenApiTypes.OBJECT, description="Not authenticated, or a member of no organization.")
+NO_AUTH = OpenApiResponse(OpenApiTypes.OBJECT, description="Not authenticated, a member of no organization, or "
+                                                          "without the permission this action needs (see "
+                                                          "docs/security.md).")
 
 
 class QboPagination(LimitOffsetPagination):
@@ -147,6 +149,9 @@ class SyncApiMixin:
 
     def scope(self) -> OrganizationScope:
         return OrganizationScope.of(self.request)  # type: ignore[attr-defined]
+
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request, "api")  # type: ignore[attr-defined]
 
 
 @extend_schema_view(
@@ -258,12 +263,13 @@ class JobViewSet(SyncApiMixin, viewsets.GenericViewSet):
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        s.CancelRequestSerializer(data=request.data if request.data else {}).is_valid(raise_exception=True)
         job = self._job()
+        require(self.actor(), Action.OPERATE, job.organization_id)
+        s.CancelRequestSerializer(data=request.data if request.data else {}).is_valid(raise_exception=True)
         if job.is_finished:
             return Response({"detail": f"Job {job.pk} has already finished ({job.state})."},
                             status=status.HTTP_409_CONFLICT)
-        count = queue_service.cancel_job(job)
+        count = operations.cancel_job(self.actor(), job)
         job.refresh_from_db(fields=["state"])
         return Response(s.CancelResultSerializer({"job": job.pk, "state": job.state, "cancelled_items": count}).data)
 
@@ -306,10 +312,11 @@ class SyncView(SyncApiMixin, APIView):
                                                               "full": True}, request_only=True)],
     )
     def post(self, request: Request) -> Response:
+        org = self.scope().single()
+        require(self.actor(), Action.START_SYNC, org)
         serializer = s.SyncRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        org = self.scope().single()
         if data.get("ids"):
             model = get_adapter(data["entity"]).model if data["entity"] in job_service.PUSHABLE else None
             bad = [i for i in data["ids"] if model is not None and host_pk(model, i) is None]
@@ -319,10 +326,10 @@ class SyncView(SyncApiMixin, APIView):
                                                           "organization."]})
         try:
             if data["direction"] == "push":
-                job = job_service.start_push(org.pk, data["entity"], None if data.get("all") else data["ids"],
-                                             user=request.user)
+                job = operations.start_push(self.actor(), org, data["entity"],
+                                            None if data.get("all") else data["ids"])
             else:
-                job = job_service.start_pull(org.pk, data["entity"], full=data["full"], user=request.user)
+                job = operations.start_pull(self.actor(), org, data["entity"], full=data["full"])
         except QboInputError as exc:
             raise input_error(exc) from exc
         url = _job_url(request, job.pk)
@@ -384,12 +391,13 @@ class ConflictViewSet(SyncApiMixin, viewsets.GenericViewSet):
 
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str) -> Response:
+        conflict = self._conflict()
+        require(self.actor(), Action.RESOLVE, conflict.organization_id)
         serializer = s.ResolveRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        conflict = self._conflict()
         try:
-            conflict = resolve_conflict(conflict, data["keep"], user=request.user, value=data.get("value"))
+            conflict = operations.resolve_conflict(self.actor(), conflict, data["keep"], value=data.get("value"))
         except QboInputError as exc:
             if exc.field == "conflict":
                 return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)

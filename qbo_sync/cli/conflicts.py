@@ -99,7 +99,9 @@ class Conflicts(Subcommand):
             command.stdout.write("Resolve one with `qbo_sync conflicts resolve ID --keep host|qbo`.")
 
     def resolve(self, command: BaseCommand, options: dict[str, Any], qs: Any) -> None:
-        from qbo_sync.services.conflicts import QboValueError, resolve_conflict
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.conflicts import QboValueError
+        from qbo_sync.services.operations import resolve_conflict
 
         raw_id = options["conflict_id"]
         if not raw_id:
@@ -119,7 +121,7 @@ class Conflicts(Subcommand):
         else:
             keep, value = options["keep"], None
         try:
-            conflict = resolve_conflict(conflict, keep, value=value)
+            conflict = resolve_conflict(Actor.system("cli"), conflict, keep, value=value)
         except QboValueError as exc:
             raise CommandError(f"--value refused, nothing changed: {one_line(exc)}") from None
         except QboSyncError as exc:

@@ -29,14 +29,16 @@ class Connect(Subcommand):
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         from qbo_sync.models import QboConnection
-        from qbo_sync.services.connect import complete_connect, connection_summary, start_connect
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.connect import connection_summary
+        from qbo_sync.services.operations import complete_connect, start_connect
 
         org = resolve_organizations(options["org"])[0]
         if options["timeout"] <= 0:
             raise CommandError("--timeout must be positive.")
         started = time.time()
         try:
-            url = start_connect(org, None)
+            url = start_connect(Actor.system("cli"), org)
         except QboSyncError as exc:
             raise CommandError(_one_line(exc)) from None
         command.stdout.write(f"Authorize the connection of {org} at:\n{url}")
@@ -52,7 +54,7 @@ class Connect(Subcommand):
                 raise CommandError(f"The QBO sandbox did not redirect (HTTP {response.status_code}).")
             params = {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
             try:
-                connection = complete_connect(params, None)
+                connection = complete_connect(Actor.system("cli"), params)
             except QboSyncError as exc:
                 raise CommandError(_one_line(exc)) from None
             command.stdout.write(f"Connected: {connection_summary(connection)}.")
@@ -77,11 +79,12 @@ class Disconnect(Subcommand):
         parser.add_argument("--org", required=True, metavar="ORG", help="The organization to disconnect.")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
-        from qbo_sync.services.connect import disconnect
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.operations import disconnect
 
         org = resolve_organizations(options["org"])[0]
         try:
-            connection = disconnect(org)
+            connection = disconnect(Actor.system("cli"), org)
         except QboSyncError as exc:
             raise CommandError(_one_line(exc)) from None
         if connection is None:

@@ -81,7 +81,9 @@ class Push(Subcommand):
         add_json_argument(parser)
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
-        from qbo_sync.services.jobs import PUSHABLE, preview_push, start_push
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.jobs import PUSHABLE, preview_push
+        from qbo_sync.services.operations import start_push
 
         entity = require_entity(options, "push", PUSHABLE)
         if options["ids"] is not None and options["all"]:
@@ -96,7 +98,7 @@ class Push(Subcommand):
             self.dry_run(command, options, entity, ids, preview_push)
             return
         orgs = target_organizations(options["org"])
-        jobs = start_all(orgs, lambda org: start_push(org.pk, entity, ids))
+        jobs = start_all(orgs, lambda org: start_push(Actor.system("cli"), org, entity, ids))
         wait_or_report(command, jobs, options, self.emit_json)
 
     def dry_run(self, command: BaseCommand, options: dict[str, Any], entity: str, ids: list[str] | None,
@@ -169,12 +171,13 @@ class Pull(Subcommand):
     @staticmethod
     def start(org: Any, entity: str, *, full: bool, since: dt.datetime | None) -> Any:
         from qbo_sync.models import PullCursor, SyncJob
-        from qbo_sync.services.jobs import start_pull
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.operations import start_pull
 
         active = set(SyncJob.objects.filter(organization_id=org.pk, kind=SyncJob.Kind.PULL, entity_type=entity,
                                             state__in=[SyncJob.State.PENDING, SyncJob.State.RUNNING])
                      .values_list("pk", flat=True))
-        job = start_pull(org.pk, entity, full=full)
+        job = start_pull(Actor.system("cli"), org, entity, full=full)
         if since is not None:
             if job.pk in active:
                 raise CommandError(f"{org_label(org)}: a pull of {entity} is already queued or running (job "
@@ -242,11 +245,12 @@ class Sync(Subcommand):
         add_json_argument(parser)
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
-        from qbo_sync.services.jobs import start_sync
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.operations import start_sync
 
         check_timeout(options["timeout"])
         orgs = target_organizations(options["org"])
-        jobs = start_all(orgs, lambda org: start_sync(org.pk))
+        jobs = start_all(orgs, lambda org: start_sync(Actor.system("cli"), org))
         wait_or_report(command, jobs, options, self.emit_json)
 
 
@@ -261,9 +265,10 @@ class Import(Subcommand):
         add_json_argument(parser)
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
-        from qbo_sync.services.jobs import start_import
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.operations import start_import
 
         check_timeout(options["timeout"])
         orgs = target_organizations(options["org"])
-        jobs = start_all(orgs, lambda org: start_import(org.pk))
+        jobs = start_all(orgs, lambda org: start_import(Actor.system("cli"), org))
         wait_or_report(command, jobs, options, self.emit_json)

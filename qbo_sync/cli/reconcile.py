@@ -23,7 +23,8 @@ class Reconcile(Subcommand):
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         from qbo_sync.exceptions import QboApiError, QboSyncError
         from qbo_sync.models import QboConnection
-        from qbo_sync.services.reconcile import reconcile
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.operations import reconcile
 
         orgs = resolve_organizations(options["org"])
         connected = set(QboConnection.objects.filter(organization__in=orgs).exclude(
@@ -35,7 +36,7 @@ class Reconcile(Subcommand):
             if org.pk not in connected:
                 continue
             try:
-                report = reconcile(org.pk, repair=options["repair"])
+                report = reconcile(Actor.system("cli"), org, repair=options["repair"])
             except (QboApiError, QboSyncError) as exc:
                 raise CommandError(f"{org}: could not read QuickBooks: {exc}") from None
             reports.append((org, report))

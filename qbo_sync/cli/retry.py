@@ -18,11 +18,12 @@ class Retry(Subcommand):
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         from qbo_sync.models import QueueItem
-        from qbo_sync.services.queue import retry_items
+        from qbo_sync.permissions import Actor
+        from qbo_sync.services.operations import retry_items
 
         qs = QueueItem.objects.all()
         if options["org"]:
             qs = qs.filter(organization_id=resolve_organizations(options["org"])[0].pk)
-        count = retry_items(qs, include_dead=options["dead"])
+        count = retry_items(Actor.system("cli"), qs, include_dead=options["dead"])
         kinds = "failed or dead" if options["dead"] else "failed"
         command.stdout.write(f"Requeued {count} {kinds} item(s).")

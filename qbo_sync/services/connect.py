@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -172,18 +172,22 @@ def _claim_state(state: str, user: Any) -> Any:
     return row.organization
 
 
-def complete_connect(request_params: Mapping[str, Any], user: Any = None) -> Any:
+def complete_connect(request_params: Mapping[str, Any], user: Any = None, *,
+                     authorize: Callable[[Any], None] | None = None) -> Any:
     """Finish the flow from the callback's query parameters (``code``, ``state``, ``realmId`` or ``error``).
 
     Returns the connected :class:`~qbo_sync.models.QboConnection`, its ``company_name`` read from QBO. Raises
     :class:`QboOAuthStateError` for a bad state and :class:`QboConnectError` for anything else the person
-    connecting must know about.
+    connecting must know about. ``authorize(organization)``, when given, runs once the state names the organization
+    and before the code is exchanged (it raises to refuse: a permission revoked since the connect started).
     """
     from qbo_sync.models import QboConnection
 
     env = _check_environment()
     params = {k: (v[0] if isinstance(v, list | tuple) and v else v) for k, v in request_params.items()}
     organization = _claim_state(str(params.get("state") or ""), user)
+    if authorize is not None:
+        authorize(organization)
     if params.get("error"):
         raise QboConnectError(
             f"QuickBooks did not authorise the connection ({params['error']}). Nothing was changed; start again "

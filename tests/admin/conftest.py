@@ -72,7 +72,7 @@ def operator_client(operator) -> Client:
 
 @pytest.fixture
 def viewer_client(org) -> Client:  # noqa: F811 (the integration fixture)
-    user = MembershipFactory(organization=org, user=UserFactory(username="viewer")).user
+    user = MembershipFactory(organization=org, user=UserFactory(username="viewer"), role="viewer").user
     return staff_client(grant(user, VIEWER_PERMS))
 
 

@@ -1,4 +1,5 @@
-"""The server-rendered pages: a job's live progress page and the organization dashboard (staff, tenant-scoped)."""
+"""The server-rendered pages: a job's live progress page and the organization dashboard (the view action,
+tenant-scoped)."""
 
 from __future__ import annotations
 
@@ -32,12 +33,17 @@ def test_progress_page_of_another_organization_is_404(user_a, org_b, make_push_j
     assert browser(user_a).get("/qbo/jobs/999999/progress/").status_code == 404
 
 
-def test_pages_need_staff(org_a, make_push_job):
+def test_pages_need_login_and_the_view_action(org_a, make_push_job, settings):
+    """The pages follow the API's rule (qbo_sync.permissions), not staff status: a member who may view sees them;
+    anonymous visitors are sent to log in; without the view action (default rule, no Django permission) 404."""
     job = make_push_job(org_a, 1)
     clerk = MembershipFactory(organization=org_a, user=UserFactory(username="clerk", is_staff=False)).user
-    for url in (f"/qbo/jobs/{job.pk}/progress/", "/qbo/dashboard/"):
-        assert browser(clerk).get(url).status_code == 302
+    for url in (f"/qbo/jobs/{job.pk}/progress/", "/qbo/dashboard/?org=org-a"):
+        assert browser(clerk).get(url).status_code == 200
         assert Client().get(url).status_code == 302
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "PERMISSION_CHECKER": None}
+    for url in (f"/qbo/jobs/{job.pk}/progress/", "/qbo/dashboard/?org=org-a"):
+        assert browser(clerk).get(url).status_code == 404
 
 
 def test_dashboard(user_a, org_a, make_push_job, make_conflict):

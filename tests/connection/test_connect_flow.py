@@ -22,7 +22,7 @@ from qbo_sync.services.connect import (
     start_connect,
 )
 from tests.connection.conftest import CLIENT_ID, REDIRECT_URI, connect_realm
-from tests.factories import OrganizationFactory, UserFactory
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -155,11 +155,15 @@ def test_one_company_cannot_be_connected_to_two_organizations(staff, qbo_env, co
         complete_connect({k: unquote(v) for k, v in params.items()}, staff)
 
 
-def test_connect_requires_staff(client, qbo_env) -> None:
-    client.force_login(UserFactory(is_staff=False))
+def test_connect_requires_login_and_the_manage_connection_action(client, qbo_env) -> None:
     org = OrganizationFactory()
     response = client.get(f"/qbo/connect/{org.slug}/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    client.force_login(UserFactory(is_staff=False))  # no membership: the organization is not even seen
+    assert client.get(f"/qbo/connect/{org.slug}/").status_code == 404
+    operator = MembershipFactory(organization=org, role="operator", user=UserFactory(is_staff=True)).user
+    client.force_login(operator)  # a member, but connecting is the owner's (docs/security.md)
+    assert client.get(f"/qbo/connect/{org.slug}/").status_code == 403
     assert not OAuthState.objects.exists()
 
 
