@@ -98,6 +98,7 @@ if os.environ.get("QBO_MODEL_SHRINK") == "0":  # while developing: report the fi
 #: Figures for the soak summary (module-wide: one pytest process runs one profile).
 STATS: Counter = Counter()
 FAULTS: Counter = Counter()
+SANDBOX: Counter = Counter()  # what the sandbox actually served (its per-realm counters)
 _names = itertools.count(1)
 
 
@@ -162,6 +163,14 @@ class SyncModel(RuleBasedStateMachine):
                 self.check()
         finally:
             for realm in self.realms_used:
+                served = self.sandbox.stats(realm)
+                SANDBOX["429_served"] += served["throttled_total"]
+                SANDBOX["5xx_served"] += sum(served["faults_injected"].values())
+                SANDBOX["resets"] += served["resets"]
+                SANDBOX["lost_responses"] += served["lost_responses"]
+                SANDBOX["401_expired_token"] += served["auth_failures"]
+                SANDBOX["requestid_replays"] += served["deduplicated"]
+                SANDBOX["requests"] += served["requests_total"]
                 self.sandbox.reset(realm)
             QueueItem.objects.filter(organization_id=self.org.pk).delete()
             QboConnection.objects.filter(organization_id=self.org.pk).update(status=QboConnection.Status.DISCONNECTED)
@@ -427,13 +436,30 @@ class SyncModel(RuleBasedStateMachine):
                    "429": {"rate_limit": 3}, "reset": {"reset_rate": 0.3}}[kind]
         self.sandbox.configure(self.conn.realm_id, **options)
         self.faulty = True
-        FAULTS[kind] += 1
         try:
             org, items = claim_chunk("model-faulty", organization_id=self.org.pk)
             if items:
+                FAULTS[kind] += 1
                 apply_outcomes(items, process_items(org, items))
         finally:
             self.faults_off()
+
+    @rule(i=st.integers(0, 9))
+    def push_meets_a_stale_synctoken(self, i: int) -> None:
+        """The accountant edits a customer, the host edits another field of it, a worker pushes with the SyncToken
+        it knew: QuickBooks answers 5010 (stale object) and the engine must merge both edits."""
+        links = self.linked("Customer")
+        if not links:
+            return
+        mapping = links[i % len(links)]
+        customer = Customer.objects.get(pk=mapping.object_id)
+        if self.has_open_conflict(customer) and not HELD_FIELD_FIX_LANDED:
+            return
+        self.acct.update("Customer", mapping.qbo_id, BillAddr={"City": f"Stale City {_uid()}"})
+        customer.phone = f"(555) 300-{_uid() % 10000:04d}"
+        customer.save()
+        FAULTS["stale_synctoken_5010"] += 1
+        self.run_queue()
 
     @rule()
     def access_tokens_expire(self) -> None:
@@ -616,6 +642,7 @@ def test_random_histories_keep_both_books_in_step(model_settings, qbo_sandbox) -
     finally:
         summary = {"profile": PROFILE, "histories": STATS["histories"], "steps": STATS["steps"],
                    "quiescent_checks": STATS["checks"], "faults": dict(FAULTS), "faults_total": sum(FAULTS.values()),
+                   "sandbox_served": dict(SANDBOX),
                    "violations": STATS["violations"], "seconds": round(time.monotonic() - started, 1)}
         path = os.environ.get("QBO_MODEL_SUMMARY")
         if path:
