@@ -57,7 +57,7 @@ from qbo_sync.models import Conflict, EntityMapping, QboConnection, QueueItem
 from qbo_sync.services import conflicts as conflict_service
 from qbo_sync.services.connect import complete_connect, start_connect
 from qbo_sync.services.drain import drain
-from qbo_sync.services.jobs import start_push
+from qbo_sync.services.jobs import start_push, start_sync
 from qbo_sync.services.process import process_items
 from qbo_sync.services.queue import apply_outcomes, claim_chunk, create_job, start_pull
 from qbo_sync.services.reconcile import reconcile
@@ -78,7 +78,7 @@ HELD_FIELD_FIX_LANDED = True
 #: (3) two queue items for the same never-synced row crash the chunk (IntegrityError uniq_mapping_host_row).
 DUPLICATE_MAPPING_FIX_LANDED = False
 #: (4) links are not bound to the realm: a reconnect to another company reuses the old company's ids.
-REALM_BOUND_LINKS_LANDED = False
+REALM_BOUND_LINKS_LANDED = True
 
 settings.register_profile(
     "ci", max_examples=int(os.environ.get("QBO_MODEL_EXAMPLES", 25)), stateful_step_count=20, deadline=None,
@@ -153,6 +153,7 @@ class SyncModel(RuleBasedStateMachine):
         self.web = Client()
         self.faulty = False
         self.realms_used = {self.realm}
+        self.former: dict[str, dict[str, str]] = {}  # companies this organization left, as they were then
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -433,7 +434,7 @@ class SyncModel(RuleBasedStateMachine):
     @rule(kind=st.sampled_from(["5xx", "lost_response", "429", "reset"]))
     def worker_drains_while_quickbooks_fails(self, kind: str) -> None:
         options = {"5xx": {"fault_rate": 0.5}, "lost_response": {"lost_response_rate": 0.5},
-                   "429": {"rate_limit": 3}, "reset": {"reset_rate": 0.3}}[kind]
+                   "429": {"rate_limit": 1}, "reset": {"reset_rate": 0.3}}[kind]
         self.sandbox.configure(self.conn.realm_id, **options)
         self.faulty = True
         try:
@@ -484,11 +485,22 @@ class SyncModel(RuleBasedStateMachine):
     @precondition(lambda self: REALM_BOUND_LINKS_LANDED)
     @rule()
     def organization_reconnects_to_another_company(self) -> None:
+        """The organization is connected to a different (empty) company; then the operator runs "sync all" and sends
+        the invoices again. Nothing may be written to the former company from then on."""
+        self.settle()
+        self.former[self.conn.realm_id] = bystander_state(self.sandbox, self.conn.realm_id)
         realm = self.sandbox.create_realm()
         self.realms_used.add(realm)
         self._reconnect(realm)
         self.acct.forget_tokens()
         self.acct = Accountant(self.sandbox, realm)
+        FAULTS["other_company"] += 1
+        start_sync(self.org.pk)
+        sent = list(Invoice.objects.filter(organization=self.org, status=Invoice.Status.SENT)
+                    .values_list("pk", flat=True))
+        if sent:
+            start_push(self.org.pk, "Invoice", sent)
+        self.run_queue()
 
     def _reconnect(self, realm: str) -> None:
         url = start_connect(self.org)
@@ -585,6 +597,8 @@ class SyncModel(RuleBasedStateMachine):
         assert payments <= self.acct.created["Payment"], "a payment the accountant did not record"
         # No write reached the bystander's company; nothing of ours sits in the wrong realm.
         assert self.bystander_state() == self.bystander["state"], "a write reached another company"
+        for realm, state in self.former.items():
+            assert bystander_state(self.sandbox, realm) == state, f"a write reached the former company {realm}"
         # reconcile() agrees: books match (fields held by open conflicts are left out by reconcile itself).
         report = reconcile(self.org.pk)
         drift = [d for d in report.drift if not (d.entity == "Invoice" and d.kind == "not_in_qbo"
