@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench lock clean chaos dist soak shop
+.PHONY: demo test lint check bench lock clean chaos dist soak shop docs
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ dist: $(STAMP)
 	@$(PY) -m build --outdir dist . >/dev/null
 	@$(VENV)/bin/twine check --strict dist/*
 
+# The documentation site (mkdocs.yml): docs/ built with --strict (a broken link or a page left out of the nav fails).
+docs: $(STAMP)
+	@$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
 # The model-based soak (docs/reliability.md): SOAK_EXAMPLES random histories of the sync (tests/model) against the
 # bundled sandbox on the SQLite test database. Prints its seed first (rerun one with SOAK_SEED=...) and a JSON
 # summary last: histories, steps, faults injected, invariant violations.
@@ -78,4 +82,4 @@ lock:
 		--python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) db.sqlite3* .pytest_cache dist build *.egg-info soak-summary.json
+	rm -rf $(VENV) db.sqlite3* .pytest_cache dist build site *.egg-info soak-summary.json
