@@ -11,11 +11,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
+from django.utils import timezone
+
 from qbo_sync.exceptions import QboApiError, QboConfigurationError, QboSyncError
 from qbo_sync.models import QboConnection, QueueItem
 from qbo_sync.services import pull, push
 from qbo_sync.services.context import SyncContext
-from qbo_sync.services.outcomes import Outcome
+from qbo_sync.services.outcomes import Outcome, Result
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +38,11 @@ def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int,
         return {i.pk: Outcome.wait(message) for i in items}
 
     leaders, followers = coalesce(items)
+    outcomes: dict[int, Outcome] = busy_elsewhere(organization_id, leaders)
     groups: dict[tuple[str, str], list[QueueItem]] = defaultdict(list)
     for item in leaders:
-        groups[(item.entity_type, item.operation)].append(item)
-    outcomes: dict[int, Outcome] = {}
+        if item.pk not in outcomes:
+            groups[(item.entity_type, item.operation)].append(item)
 
     def run(key: tuple[str, str], func, *args) -> None:  # type: ignore[no-untyped-def]
         batch = groups.pop(key, [])
@@ -103,6 +106,39 @@ def coalesce(items: Sequence[QueueItem]) -> tuple[list[QueueItem], dict[int, Que
             first[key] = item
             leaders.append(item)
     return leaders, followers
+
+
+#: Seconds an item waits while another worker is writing the same host row (no attempt is spent).
+BUSY_WAIT_SECONDS = 5.0
+
+
+def busy_elsewhere(organization_id: int, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+    """Items whose host row another worker is writing right now: they wait a few seconds (no attempt spent).
+
+    Two overlapping jobs can put the same rows into two chunks that two workers hold at once (PostgreSQL). Both
+    would send a create; for invoices QuickBooks would accept both. Of the items of one row held under different
+    live leases, the oldest (lowest id) goes ahead and the others wait, then find the row linked and send at most
+    an update. One query per chunk.
+    """
+    writes = [i for i in items if i.object_id and i.operation != QueueItem.Operation.PULL]
+    if not writes:
+        return {}
+    owner = writes[0].lease_owner
+    rows = (QueueItem.objects.filter(organization_id=organization_id, status=QueueItem.Status.PROCESSING,
+                                     object_id__in={i.object_id for i in writes},
+                                     lease_expires_at__gt=timezone.now())
+            .exclude(lease_owner=owner).values_list("pk", "entity_type", "object_id", "operation"))
+    oldest: dict[tuple[str, str, str], int] = {}
+    for pk, entity, object_id, operation in rows:
+        key = (entity, "push" if operation in PUSH_OPERATIONS else operation, object_id)
+        oldest[key] = min(pk, oldest.get(key, pk))
+    outcomes: dict[int, Outcome] = {}
+    for item in writes:
+        key = (item.entity_type, "push" if item.operation in PUSH_OPERATIONS else item.operation, item.object_id)
+        if key in oldest and oldest[key] < item.pk:
+            outcomes[item.pk] = Outcome(Result.WAIT, f"item {oldest[key]} of another worker is writing this row right "
+                                        "now; waiting for it", "busy", BUSY_WAIT_SECONDS)
+    return outcomes
 
 
 def coalesced_outcome(leader: QueueItem, outcome: Outcome) -> Outcome:

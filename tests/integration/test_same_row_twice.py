@@ -9,11 +9,13 @@ same outcome) and a mapping is created once, whoever gets there first.
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from qbo_sync.adapters import get_adapter
 from qbo_sync.models import EntityMapping, QueueItem
 from qbo_sync.services import mappings as maps
-from qbo_sync.services.queue import create_job, enqueue, start_pull
+from qbo_sync.services.process import process_items
+from qbo_sync.services.queue import apply_outcomes, claim_chunk, create_job, enqueue, start_pull
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,3 +83,28 @@ def test_a_pull_links_a_row_whose_first_push_has_not_finished(org, accountant, r
     assert job.state == "completed"
     mapping = EntityMapping.objects.get(object_id=str(customer.pk))
     assert mapping.qbo_id == remote["Id"]
+
+
+def test_a_row_another_worker_is_writing_waits_for_it(org, accountant, run_queue) -> None:
+    """Two overlapping jobs, two workers, the same new invoices in both chunks at once (PostgreSQL's SKIP LOCKED
+    hands them out): the younger items wait instead of sending a second create."""
+    invoices = [InvoiceFactory(organization=org) for _ in range(2)]
+    QueueItem.objects.all().delete()
+    first = create_job(org.pk, "push", "Invoice", [i.pk for i in invoices], QueueItem.Operation.PUSH)
+    second = create_job(org.pk, "push", "Invoice", [i.pk for i in invoices], QueueItem.Operation.PUSH)
+    _, chunk_a = claim_chunk("worker-a", limit=2)
+    _, chunk_b = claim_chunk("worker-b", limit=2)
+    assert {i.job_id for i in chunk_a} == {first.pk} and {i.job_id for i in chunk_b} == {second.pk}
+
+    outcomes_b = process_items(org.pk, chunk_b)  # worker B runs while worker A holds the same rows
+    assert {o.result for o in outcomes_b.values()} == {"wait"}
+    assert accountant.count("Invoice") == 0
+    apply_outcomes(chunk_b, outcomes_b)
+    apply_outcomes(chunk_a, process_items(org.pk, chunk_a))
+    assert accountant.count("Invoice") == 2
+
+    QueueItem.objects.filter(status="pending").update(next_attempt_at=timezone.now())
+    run_queue()
+    assert accountant.count("Invoice") == 2
+    assert set(QueueItem.objects.values_list("status", flat=True)) == {"completed"}
+    assert {i.attempts for i in QueueItem.objects.filter(job=second)} == {0}
