@@ -14,14 +14,15 @@ from qbo_sync.services.progress import queue_counts
 
 
 def qbo_url(entity: str, qbo_id: str | None) -> str:
-    """A link to the record in QuickBooks (the app's own pages for production and Intuit's sandbox)."""
+    """A link to the record in QuickBooks' own pages (production and Intuit's sandbox), or ``""`` where there is no
+    page a person could open: the bundled sandbox (``local``) serves only the API, so callers show the id alone."""
     if not qbo_id:
         return ""
     env = qbo_settings.ENVIRONMENT
     host = {"production": "https://app.qbo.intuit.com", "sandbox": "https://app.sandbox.qbo.intuit.com"}.get(env)
-    page = {"Customer": "customerdetail?nameId=", "Item": "items?itemId=", "Invoice": "invoice?txnId="}[entity]
     if host is None:
-        return f"{qbo_settings.API_BASE_URL}/v3/company/_/{entity.lower()}/{qbo_id}"
+        return ""
+    page = {"Customer": "customerdetail?nameId=", "Item": "items?itemId=", "Invoice": "invoice?txnId="}[entity]
     return f"{host}/app/{page}{qbo_id}"
 
 

@@ -48,7 +48,7 @@ def test_each_row_shows_its_state_message_and_link(org, admin_client, run_queue,
     assert "<th" in html and ">QuickBooks<" in html  # the column's header
     synced_row = row_html(html, "Synced Co")
     assert "qbo-state-synced" in synced_row and f"QBO #{mapping.qbo_id}" in synced_row
-    assert f'href="{qbo_url("Customer", mapping.qbo_id)}"' in synced_row
+    assert qbo_url("Customer", mapping.qbo_id) == "" and "qbo-link" not in synced_row  # local mode: no dead link
     assert "qbo-state-pending" in row_html(html, "Pending Co")
     failed_row = row_html(html, "Failed Co")
     assert "qbo-state-failed" in failed_row and "Duplicate Name Exists Error &lt;6240&gt;" in failed_row
@@ -92,3 +92,12 @@ def test_admins_that_opt_out_have_no_column(org, admin_client, monkeypatch) -> N
     monkeypatch.setattr(CustomerAdmin, "qbo_state_column", False)
     html = admin_client.get(reverse("admin:batchly_customer_changelist")).content.decode()
     assert "qbo-state-" not in html
+
+
+def test_open_in_quickbooks_links_only_where_quickbooks_has_pages(settings) -> None:
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "local"}
+    assert qbo_url("Invoice", "130") == ""
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "sandbox"}
+    assert qbo_url("Invoice", "130") == "https://app.sandbox.qbo.intuit.com/app/invoice?txnId=130"
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "production"}
+    assert qbo_url("Customer", "7") == "https://app.qbo.intuit.com/app/customerdetail?nameId=7"

@@ -93,3 +93,41 @@ def test_wait_is_the_documented_default(name) -> None:
 def test_help_runs_as_a_process(sqlite_env) -> None:
     result = manage(sqlite_env, "push", "--help")
     assert result.returncode == 0 and "--dry-run" in result.stdout and "--ids 1,2,3" in result.stdout
+
+
+def test_task_queue_chatter_stays_out_of_the_output(monkeypatch) -> None:
+    """django-q2's "[Q] INFO Enqueued ..." lines were mixed into the command's output; -v 2 still shows them."""
+    import io
+    import logging
+
+    from django.core.management import call_command
+
+    from qbo_sync.cli.status import Status
+
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    q_logger = logging.getLogger("django-q")
+    handler = Collect(level=logging.DEBUG)
+    q_logger.addHandler(handler)
+    monkeypatch.setattr(q_logger, "level", logging.INFO)
+
+    def chatty(self, command, options) -> None:
+        q_logger.info("Enqueued [ORM] 1")
+        q_logger.warning("a real problem")
+        command.stdout.write("status line")
+
+    monkeypatch.setattr(Status, "handle", chatty)
+    try:
+        out = io.StringIO()
+        call_command("qbo_sync", "status", stdout=out)
+        assert [r.getMessage() for r in records] == ["a real problem"] and out.getvalue() == "status line\n"
+        records.clear()
+        call_command("qbo_sync", "status", verbosity=2, stdout=io.StringIO())
+        assert [r.getMessage() for r in records] == ["Enqueued [ORM] 1", "a real problem"]
+        assert q_logger.level == logging.INFO
+    finally:
+        q_logger.removeHandler(handler)

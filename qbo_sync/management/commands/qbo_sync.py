@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -51,7 +54,22 @@ class Command(BaseCommand):
         sub = self.subcommands.get(options["subcommand"])
         if sub is None:
             raise CommandError(f"Unknown subcommand {options['subcommand']!r}.")
-        sub.handle(self, options)
+        with quiet_task_queue(options.get("verbosity", 1)):
+            sub.handle(self, options)
+
+
+@contextmanager
+def quiet_task_queue(verbosity: int) -> Iterator[None]:
+    """django-q2 logs every task it queues ("[Q] INFO Enqueued ...") on its own stderr handler; in a command's
+    output those lines interleave with ours. Below ``-v 2`` only its warnings and errors get through."""
+    logger = logging.getLogger("django-q")
+    before = logger.level
+    if verbosity < 2 and logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def _subparser_class(parser: CommandParser) -> type[argparse.ArgumentParser]:
