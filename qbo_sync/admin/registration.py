@@ -8,7 +8,8 @@ buttons that call ``qbo_sync.services.operations``, each guarded by an action of
   shown;
 - jobs: live progress, a link to the progress page, cancel (``operate``: ``change_syncjob``);
 - queue items: retry, retry including dead, cancel (``operate``: ``change_syncjob``);
-- conflicts: keep the app's value, keep QuickBooks', edit then keep (``resolve``: ``change_conflict``);
+- conflicts: keep the host's value (named by ``QBO_SYNC["HOST_LABEL"]``), keep QuickBooks', edit then keep
+  (``resolve``: ``change_conflict``);
 - sync log and pull cursors: read-only, nothing to act on (the log is append-only: no delete either).
 
 Staff who are not superusers see only their organizations' rows (``OrganizationScopedAdmin``).
@@ -25,11 +26,13 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import lazy
 from django.utils.html import format_html
 
 from qbo_sync.admin import views
 from qbo_sync.admin.actions import job_url
 from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, may
+from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
 from qbo_sync.models import Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
 from qbo_sync.permissions import Action, Actor
@@ -313,7 +316,7 @@ class ConflictAdmin(QboReadOnlyAdmin):
     def base(self, obj: Conflict) -> str:
         return short(views.json_value(obj.base_value), 40)
 
-    @admin.display(description="Host")
+    @admin.display(description=lazy(host_label, str)(capital=True))
     def host(self, obj: Conflict) -> str:
         return short(views.json_value(obj.host_value), 40)
 
@@ -339,7 +342,8 @@ class ConflictAdmin(QboReadOnlyAdmin):
 
     def changeform_view(self, request: HttpRequest, object_id: Any = None, form_url: str = "",
                         extra_context: dict | None = None) -> HttpResponse:
-        extra = {**(extra_context or {}), "can_resolve": self.has_resolve_permission(request)}
+        extra = {**(extra_context or {}), "can_resolve": self.has_resolve_permission(request),
+                 "host_label": host_label()}
         return super().changeform_view(request, object_id, form_url, extra)
 
     def _keep(self, request: HttpRequest, queryset: QuerySet, keep: str, label: str) -> None:
@@ -359,9 +363,9 @@ class ConflictAdmin(QboReadOnlyAdmin):
         for line in refused:
             messages.error(request, line)
 
-    @admin.action(permissions=["resolve"], description="Keep the app's (host) value")
+    @admin.action(permissions=["resolve"], description=lazy(lambda: f"Keep {host_label()}'s value", str)())
     def keep_host(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._keep(request, queryset, "host", "the app's value")
+        self._keep(request, queryset, "host", f"{host_label()}'s value")
 
     @admin.action(permissions=["resolve"], description="Keep QuickBooks' value")
     def keep_quickbooks(self, request: HttpRequest, queryset: QuerySet) -> None:

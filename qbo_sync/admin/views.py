@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from qbo_sync.admin.actions import check_organizations, group_by_organization, job_url
+from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboConfigurationError, QboSyncError
 from qbo_sync.models import Conflict, QboConnection, SyncJob
 from qbo_sync.models.base import ORGANIZATION_MODEL
@@ -243,6 +244,7 @@ def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str)
         "values": conflict_values(conflict),
         "form": form,
         "change_url": change_url,
+        "host_label": host_label(),
         "media": modeladmin.media + form.media,
     }
     request.current_app = modeladmin.admin_site.name
@@ -252,7 +254,7 @@ def resolve_conflict_view(modeladmin: Any, request: HttpRequest, object_id: str)
 def conflict_values(conflict: Conflict) -> list[dict[str, Any]]:
     return [
         {"side": "Base (last agreed)", "value": conflict.base_value, "updated_at": None},
-        {"side": "Host (the app)", "value": conflict.host_value, "updated_at": conflict.host_updated_at},
+        {"side": host_label(capital=True), "value": conflict.host_value, "updated_at": conflict.host_updated_at},
         {"side": "QuickBooks", "value": conflict.qbo_value, "updated_at": conflict.qbo_updated_at},
     ]
 

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from qbo_sync.cli import Subcommand, resolve_organizations
 from qbo_sync.cli.progress import add_json_argument, one_line, org_label
+from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
 
 STATES = ("open", "auto_resolved", "resolved", "all")
@@ -92,7 +93,7 @@ class Conflicts(Subcommand):
         for r in rows:
             command.stdout.write(
                 f"  #{r['id']} {r['organization']} {r['entity']} {r['object_id']} (QBO {r['qbo_id'] or '-'}) "
-                f"{r['field']}: host {json.dumps(r['host'], default=str)} vs QuickBooks "
+                f"{r['field']}: {host_label()} {json.dumps(r['host'], default=str)} vs QuickBooks "
                 f"{json.dumps(r['qbo'], default=str)} (base {json.dumps(r['base'], default=str)}; rule {r['rule']}"
                 f"{'; ' + r['state'] if options['state'] == 'all' else ''})")
         if options["state"] == "open":

@@ -272,12 +272,22 @@ def test_conflict_page_shows_the_three_values_side_by_side(org, admin_client, ma
     conflict = make_conflict(org)
     page = admin_client.get(url("conflict", "change", conflict.pk)).content.decode()
     assert "qbo-conflict-values" in page
-    for side, value in (("Base (last agreed)", "base@example.com"), ("Host (the app)", "host@example.com"),
+    for side, value in (("Base (last agreed)", "base@example.com"), ("Batchly", "host@example.com"),
                         ("QuickBooks", "qbo@example.com")):
         assert side in page and value in page
+    assert "<th>Batchly</th><td><code>host@example.com</code>" in page  # the host's side, named by HOST_LABEL
     assert "critical" in page and url("conflict", "resolve", conflict.pk) in page
     listing = admin_client.get(url("conflict")).content.decode()
     assert "host@example.com" in listing and "qbo@example.com" in listing and "base@example.com" in listing
+
+
+def test_the_host_side_is_named_by_host_label(org, admin_client, make_conflict, settings) -> None:
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "HOST_LABEL": "Acme Books"}
+    conflict = make_conflict(org)
+    page = admin_client.get(url("conflict", "resolve", conflict.pk)).content.decode()
+    assert "Keep Acme Books's value</button>" in page and "<th>Acme Books</th>" in page
+    listing = admin_client.get(url("conflict")).content.decode()
+    assert "Keep Acme Books&#x27;s value</option>" in listing and "<span>Acme Books</span>" in listing
 
 
 def test_keep_host_and_keep_quickbooks_actions(org, operator, operator_client, make_conflict) -> None:

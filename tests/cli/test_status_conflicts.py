@@ -82,7 +82,7 @@ def test_conflicts_list_and_resolve_keep_host(org, qbo, conflict, accountant, ru
     out = qbo("conflicts")
     assert out.startswith("1 open conflict(s):")
     assert f"#{conflict.pk} {org.slug} Customer {conflict.mapping.object_id}" in out
-    assert 'email: host "batchly@example.com" vs QuickBooks "qbo@example.com"' in out
+    assert 'email: Batchly "batchly@example.com" vs QuickBooks "qbo@example.com"' in out
     data = last_json(qbo("conflicts", "list", "--org", org.slug, "--json"))
     assert data["count"] == 1 and data["state"] == "open"
     row = data["conflicts"][0]
