@@ -44,6 +44,10 @@ class _ShopAdapter(HostAdapter):
         if changed:
             obj.save(update_fields=[*changed, "modified"])
 
+    def clean_value(self, name: str, value: Any) -> Any:
+        # A typed conflict value is checked by the shop's own column (``email`` here, ``full_name`` for a name).
+        return super().clean_value(self.columns.get(name, name), value)
+
     def create_from_values(self, organization_id: int, values: dict[str, Any]) -> models.Model:
         data = {column: values[name] for name, column in self.columns.items() if values.get(name) is not None}
         return self.model._default_manager.create(store_id=organization_id, **data)
