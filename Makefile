@@ -70,7 +70,8 @@ soak: $(STAMP)
 		status=$$?; cat $(SOAK_SUMMARY); echo; exit $$status
 
 # The second host (examples/shop/README.md): the wheel in a fresh virtualenv with a project that is not Batchly,
-# against a sandbox started from the wheel, on the lock's Django 5.2 and on Django 6.0 (which needs Python 3.12+).
+# against a sandbox started from the wheel: the lock's Django 5.2 on Python 3.11, Django 6.0 on the newest Python
+# found (3.12+; pyenv's are looked for too).
 SHOP_DJANGO6 ?= 6.0.10
 shop: $(STAMP)
 	@$(PY) examples/shop/run_from_wheel.py

@@ -43,14 +43,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--django", default="", help="A Django version to install instead of the lock's pin.")
     parser.add_argument("--python", default="", help="Interpreter for the fresh virtualenv (default: this one; "
-                                                      "with --django 6.x the first Python 3.12+ found).")
+                                                      "with --django 6.x the newest Python 3.12+ found).")
     parser.add_argument("--build-python", default=str(ROOT / ".venv" / "bin" / "python"),
                         help="Interpreter with `build` installed (default: the repository's .venv).")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     args = parser.parse_args()
     if not args.python:
-        needs = (3, 12) if args.django and int(args.django.split(".")[0]) >= 6 else (3, 11)
-        args.python = find_python(needs)
+        # The corners of the supported matrix: the lock's Django 5.2 on this (oldest) Python, Django 6 on the newest.
+        newest = bool(args.django) and int(args.django.split(".")[0]) >= 6
+        needs = (3, 12) if newest else (3, 11)
+        args.python = find_python(needs, newest=newest)
         if not args.python:
             print(f"FAILED: Django {args.django or 'from the lock'} needs Python {'.'.join(map(str, needs))}+; "
                   "none found (give --python)", flush=True)
@@ -271,11 +273,13 @@ class Run:
             return json.loads(response.read())
 
 
-def find_python(at_least: tuple[int, int]) -> str:
-    """This interpreter if it is new enough, else the first python3.1x on PATH or under pyenv that is."""
+def find_python(at_least: tuple[int, int], newest: bool = False) -> str:
+    """This interpreter if it is new enough, else the first python3.1x on PATH or under pyenv that is; with
+    ``newest``, the newest of them all."""
     candidates = [sys.executable, *(shutil.which(f"python3.{minor}") or "" for minor in range(at_least[1], 16))]
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates += sorted(str(p) for p in pyenv.glob("3.*/bin/python3"))
+    found: list[tuple[tuple[int, int], str]] = []
     for candidate in filter(None, candidates):
         try:
             out = subprocess.run([candidate, "-c", "import sys; print(*sys.version_info[:2])"],  # noqa: S603
@@ -283,8 +287,10 @@ def find_python(at_least: tuple[int, int]) -> str:
         except OSError:
             continue
         if len(out) == 2 and (int(out[0]), int(out[1])) >= at_least:
-            return candidate
-    return ""
+            if not newest:
+                return candidate
+            found.append(((int(out[0]), int(out[1])), candidate))
+    return max(found)[1] if found else ""
 
 
 def parse_lock(path: Path) -> dict[str, str]:
