@@ -4,8 +4,9 @@
   ``local``). Its ``state`` is signed (``django.core.signing``, salted), expires after ``OAUTH_STATE_MAX_AGE`` and
   names an :class:`~qbo_sync.models.OAuthState` row, which makes it single-use and binds it to the organization and
   the user who started.
-* :func:`complete_connect` checks the callback's ``state``, exchanges the code exactly once, stores the realm and
-  the encrypted tokens, and reads the company's name.
+* :func:`complete_connect` checks the callback's ``state``, exchanges the code exactly once, proves the realm by
+  reading its CompanyInfo with the new tokens (the callback's ``realmId`` is only a URL parameter), and only then
+  stores the realm, the encrypted tokens and the company's name.
 * :func:`disconnect` revokes the tokens and marks the connection disconnected; queued work is kept.
 * :func:`client_for` is the one factory every service uses to talk to QBO: the connection's stored tokens
   (:class:`~qbo_sync.services.tokens.DatabaseTokenProvider`), the shared throttle, and one HTTP session per realm
@@ -32,6 +33,7 @@ from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
 from qbo_sync.client.http import QboClient
+from qbo_sync.client.tokens import InMemoryTokenProvider
 from qbo_sync.conf import ENVIRONMENTS, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboConfigurationError, QboReauthRequired, QboSyncError
 from qbo_sync.services.ratelimit import throttle_for_settings
@@ -197,26 +199,28 @@ def complete_connect(request_params: Mapping[str, Any], user: Any = None, *,
     if not code or not realm_id:
         raise QboConnectError("The QuickBooks callback lacks the authorization code or the company (realmId).")
 
-    other = (
-        QboConnection.objects.filter(
-            environment=env, realm_id=realm_id,
-            status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH],
-        )
-        .exclude(organization=organization)
-        .select_related("organization")
-        .first()
-    )
-    if other is not None:
-        raise QboConnectError(
-            f"QuickBooks company {realm_id} is already connected to {other.organization}; disconnect it there first."
-        )
-
     oauth = oauth_client()
     try:
         tokens = oauth.exchange_code(code)  # exactly once: the state was consumed above
     except QboApiError as exc:
         raise QboConnectError(f"QuickBooks refused the authorization code ({exc.code or exc.status}). Start "
                               f"connecting again.") from exc
+
+    # The callback's realmId is only a URL parameter: anyone can change it. Nothing is saved until the new tokens
+    # have read that very company.
+    company_name = _verified_company_name(realm_id, tokens)
+
+    other = (
+        QboConnection.objects.filter(
+            environment=env, realm_id=realm_id,
+            status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH],
+        )
+        .exclude(organization=organization)
+        .exists()
+    )
+    if other:
+        _revoke_quietly(tokens.refresh_token, realm_id)
+        raise QboConnectError(ALREADY_CONNECTED.format(realm_id=realm_id))
 
     try:
         with transaction.atomic():
@@ -236,24 +240,50 @@ def complete_connect(request_params: Mapping[str, Any], user: Any = None, *,
             connection.last_error = ""
             connection.connected_at = timezone.now()
             connection.connected_by = user if getattr(user, "pk", None) else None
+            if company_name:
+                connection.company_name = company_name
             connection.save()
     except IntegrityError:  # another organization connected the same company a moment ago
         _revoke_quietly(tokens.refresh_token, realm_id)
-        raise QboConnectError(
-            f"QuickBooks company {realm_id} is already connected to another organization; disconnect it there first."
-        ) from None
+        raise QboConnectError(ALREADY_CONNECTED.format(realm_id=realm_id)) from None
     logger.info("QBO organization %s connected to realm %s", organization.pk, realm_id)
-
-    try:
-        info = client_for(connection).company_info()
-    except QboSyncError as exc:
-        logger.warning("QBO realm %s: connected, but CompanyInfo could not be read: %s", realm_id, exc)
-    else:
-        name = str(info.get("CompanyName") or info.get("LegalName") or "")[:255]
-        if name:
-            connection.company_name = name
-            connection.save(update_fields=["company_name", "updated_at"])
     return connection
+
+
+#: Never names the other organization: the person connecting may not even know it exists.
+ALREADY_CONNECTED = ("QuickBooks company {realm_id} is already connected to another organization; disconnect it "
+                     "there first.")
+
+
+def _verified_company_name(realm_id: str, tokens: Any) -> str:
+    """Read the company's CompanyInfo with the tokens just issued; refuse (and revoke them) unless QuickBooks
+    answers for ``realm_id``. Returns the company's name."""
+    scale = float(qbo_settings.TIME_SCALE)
+    timeout = qbo_settings.HTTP_TIMEOUT
+    try:
+        client = QboClient(
+            realm_id,
+            api_base_url=qbo_settings.API_BASE_URL,
+            tokens=InMemoryTokenProvider(tokens),
+            throttle=throttle_for_settings(),
+            minor_version=int(qbo_settings.MINOR_VERSION),
+            timeout=tuple(timeout) if isinstance(timeout, list) else timeout,
+            max_retries=2,
+            throttle_backoff=float(qbo_settings.THROTTLE_BACKOFF_SECONDS) / scale,
+            backoff_base=0.5 / scale,
+            backoff_cap=30.0 / scale,
+            session=_session_for(realm_id),
+        )
+        info = client.company_info()
+    except (QboSyncError, ValueError) as exc:
+        logger.warning("QBO connect refused: the new tokens could not read CompanyInfo of realm %s (%s)", realm_id,
+                       type(exc).__name__)
+        _revoke_quietly(tokens.refresh_token, realm_id)
+        raise QboConnectError(
+            f"QuickBooks did not confirm that this authorization is for company {realm_id}, so nothing was "
+            f"connected. Start connecting again and approve the company you want to connect."
+        ) from None
+    return str(info.get("CompanyName") or info.get("LegalName") or "")[:255]
 
 
 def disconnect(organization: Any) -> Any:
