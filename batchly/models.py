@@ -8,6 +8,7 @@ Money is ``Decimal`` everywhere.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -342,6 +343,24 @@ class Invoice(TenantModel):
                 self.status, self.sent_at, self.updated_at = self.Status.SENT, now, now
             else:
                 self.refresh_from_db(fields=["status", "sent_at", "updated_at"])
+
+    @classmethod
+    def mark_sent_many(cls, invoices: Sequence[Invoice]) -> None:
+        """``mark_sent`` for many invoices with one UPDATE (a pushed chunk); the instances follow the rows."""
+        drafts = {inv.pk: inv for inv in invoices if inv.status == cls.Status.DRAFT}
+        if not drafts:
+            return
+        now = timezone.now()
+        changed = cls.objects.filter(pk__in=list(drafts), status=cls.Status.DRAFT).update(
+            status=cls.Status.SENT, sent_at=now, updated_at=now)
+        if changed == len(drafts):
+            for inv in drafts.values():
+                inv.status, inv.sent_at, inv.updated_at = cls.Status.SENT, now, now
+            return
+        # Some changed under us since they were loaded: take what the rows hold now.
+        for pk, status, sent_at, updated_at in cls.objects.filter(pk__in=list(drafts)).values_list(
+                "pk", "status", "sent_at", "updated_at"):
+            drafts[pk].status, drafts[pk].sent_at, drafts[pk].updated_at = status, sent_at, updated_at
 
     def void(self) -> None:
         """Void the invoice. A sent invoice's void is pushed to QuickBooks by the sync."""

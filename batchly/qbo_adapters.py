@@ -6,7 +6,7 @@ never sync; converting one to an invoice is what reaches QuickBooks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -150,6 +150,9 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
 
     def mark_sent(self, obj: models.Model) -> None:
         obj.mark_sent()
+
+    def mark_sent_many(self, objs: Sequence[models.Model]) -> None:
+        Invoice.mark_sent_many(objs)
 
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
         fields = ["amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -104,6 +104,13 @@ class InvoiceAdapterMixin:
 
     def mark_sent(self, obj: models.Model) -> None:
         raise NotImplementedError
+
+    def mark_sent_many(self, objs: Sequence[models.Model]) -> None:
+        """``mark_sent`` for every invoice of a chunk QuickBooks accepted, inside the transaction that records
+        them. The default calls ``mark_sent`` on each; override with one UPDATE (and keep the instances' sent state
+        in step, as ``mark_sent`` does) to save a query per invoice."""
+        for obj in objs:
+            self.mark_sent(obj)
 
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
         """Write QuickBooks' payment state onto the invoice row and save it (only what changed).

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter
@@ -142,6 +142,10 @@ def save_new_many(mappings: Sequence[EntityMapping]) -> dict[str, EntityMapping]
     return {m.object_id: m for m in stored}
 
 
+SYNCED_FIELDS = ["qbo_id", "sync_token", "snapshot", "qbo_updated_at", "host_updated_at", "last_pushed_at",
+                 "last_pulled_at", "state", "last_error", "updated_at"]
+
+
 def record_synced(
     mapping: EntityMapping,
     payload: dict[str, Any],
@@ -153,6 +157,26 @@ def record_synced(
     pulled: bool = False,
     state: str = EntityMapping.State.SYNCED,
 ) -> None:
+    set_synced(mapping, payload, snapshot, qbo_updated_at=qbo_updated_at, host_updated_at=host_updated_at,
+               pushed=pushed, pulled=pulled, state=state)
+    if mapping.pk is None:
+        mapping.save()
+    else:
+        mapping.save(update_fields=SYNCED_FIELDS)
+
+
+def set_synced(
+    mapping: EntityMapping,
+    payload: dict[str, Any],
+    snapshot: dict[str, Any],
+    *,
+    qbo_updated_at: dt.datetime | None,
+    host_updated_at: dt.datetime | None,
+    pushed: bool = False,
+    pulled: bool = False,
+    state: str = EntityMapping.State.SYNCED,
+) -> None:
+    """What :func:`record_synced` writes, set on the instance only (saved by it, or by :func:`save_synced_many`)."""
     now = timezone.now()
     mapping.qbo_id = str(payload.get("Id") or mapping.qbo_id)
     mapping.sync_token = str(payload.get("SyncToken", mapping.sync_token))
@@ -166,11 +190,26 @@ def record_synced(
     mapping.state = state
     if state == EntityMapping.State.SYNCED:
         mapping.last_error = ""
-    if mapping.pk is None:
-        mapping.save()
-    else:
-        mapping.save(update_fields=["qbo_id", "sync_token", "snapshot", "qbo_updated_at", "host_updated_at",
-                                    "last_pushed_at", "last_pulled_at", "state", "last_error", "updated_at"])
+    mapping.updated_at = now
+
+
+def save_synced_many(mappings: Sequence[EntityMapping]) -> None:
+    """Save what :func:`set_synced` set on many mappings: one prepared UPDATE executed for every stored row
+    (``executemany``), instead of a ``save()`` each; ``bulk_update``'s CASE expressions measured ~10 ms a row."""
+    stored = [m for m in mappings if m.pk is not None]
+    if stored:
+        connection = transaction.get_connection(router.db_for_write(EntityMapping))
+        meta = EntityMapping._meta
+        fields = [meta.get_field(name) for name in SYNCED_FIELDS]
+        qn = connection.ops.quote_name
+        sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "  # noqa: S608
+               f"WHERE {qn(meta.pk.column)} = %s")
+        rows = [[f.get_db_prep_save(getattr(m, f.attname), connection) for f in fields] + [m.pk] for m in stored]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+    for mapping in mappings:
+        if mapping.pk is None:
+            mapping.save()
 
 
 def record_failure(mapping: EntityMapping | None, message: str) -> None:

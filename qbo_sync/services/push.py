@@ -558,12 +558,12 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None or w.mapping.object_id in relinking]
     if maybe_sent:
         existing = find_invoices_by_doc_number(ctx, [w.values["doc_number"] for w in maybe_sent])
-        for w in maybe_sent:
-            found = existing.get(w.values["doc_number"])
-            if found is not None:
-                writes.remove(w)
-                outcomes[w.item.pk] = record_invoice_success(ctx, adapter, w, found, linked=True)
+        found = [(w, existing[w.values["doc_number"]]) for w in maybe_sent if w.values["doc_number"] in existing]
+        for w, _ in found:
+            writes.remove(w)
+        outcomes.update(record_invoice_successes(ctx, adapter, found, linked=True))
     results = send(ctx, "Invoice", writes)
+    accepted: list[tuple[Write, dict[str, Any]]] = []
     for w in writes:
         result = results[w.item.pk]
         if isinstance(result, Exception):
@@ -572,7 +572,8 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
                 maps.record_failure(w.mapping, f"Invoice {w.values['doc_number']}: {result}")
             outcomes[w.item.pk] = outcome
         else:
-            outcomes[w.item.pk] = record_invoice_success(ctx, adapter, w, result)
+            accepted.append((w, result))
+    outcomes.update(record_invoice_successes(ctx, adapter, accepted))
     return outcomes
 
 
@@ -625,30 +626,41 @@ def find_invoices_by_doc_number(ctx: SyncContext, numbers: Sequence[str]) -> dic
     return found
 
 
-def record_invoice_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any],
-                           *, linked: bool = False) -> Outcome:
+def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Sequence[tuple[Write, dict[str, Any]]],
+                             *, linked: bool = False) -> dict[int, Outcome]:
+    """Record the invoices QuickBooks accepted (or that were found there), a chunk at once: one transaction, the
+    host's ``mark_sent_many`` (one UPDATE in a host that overrides it) and one ``bulk_update`` of the mappings,
+    instead of a transaction and two UPDATEs per invoice (docs/performance.md, "Fleet")."""
     from qbo_sync.services.pull import apply_payment_state
     from qbo_sync.signals import entity_pushed
 
+    if not done:
+        return {}
     mapper = get_mapper("Invoice")
-    mismatch = mapper.compare_total(w.values, payload)
     with transaction.atomic():
-        adapter.mark_sent(w.obj)
-        # QuickBooks' answer carries the invoice's Balance (= TotalAmt when nothing is paid): apply it now; a pull
-        # would skip this version as already known.
-        apply_payment_state(ctx, adapter, w.mapping, w.obj, payload, record_version=False)
-        maps.record_synced(w.mapping, payload, {"doc_number": w.values["doc_number"], "total": payload.get("TotalAmt")},
-                           qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
-                           pushed=True)
-        if mismatch is not None:
-            EntityMapping.objects.filter(pk=w.mapping.pk).update(last_error=mismatch.message)
-            maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: {mismatch.message}",
-                     level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=w.mapping.object_id,
-                     qbo_id=w.mapping.qbo_id, job_id=ctx.job_id)
-    entity_pushed.send(sender=EntityMapping, entity_type="Invoice", object_id=w.mapping.object_id,
-                       qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
+        adapter.mark_sent_many([w.obj for w, _ in done])  # type: ignore[attr-defined]
+        for w, payload in done:
+            # QuickBooks' answer carries the invoice's Balance (= TotalAmt when nothing is paid): apply it now; a
+            # pull would skip this version as already known.
+            apply_payment_state(ctx, adapter, w.mapping, w.obj, payload, record_version=False)
+            maps.set_synced(w.mapping, payload, {"doc_number": w.values["doc_number"],
+                                                 "total": payload.get("TotalAmt")},
+                            qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
+                            pushed=True)
+            mismatch = mapper.compare_total(w.values, payload)
+            if mismatch is not None:
+                w.mapping.last_error = mismatch.message
+                maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: "
+                         f"{mismatch.message}", level=SyncLog.Level.WARNING, entity_type="Invoice",
+                         object_id=w.mapping.object_id, qbo_id=w.mapping.qbo_id, job_id=ctx.job_id)
+        maps.save_synced_many([w.mapping for w, _ in done])
     verb = "found already in QuickBooks and linked" if linked else "created"
-    return Outcome.completed(f"{verb} as invoice {payload.get('Id')}")
+    outcomes = {}
+    for w, payload in done:
+        entity_pushed.send(sender=EntityMapping, entity_type="Invoice", object_id=w.mapping.object_id,
+                           qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
+        outcomes[w.item.pk] = Outcome.completed(f"{verb} as invoice {payload.get('Id')}")
+    return outcomes
 
 
 def void_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Outcome]:
