@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench lock clean chaos dist soak shop docs
+.PHONY: demo test lint check bench bench-fleet lock clean chaos dist soak shop docs
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 	@$(PY) manage.py bench all $(BENCH_ARGS)
 	@$(PY) manage.py bench progress-api --database-url $(BENCH_PG_URL) $(BENCH_ARGS) \
 		|| echo "progress-api on PostgreSQL skipped: no server at $(BENCH_PG_URL)"
+
+# The fleet scenarios (docs/performance.md, "Fleet"): real django-q2 clusters, QBO's real speed, full size.
+FLEET_REDIS_URL ?= redis://127.0.0.1:6379/8
+bench-fleet: $(STAMP)
+	@$(PY) manage.py bench realtime-latency $(BENCH_ARGS)
+	@$(PY) manage.py bench realtime-latency --load $(BENCH_ARGS)
+	@REDIS_URL=$(FLEET_REDIS_URL) QBO_BENCH_REDIS_URL=$(FLEET_REDIS_URL) $(PY) manage.py bench fleet-throughput \
+		--throttle redis --database-url $(BENCH_PG_URL) $(BENCH_ARGS)
 
 # The chaos suite (docs/reliability.md): SQLite with one cluster, then PostgreSQL with two (CHAOS_PG_URL, default
 # postgres://postgres@127.0.0.1:5432). CHAOS_COUNT / CHAOS_SCALE set the size.

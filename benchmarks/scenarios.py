@@ -50,22 +50,34 @@ LIMITS = {"rate_limit": 500, "concurrency": 10, "batch_rate": 40, "batch_size": 
 CEILING = LIMITS["batch_rate"] * LIMITS["batch_size"] + (LIMITS["rate_limit"] - LIMITS["batch_rate"])
 ORIGINAL_DESIGN_PER_MINUTE = 50
 DEFAULT_COUNTS = {"push-invoices": 5000, "push-naive": 5000, "import-customers": 5000, "enqueue": 5000,
-                  "progress-api": 100_000, "multi-realm": 2000}
+                  "progress-api": 100_000, "multi-realm": 2000, "fleet-throughput": 500, "realtime-latency": 0}
+DEFAULT_REALMS = 20
+#: CPU of one worker host in ms per minute (2 cores), for the on-paper "realms one host can feed".
+HOST_CPU_MS_PER_MINUTE = 2 * 60_000
 Write = Callable[[str], None]
 
 
 def run(scenario: str, *, count: int | None = None, time_scale: float = 1.0, latency_ms: str | None = "100-400",
         workers: int | None = None, chunk_size: int | None = None, throttle: str = "database",
-        naive_count: int | None = None, write: Write | None = None) -> dict[str, Any]:
+        naive_count: int | None = None, realms: int | None = None, clusters: int | None = None,
+        saves: int | None = None, load_count: int | None = None, write: Write | None = None) -> dict[str, Any]:
     bench = Bench(time_scale=time_scale, latency_ms=latency_ms, chunk_size=chunk_size, throttle=throttle,
                   write=write or (lambda line: print(line, file=sys.stderr, flush=True)))
     logging.getLogger("qbo_sync").setLevel(logging.ERROR)
     func = {"push-invoices": bench.push_invoices, "push-naive": bench.push_naive,
             "import-customers": bench.import_customers, "enqueue": bench.enqueue,
-            "progress-api": bench.progress_api, "multi-realm": bench.multi_realm}[scenario]
+            "progress-api": bench.progress_api, "multi-realm": bench.multi_realm,
+            "fleet-throughput": bench.fleet_throughput, "realtime-latency": bench.realtime_latency}[scenario]
     kwargs: dict[str, Any] = {"count": count or DEFAULT_COUNTS[scenario]}
     if scenario in ("push-invoices", "push-naive", "multi-realm"):
         kwargs["workers"] = workers or (3 if scenario == "multi-realm" else 2)
+    if scenario in ("fleet-throughput", "realtime-latency"):  # django-q2 workers per cluster
+        kwargs["workers"] = workers or 2
+        kwargs["clusters"] = clusters or (2 if scenario == "fleet-throughput" else 1)
+    if scenario == "fleet-throughput":
+        kwargs["realms"] = realms or DEFAULT_REALMS
+    if scenario == "realtime-latency":
+        kwargs.update(saves=saves or 50, load_count=load_count)
     if scenario == "push-naive":
         kwargs["naive_count"] = naive_count
     try:
@@ -255,16 +267,23 @@ class Bench:
         return orgs, realms, invoices
 
     def measure_push(self, orgs: Sequence[Organization], realms: dict[int, str], count: int,
-                     workers: int) -> dict[str, Any]:
+                     workers: int, clusters: Clusters | None = None) -> dict[str, Any]:
+        """Push every organization's invoices and measure. Drained by ``workers`` forked processes, or, with
+        ``clusters``, by those real django-q2 clusters (started by the caller; the jobs' kicks reach them)."""
         assert self.sandbox is not None
         before = {r: self.sandbox.stats(r) for r in realms.values()}
+        cpu0 = self.sandbox.cpu_seconds()
+        ours0 = children_cpu_seconds() if clusters is None else clusters.used_cpu_seconds()
         t0 = time.time()
         started = [jobs.start_push(org.pk, "Invoice") for org in orgs]
         job_ids = [j.pk for j in started]
-        cpu0 = self.sandbox.cpu_seconds()
-        ours0 = children_cpu_seconds()
-        retries = run_workers(job_ids, workers, self.write)
-        worker_cpu = children_cpu_seconds() - ours0
+        if clusters is None:
+            retries = run_workers(job_ids, workers, self.write)
+            worker_cpu = children_cpu_seconds() - ours0
+        else:
+            wait_for_jobs(job_ids, 3600, self.write)
+            retries = -1  # not counted: the clusters log on their own
+            worker_cpu = clusters.used_cpu_seconds() - ours0
         jobs_after = list(SyncJob.objects.filter(pk__in=job_ids))
         finished = [j.finished_at for j in jobs_after if j.finished_at]
         wall = (max(finished).timestamp() if len(finished) == len(jobs_after) else time.time()) - t0
@@ -323,6 +342,119 @@ class Bench:
         result = self.measure_push(orgs, realms, count, workers)
         result["organizations"] = len(orgs)
         result["table"] = [("organizations", f"{len(orgs)} (one realm each)"), *push_table(result)]
+        return result
+
+    def clusters(self, n: int, workers: int = 2) -> Clusters:
+        assert self.sandbox is not None
+        from qbo_sync.services.schedules import install_schedules
+
+        install_schedules()  # the minute safety-net drain, as a deployment has it
+        clusters = Clusters(n, workers=workers, base_url=self.sandbox.base_url, time_scale=self.time_scale,
+                            chunk_size=int(qbo_settings.CHUNK_SIZE), throttle=self.throttle)
+        connections.close_all()
+        clusters.start()
+        self.write(f"{n} django-q2 cluster(s) of {workers} workers started")
+        return clusters
+
+    def fleet_throughput(self, count: int, workers: int, realms: int, clusters: int = 2) -> dict[str, Any]:
+        """R organizations, one realm each, N invoices each, drained by real django-q2 clusters (``clusters`` of
+        ``workers`` each; the jobs' own kicks and the minute schedule start the drains). Aggregate writes/min
+        against the sum of the realms' ceilings, and our CPU per written invoice: every process of the clusters
+        (from /proc; the sandbox and this process excluded)."""
+        orgs, realm_ids, _ = self.push_setup(realms, count)
+        running = self.clusters(clusters, workers)
+        try:
+            result = self.measure_push(orgs, realm_ids, count, workers * clusters, clusters=running)
+            result["cluster_peak_rss_mb"] = round(running.peak_rss_mb(), 1)
+        finally:
+            running.stop()
+        per_realm_ms = result["cpu_ms_per_record"] * CEILING
+        result.update(organizations=len(orgs), clusters=clusters, workers_per_cluster=workers,
+                      cpu_ms_per_realm_minute=round(per_realm_ms, 1),
+                      realms_per_2_core_host=round(HOST_CPU_MS_PER_MINUTE / per_realm_ms, 1) if per_realm_ms else None)
+        result["table"] = [("organizations", f"{len(orgs)} (one realm each) x {count:,} invoices"),
+                           ("clusters", f"{clusters} x {workers} workers (manage.py qcluster)"), *push_table(result),
+                           ("realms one 2-core host can feed (on paper)",
+                            f"{result['realms_per_2_core_host']} (= 120,000 CPU ms/min / ({result['cpu_ms_per_record']}"
+                            f" ms x {CEILING:,} writes/min))")]
+        return result
+
+    def realtime_latency(self, count: int, saves: int, load_count: int | None, clusters: int = 1,
+                         workers: int = 2) -> dict[str, Any]:
+        """A host save of one customer until QuickBooks shows it, with real django-q2 clusters and the save's own
+        path (the save signal enqueues it PUSH_DELAY_SECONDS ahead and kicks a drain). ``saves`` saves at random
+        moments (0.5-3 s apart). With ``load_count``, three other organizations each push that many invoices
+        meanwhile; their efficiency is reported too."""
+        sb = self.start_sandbox(self.latency_ms)
+        loaded = bool(load_count)
+        small = self.organization(1)
+        small_realm = self.connect(small)
+        customer = Customer.objects.create(organization=small, display_name="Realtime Customer",
+                                           company_name="Realtime LLC", email="rt@example.com")
+        others = [self.organization(n + 2) for n in range(3 if loaded else 0)]
+        for org in others:
+            self.connect(org)
+        for org in others:
+            self.host_data(org, load_count or 0)
+        self.presync([small, *others])
+        # The real save path from here on: the save's push delay and its kick (the bench's own setup skipped both).
+        settings.QBO_SYNC = {k: v for k, v in settings.QBO_SYNC.items() if k != "PUSH_DELAY_SECONDS"}
+        qbo_settings.reload()
+        qbo_id = EntityMapping.objects.get(entity_type="Customer", object_id=str(customer.pk)).qbo_id
+        running = self.clusters(clusters, workers)
+        reader = sb.client(small_realm)
+        latencies: list[float] = []
+        under_load = 0
+        job_ids: list[int] = []
+        try:
+            t_load = time.time()
+            if loaded:
+                job_ids = [jobs.start_push(org.pk, "Invoice").pk for org in others]
+            for n in range(saves):
+                time.sleep(self.rng.uniform(0.5, 3.0))
+                name = f"Realtime Customer v{n + 1}"
+                load_running = loaded and unfinished(job_ids)
+                began = time.monotonic()
+                customer.display_name = name
+                customer.save()  # autocommit: the enqueue and the kick follow at once
+                while time.monotonic() - began < 600:
+                    if reader.read("Customer", qbo_id).get("DisplayName") == name:
+                        break
+                    time.sleep(0.1)
+                latencies.append(time.monotonic() - began)
+                under_load += int(load_running)
+            if loaded:
+                wait_for_jobs(job_ids, 3600, self.write)
+            cpu = running.used_cpu_seconds()
+        finally:
+            reader.close()
+            running.stop()
+        ordered = sorted(latencies)
+        pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)  # noqa: E731
+        result: dict[str, Any] = {"saves": saves, "clusters": clusters, "workers_per_cluster": workers,
+                                  "push_delay_seconds": float(qbo_settings.PUSH_DELAY_SECONDS),
+                                  "latency_p50_s": pick(0.5), "latency_p95_s": pick(0.95),
+                                  "latency_max_s": round(ordered[-1], 2), "latency_min_s": round(ordered[0], 2),
+                                  "load_invoices_per_org": load_count or 0, "saves_under_load": under_load,
+                                  "cluster_cpu_seconds": round(cpu, 1)}
+        table = [("saves", f"{saves} of one customer at random moments, {clusters} cluster(s) x {workers} workers, "
+                  f"push delay {result['push_delay_seconds']:g} s"),
+                 ("save -> visible in QuickBooks", f"p50 {result['latency_p50_s']} s, p95 {result['latency_p95_s']} s,"
+                  f" max {result['latency_max_s']} s (target p95 <= {30 if loaded else 5} s)")]
+        if loaded:
+            finished = list(SyncJob.objects.filter(pk__in=job_ids))
+            effs = []
+            for job in finished:
+                done = QueueItem.objects.filter(job=job, status=QueueItem.Status.COMPLETED).count()
+                end = job.finished_at.timestamp() if job.finished_at else time.time()
+                minutes = (end - t_load) * self.time_scale / 60
+                effs.append(done / minutes / CEILING if minutes else 0.0)
+            result.update(load_efficiency=[round(e, 3) for e in effs], efficiency=round(min(effs), 3),
+                          load_jobs_completed=sum(j.state == SyncJob.State.COMPLETED for j in finished))
+            table += [("load", f"3 organizations x {load_count:,} invoices; {under_load} of {saves} saves while "
+                       "they ran"),
+                      ("load efficiency per realm", ", ".join(f"{e:.3f}" for e in effs) + " (target >= 0.85)")]
+        result["table"] = table
         return result
 
     def push_naive(self, count: int, workers: int, naive_count: int | None) -> dict[str, Any]:
@@ -571,13 +703,135 @@ def push_table(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("ceiling", f"{r['ceiling_per_minute']:,}/min"),
         ("efficiency", f"{r['efficiency']:.3f}"),
         ("requests / 429s / faults", f"{r['requests']} / {r['throttled_429']} / {r['faults']}"),
-        ("retries (client / queue items)", f"{r['client_retries']} / {r['item_retries']}"),
+        ("retries (client / queue items)",
+         f"{r['client_retries'] if r['client_retries'] >= 0 else 'not counted'} / {r['item_retries']}"),
         ("failed items", str(r["failed_items"])),
         ("duplicates / missing in QBO", f"{r['duplicates']} / {r['missing']}"),
         ("sandbox CPU (other process)", f"{r['sandbox_cpu_seconds']} s"),
         ("our CPU (worker processes)", f"{r['worker_cpu_seconds']} s = {r['cpu_ms_per_record']} ms per written "
          "invoice (target <= 2 ms)"),
     ]
+
+
+# --- real django-q2 clusters -----------------------------------------------------------------------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every live descendant (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of a process tree: each live process's own time plus what its ended children used."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_peak_rss_mb(root: int) -> float:
+    peak = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                peak = max([peak, *(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))])
+        except (OSError, ValueError):
+            continue
+    return peak / 1024
+
+
+class Clusters:
+    """``n`` real django-q2 clusters (``manage.py qcluster``, 2 workers each, their own process groups) on this
+    scenario's database, configured like this process (benchmarks/bench_settings.py). Their CPU is read from /proc
+    for the whole process tree of each, the sandbox excluded (it is not their child)."""
+
+    def __init__(self, n: int, *, workers: int, base_url: str, time_scale: float, chunk_size: int,
+                 throttle: str) -> None:
+        import tempfile
+
+        self.n, self.workers = n, workers
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings",
+                    "Q_WORKERS": str(workers), "QBO_API_BASE_URL": base_url, "QBO_AUTH_BASE_URL": base_url,
+                    "QBO_CLIENT_ID": CLIENT_ID, "QBO_CLIENT_SECRET": CLIENT_SECRET,
+                    "QBO_BENCH_TIME_SCALE": str(time_scale), "QBO_BENCH_CHUNK_SIZE": str(chunk_size),
+                    "QBO_BENCH_THROTTLE": throttle, "LOG_LEVEL": "ERROR", "QBO_SYNC_LOG_LEVEL": "ERROR",
+                    "PYTHONPATH": str(settings.BASE_DIR)}
+        self.logdir = tempfile.mkdtemp(prefix="qbo_bench_clusters_")
+        self.procs: list[subprocess.Popen] = []
+        self.cpu0 = 0.0
+
+    def start(self) -> None:
+        for k in range(self.n):
+            log = open(os.path.join(self.logdir, f"qcluster-{k}.log"), "w")
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"], cwd=str(settings.BASE_DIR), env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True))
+        # Ready when every cluster has its workers (they import Django: a second or two each).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(len(process_tree(p.pid)) >= self.workers + 2 for p in self.procs):
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        self.cpu0 = self.cpu_seconds()
+
+    def cpu_seconds(self) -> float:
+        return sum(tree_cpu_seconds(p.pid) for p in self.procs)
+
+    def used_cpu_seconds(self) -> float:
+        """CPU since :meth:`start` finished (start-up excluded)."""
+        return self.cpu_seconds() - self.cpu0
+
+    def peak_rss_mb(self) -> float:
+        return max((tree_peak_rss_mb(p.pid) for p in self.procs), default=0.0)
+
+    def stop(self) -> None:
+        import signal
+
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=10)
+
+
+def wait_for_jobs(job_ids: Sequence[int], timeout: float, write: Write) -> None:
+    deadline = last = time.monotonic()
+    deadline += timeout
+    while unfinished(job_ids) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        if time.monotonic() - last >= 10:
+            last = time.monotonic()
+            done = QueueItem.objects.filter(job_id__in=job_ids, status=QueueItem.Status.COMPLETED).count()
+            total = QueueItem.objects.filter(job_id__in=job_ids).count()
+            write(f"  {done:,}/{total:,} items done")
 
 
 # --- drain helpers -------------------------------------------------------------------------------------------------

@@ -35,6 +35,25 @@ def test_every_scenario_runs_at_a_tiny_size_and_prints_json() -> None:
     assert "efficiency" in out.getvalue()  # the readable table came first
 
 
+@pytest.mark.slow
+def test_fleet_throughput_runs_on_real_clusters_at_a_tiny_size() -> None:
+    """Two real django-q2 clusters drain two realms' invoices; our CPU is read from their process trees."""
+    out = io.StringIO()
+    call_command("bench", "fleet-throughput", "--realms", "2", "--count", "20", "--time-scale", "30",
+                 "--latency-ms", "10-40", "--json", stdout=out)
+    r = json.loads([line for line in out.getvalue().splitlines() if line.strip()][-1])
+    assert r["invoices"] == 40 and r["created"] == 40 and r["clusters"] == 2, r
+    assert r["duplicates"] == 0 and r["missing"] == 0 and r["failed_items"] == 0 and r["throttled_429"] == 0, r
+    assert r["cpu_ms_per_record"] > 0 and r["efficiency"] > 0 and r["realms_per_2_core_host"] > 0, r
+
+
+def test_bench_refuses_a_size_below_one() -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--realms must be at least 1"):
+        call_command("bench", "fleet-throughput", "--realms", "0", stdout=io.StringIO())
+
+
 def test_qbo_sync_never_imports_the_host_or_the_harnesses() -> None:
     """The harnesses use Batchly as their host from outside the package; qbo_sync imports neither."""
     package = Path(__file__).resolve().parents[2] / "qbo_sync"

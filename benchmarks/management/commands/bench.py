@@ -25,9 +25,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+#: ``all`` runs these (one process drains, or none).
 SCENARIOS = ("push-invoices", "push-naive", "import-customers", "enqueue", "progress-api", "multi-realm")
+#: Run by name (``make bench-fleet``): they start real django-q2 clusters and have sizes of their own.
+FLEET_SCENARIOS = ("fleet-throughput", "realtime-latency")
 #: Options forwarded to the child process as they are.
-FORWARDED = ("count", "time_scale", "latency_ms", "workers", "chunk_size", "throttle", "naive_count")
+FORWARDED = ("count", "time_scale", "latency_ms", "workers", "chunk_size", "throttle", "naive_count", "realms",
+             "clusters", "saves", "load_count")
 
 
 class Command(BaseCommand):
@@ -35,7 +39,9 @@ class Command(BaseCommand):
             "with --json one JSON object on the last line.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
+        parser.add_argument("scenario", choices=[*SCENARIOS, *FLEET_SCENARIOS, "all"],
+                            help="A scenario, or all (every one but the fleet scenarios, which start real "
+                                 "django-q2 clusters and run by name).")
         parser.add_argument("--count", type=int, default=None,
                             help="Records (invoices, customers, queue items); default: the scenario's own.")
         parser.add_argument("--time-scale", type=float, default=1.0,
@@ -43,7 +49,18 @@ class Command(BaseCommand):
                                  "minutes too).")
         parser.add_argument("--latency-ms", default="100-400", help="Sandbox latency per call ('' for none).")
         parser.add_argument("--workers", type=int, default=None,
-                            help="Drain worker processes for the push scenarios (default 2; 3 for multi-realm).")
+                            help="Drain worker processes for the push scenarios (default 2; 3 for multi-realm); for "
+                                 "fleet-throughput and realtime-latency, django-q2 workers per cluster (default 2).")
+        parser.add_argument("--clusters", type=int, default=None,
+                            help="fleet-throughput and realtime-latency: real django-q2 clusters (manage.py "
+                                 "qcluster) to start (default 2 and 1).")
+        parser.add_argument("--saves", type=int, default=None,
+                            help="realtime-latency: host saves of one customer to time (default 50).")
+        parser.add_argument("--load", dest="load_count", type=int, nargs="?", const=5000, default=None,
+                            help="realtime-latency: meanwhile three other organizations each push this many "
+                                 "invoices (--load alone: 5,000).")
+        parser.add_argument("--realms", type=int, default=None,
+                            help="fleet-throughput: organizations, one realm each (default 20).")
         parser.add_argument("--chunk-size", type=int, default=None, help="CHUNK_SIZE for the drains (default 300).")
         parser.add_argument("--throttle", choices=("database", "redis", "memory"), default="database",
                             help="THROTTLE_BACKEND (redis: QBO_BENCH_REDIS_URL, default redis://127.0.0.1:6379/8).")
@@ -57,6 +74,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         command = self
+        for name in ("count", "workers", "chunk_size", "naive_count", "realms", "clusters", "saves", "load_count"):
+            if options.get(name) is not None and options[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
         if options["in_process"]:
             self.stdout.write(json.dumps(run_here(options), default=str, sort_keys=True))
             return
@@ -93,7 +113,8 @@ def run_child(scenario: str, database_url: str, options: dict[str, Any]) -> dict
     for key in FORWARDED:
         value = options.get(key)
         if value is not None:
-            args.append(f"--{key.replace('_', '-')}={value}")
+            flag = "load" if key == "load_count" else key.replace("_", "-")
+            args.append(f"--{flag}={value}")
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
     cwd = str(getattr(settings, "BASE_DIR", "") or os.getcwd())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH", "")) if p)
