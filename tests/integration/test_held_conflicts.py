@@ -80,6 +80,24 @@ def test_a_push_of_another_field_never_sends_the_held_one(org, accountant, run_q
     assert held_fields(mapping_of(held)) == {"email": ACCOUNTANT}
 
 
+def test_a_push_with_only_the_held_field_changed_sends_nothing(org, accountant, run_queue, held) -> None:
+    from qbo_sync.services.context import SyncContext
+    from qbo_sync.services.push import push_names
+
+    token = accountant.read("Customer", mapping_of(held).qbo_id)["SyncToken"]
+    item = QueueItem(pk=-1, organization_id=org.pk, entity_type="Customer", object_id=str(held.pk),
+                     operation=QueueItem.Operation.PUSH, idempotency_key="held-only")
+    ctx = SyncContext.for_organization(org.pk)
+    try:
+        outcome = push_names(ctx, "Customer", [item])[-1]
+    finally:
+        ctx.client.close()
+    conflict = Conflict.objects.get(field="email")
+    assert (outcome.result, outcome.message) == ("completed", f"nothing to send: email held by open conflict "
+                                                              f"#{conflict.pk}")
+    assert accountant.read("Customer", mapping_of(held).qbo_id)["SyncToken"] == token
+
+
 def test_a_pull_never_writes_the_held_field_and_keeps_the_conflict_current(org, accountant, run_queue,
                                                                           held) -> None:
     # The host goes back to the old value (a one-sided change for the merge) and the accountant edits again.
