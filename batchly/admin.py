@@ -31,6 +31,7 @@ from batchly.models import (
     SalesOrderLine,
 )
 from qbo_sync.admin import QboSyncAdminMixin
+from qbo_sync.admin.tenancy import SafeActionsMixin
 
 #: The organization filter lists only the organizations of the rows the user may see (a plain "organization" filter
 #: would list every tenant's name to staff of one organization).
@@ -55,8 +56,11 @@ def scoped_choices(model: type[models.Model], user: Any) -> models.QuerySet | No
     return None
 
 
-class TenantAdmin:
-    """The tenancy rule of an admin page, for ModelAdmins and inlines alike (see the module's docstring)."""
+class TenantAdmin(SafeActionsMixin):
+    """The tenancy rule of an admin page, for ModelAdmins and inlines alike (see the module's docstring).
+
+    (``SafeActionsMixin``, from qbo_sync, answers 400 to an action posted with ids that cannot exist.)
+    """
 
     #: The path from this admin's model to its organization ("" for Organization itself).
     organization_path = "organization"

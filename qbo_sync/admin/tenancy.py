@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.auth import get_permission_codename
-from django.db import models
-from django.http import Http404, HttpRequest
+from django.core.exceptions import ValidationError
+from django.db import connection, models
+from django.http import Http404, HttpRequest, HttpResponseBadRequest
 
 from qbo_sync.permissions import Action, allowed_anywhere, visible_organization_ids
 
@@ -32,11 +34,37 @@ def may(request: HttpRequest, action: Action) -> bool:
     return allowed_anywhere(request.user, action)
 
 
-__all__ = ["OrganizationScopedAdmin", "ReadOnlyAdminMixin", "has_model_perm", "may", "may_see_organization",
-           "visible_organization_ids"]
+__all__ = ["OrganizationScopedAdmin", "ReadOnlyAdminMixin", "SafeActionsMixin", "has_model_perm", "may",
+           "may_see_organization", "valid_selection", "visible_organization_ids"]
 
 
-class OrganizationScopedAdmin(admin.ModelAdmin):
+def valid_selection(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+    """Every id an admin action was posted with can be the model's primary key (Django's admin passes them to the
+    database as they come: a NUL byte or an out-of-range number there is a 500)."""
+    field = modeladmin.opts.pk
+    low, high = connection.ops.integer_field_range(field.get_internal_type())
+    for raw in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        try:
+            value = field.to_python(raw)
+        except (ValidationError, ValueError, TypeError, OverflowError):
+            return False
+        if isinstance(value, str) and "\x00" in value:
+            return False
+        if isinstance(value, int) and ((low is not None and value < low) or (high is not None and value > high)):
+            return False
+    return True
+
+
+class SafeActionsMixin:
+    """Admin actions posted with ids that cannot be primary keys answer 400 instead of reaching the database."""
+
+    def response_action(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        if not valid_selection(self, request):  # type: ignore[arg-type]
+            return HttpResponseBadRequest("The selection names rows that cannot exist.")
+        return super().response_action(request, queryset)  # type: ignore[misc]
+
+
+class OrganizationScopedAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Staff who are not superusers see (and so can act on) only their organizations' rows.
 
     Every changelist, change page, action and custom view goes through ``get_queryset``, so a row of another

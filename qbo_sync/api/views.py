@@ -66,6 +66,10 @@ NO_AUTH = OpenApiResponse(OpenApiTypes.OBJECT, description="Not authenticated, a
                                                           "docs/security.md).")
 
 
+#: The largest offset (or limit) a page request may name: far beyond any table, within every database's integers.
+MAX_OFFSET = 10**12
+
+
 class QboPagination(LimitOffsetPagination):
     """limit/offset; ``limit`` defaults to 50 and is capped at 200; a non-numeric or negative value is a 400."""
 
@@ -82,6 +86,8 @@ class QboPagination(LimitOffsetPagination):
             raise exceptions.ValidationError({name: ["A whole number is required."]}) from None
         if value < minimum:
             raise exceptions.ValidationError({name: [f"Must be at least {minimum}."]})
+        if value > MAX_OFFSET:
+            raise exceptions.ValidationError({name: [f"Must be at most {MAX_OFFSET}."]})
         return value
 
     def get_limit(self, request: Request) -> int:
@@ -143,9 +149,19 @@ def _validated_query(serializer_class: type, request: Request) -> dict[str, Any]
     return serializer.validated_data
 
 
+class SafeJSONParser(JSONParser):
+    """JSON bodies; one nested too deeply for the decoder is a 400 like any other malformed body, not a 500."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+
+
 class SyncApiMixin:
     permission_classes = [IsSyncUser]
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     def scope(self) -> OrganizationScope:
         return OrganizationScope.of(self.request)  # type: ignore[attr-defined]

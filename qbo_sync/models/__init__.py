@@ -7,7 +7,7 @@ from qbo_sync.models.log import SyncLog
 from qbo_sync.models.mapping import EntityMapping
 from qbo_sync.models.queue import DrainSignal, QueueItem, SyncJob
 from qbo_sync.models.throttle import ThrottleLease, ThrottleRealm, ThrottleStart
-from qbo_sync.models.webhook import WebhookEvent
+from qbo_sync.models.webhook import RefusalCount, WebhookEvent
 
 __all__ = [
     "Conflict",
@@ -17,6 +17,7 @@ __all__ = [
     "PullCursor",
     "QboConnection",
     "QueueItem",
+    "RefusalCount",
     "SyncJob",
     "SyncLog",
     "ThrottleLease",

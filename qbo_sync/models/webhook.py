@@ -29,3 +29,26 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity} {self.qbo_id} {self.operation} (realm {self.realm_id})"
+
+
+class RefusalCount(models.Model):
+    """How many requests an endpoint refused, per reason and minute: one row per (endpoint, reason, minute).
+
+    A refused request (a webhook with a bad signature, an oversized or malformed body) costs one counter increment,
+    not one row, so a flood of bad posts cannot fill the database. ``last_message`` and ``last_address`` keep the
+    latest refusal's reason and origin for whoever investigates.
+    """
+
+    endpoint = models.CharField(max_length=32)
+    reason = models.CharField(max_length=32)
+    minute = models.DateTimeField(help_text="The start of the minute counted (UTC).")
+    count = models.PositiveIntegerField(default=0)
+    last_message = models.CharField(max_length=200, blank=True)
+    last_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-minute", "endpoint", "reason"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "reason", "minute"], name="uniq_refusal_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.reason} {self.minute:%Y-%m-%d %H:%M}: {self.count}"

@@ -51,17 +51,47 @@ def parse(body: bytes) -> list[EntityChange]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookPayloadError(f"The body is not JSON: {exc}") from None
+    except RecursionError:
+        raise WebhookPayloadError("The body is JSON nested too deeply.") from None
     if isinstance(data, list):
-        return [_cloud_event(e) for e in data]
-    if isinstance(data, dict) and isinstance(data.get("eventNotifications"), list):
-        return [change for note in data["eventNotifications"] for change in _legacy(note)]
-    raise WebhookPayloadError("Neither a legacy eventNotifications object nor a CloudEvents array.")
+        changes = [_cloud_event(e) for e in data]
+    elif isinstance(data, dict) and isinstance(data.get("eventNotifications"), list):
+        changes = [change for note in data["eventNotifications"] for change in _legacy(note)]
+    else:
+        raise WebhookPayloadError("Neither a legacy eventNotifications object nor a CloudEvents array.")
+    for change in changes:
+        _check_lengths(change)
+    return changes
+
+
+#: The longest value QBO sends in each field (what the event table stores); longer ones are not QBO's.
+MAX_LENGTHS = {"realm_id": 32, "entity": 32, "qbo_id": 32, "operation": 32, "last_updated": 40, "event_id": 128,
+               "deleted_id": 32}
+
+
+def _check_lengths(change: EntityChange) -> None:
+    for name, limit in MAX_LENGTHS.items():
+        value = getattr(change, name)
+        if len(value) > limit:
+            raise WebhookPayloadError(f"An event's {name} is longer than {limit} characters.")
+        if not value.isprintable():
+            raise WebhookPayloadError(f"An event's {name} contains control characters.")
+        if name in ("realm_id", "entity", "qbo_id") and not value.strip():
+            raise WebhookPayloadError(f"An event's {name} is blank.")
+
+
+def _text(value: Any) -> str:
+    """A scalar field of an event as text; objects and lists are not what QBO sends there."""
+    if isinstance(value, dict | list):
+        raise WebhookPayloadError("An event field holds an object or a list where a value belongs.")
+    return "" if value is None else str(value)
 
 
 def _legacy(note: Any) -> list[EntityChange]:
     if not isinstance(note, dict) or not note.get("realmId"):
         raise WebhookPayloadError("An eventNotifications entry lacks realmId.")
-    entities = (note.get("dataChangeEvent") or {}).get("entities")
+    change = note.get("dataChangeEvent")
+    entities = change.get("entities") if isinstance(change, dict) else None
     if not isinstance(entities, list):
         raise WebhookPayloadError("An eventNotifications entry lacks dataChangeEvent.entities.")
     changes = []
@@ -69,9 +99,9 @@ def _legacy(note: Any) -> list[EntityChange]:
         if not isinstance(e, dict) or not e.get("name") or not e.get("id"):
             raise WebhookPayloadError("An entity change lacks its name or id.")
         changes.append(EntityChange(
-            realm_id=str(note["realmId"]), entity=str(e["name"]), qbo_id=str(e["id"]),
-            operation=str(e.get("operation") or "Update"), last_updated=str(e.get("lastUpdated") or ""),
-            event_id="", format="legacy", deleted_id=str(e.get("deletedId") or ""),
+            realm_id=_text(note["realmId"]), entity=_text(e["name"]), qbo_id=_text(e["id"]),
+            operation=_text(e.get("operation") or "Update"), last_updated=_text(e.get("lastUpdated")),
+            event_id="", format="legacy", deleted_id=_text(e.get("deletedId")),
         ))
     return changes
 
@@ -84,7 +114,7 @@ def _cloud_event(event: Any) -> EntityChange:
         raise WebhookPayloadError("A CloudEvents entry lacks type qbo.<entity>.<operation>, its entity or account.")
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     return EntityChange(
-        realm_id=str(event["intuitaccountid"]), entity=_CLOUD_ENTITY.get(parts[1], parts[1].title()),
-        qbo_id=str(event["intuitentityid"]), operation=parts[2].title(), last_updated=str(event.get("time") or ""),
-        event_id=str(event.get("id") or ""), format="cloudevents", deleted_id=str(data.get("deletedid") or ""),
+        realm_id=_text(event["intuitaccountid"]), entity=_CLOUD_ENTITY.get(parts[1], parts[1].title()),
+        qbo_id=_text(event["intuitentityid"]), operation=parts[2].title(), last_updated=_text(event.get("time")),
+        event_id=_text(event.get("id")), format="cloudevents", deleted_id=_text(data.get("deletedid")),
     )

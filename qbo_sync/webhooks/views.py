@@ -11,7 +11,8 @@ from django.views.decorators.http import require_POST
 
 from qbo_sync.conf import qbo_settings
 from qbo_sync.exceptions import QboWebhookSignatureError
-from qbo_sync.models import QboConnection, SyncLog, WebhookEvent
+from qbo_sync.models import QboConnection, WebhookEvent
+from qbo_sync.services.refusals import count_refusal
 from qbo_sync.webhooks.verify import WebhookPayloadError, parse, verify
 
 logger = logging.getLogger(__name__)
@@ -24,25 +25,31 @@ PULL_FOR = {"Customer": "Customer", "Item": "Item", "Invoice": "Payment", "Payme
 @require_POST
 def webhook(request: HttpRequest) -> HttpResponse:
     limit = int(qbo_settings.WEBHOOK_MAX_BYTES)
-    length = int(request.headers.get("Content-Length") or 0)
-    if length > limit:
-        return JsonResponse({"detail": f"Body larger than {limit} bytes."}, status=413)
+    address = request.META.get("REMOTE_ADDR")
+    declared = request.headers.get("Content-Length", "0").strip()
+    if not declared.isascii() or not declared.isdigit():
+        return refuse(400, "bad_length", "The Content-Length header is not a number of bytes.", address)
+    if len(declared) > 12 or int(declared) > limit:
+        return refuse(413, "too_large", f"Body larger than {limit} bytes.", address)
     body = request.body
     if len(body) > limit:
-        return JsonResponse({"detail": f"Body larger than {limit} bytes."}, status=413)
+        return refuse(413, "too_large", f"Body larger than {limit} bytes.", address)
     try:
         verify(body, request.headers.get("intuit-signature"), qbo_settings.WEBHOOK_VERIFIER_TOKEN)
     except QboWebhookSignatureError as exc:
-        logger.warning("QBO webhook refused: %s (from %s)", exc, request.META.get("REMOTE_ADDR"))
-        SyncLog.objects.create(event="webhook_refused", level=SyncLog.Level.WARNING, message=str(exc))
-        return JsonResponse({"detail": str(exc)}, status=401)
+        return refuse(401, "signature", str(exc), address)
     try:
         changes = parse(body)
     except WebhookPayloadError as exc:
-        logger.warning("QBO webhook with a bad payload: %s", exc)
-        return JsonResponse({"detail": str(exc)}, status=400)
+        return refuse(400, "bad_payload", str(exc), address)
     stored, duplicates, ignored = record_changes(changes)
     return JsonResponse({"stored": stored, "duplicates": duplicates, "ignored": ignored})
+
+
+def refuse(status: int, reason: str, message: str, address: str | None) -> HttpResponse:
+    """Answer a refused delivery; it is counted per minute (``RefusalCount``), never stored as a row of its own."""
+    count_refusal("webhooks", reason, message, address)
+    return JsonResponse({"detail": message}, status=status)
 
 
 def record_changes(changes: list) -> tuple[int, int, int]:
