@@ -174,6 +174,8 @@ class SyncModel(RuleBasedStateMachine):
                 SANDBOX["requests"] += served["requests_total"]
                 self.sandbox.reset(realm)
             QueueItem.objects.filter(organization_id=self.org.pk).delete()
+            if STATS["histories"] % 25 == 0:
+                write_summary()  # a long soak shows its progress (and leaves figures if it is stopped)
             QboConnection.objects.filter(organization_id=self.org.pk).update(status=QboConnection.Status.DISCONNECTED)
             self.acct.forget_tokens()
 
@@ -642,7 +644,6 @@ def model_settings(sandbox_settings):
 
 
 def test_random_histories_keep_both_books_in_step(model_settings, qbo_sandbox) -> None:
-    started = time.monotonic()
     realm = qbo_sandbox.create_realm()
     conn = connect_org(qbo_sandbox, realm, OrganizationFactory(name="Bystander"))
     CustomerFactory(organization=conn.organization, display_name="Bystander Customer")
@@ -651,15 +652,20 @@ def test_random_histories_keep_both_books_in_step(model_settings, qbo_sandbox) -
     SyncModel.sandbox = qbo_sandbox
     SyncModel.bystander = {"realm": realm, "state": bystander_state(qbo_sandbox, realm)}
     profile = settings.get_profile(PROFILE)
+    STATS["started"] = time.monotonic()
     try:
         run_state_machine_as_test(SyncModel, settings=profile)
     finally:
-        summary = {"profile": PROFILE, "histories": STATS["histories"], "steps": STATS["steps"],
-                   "quiescent_checks": STATS["checks"], "faults": dict(FAULTS), "faults_total": sum(FAULTS.values()),
-                   "sandbox_served": dict(SANDBOX),
-                   "violations": STATS["violations"], "seconds": round(time.monotonic() - started, 1)}
-        path = os.environ.get("QBO_MODEL_SUMMARY")
-        if path:
-            with open(path, "w") as fh:
-                json.dump(summary, fh, indent=2)
-        print("\nmodel summary: " + json.dumps(summary))
+        print("\nmodel summary: " + json.dumps(write_summary()))
+
+
+def write_summary() -> dict[str, Any]:
+    summary = {"profile": PROFILE, "histories": STATS["histories"], "steps": STATS["steps"],
+               "quiescent_checks": STATS["checks"], "faults": dict(FAULTS), "faults_total": sum(FAULTS.values()),
+               "sandbox_served": dict(SANDBOX), "violations": STATS["violations"],
+               "seconds": round(time.monotonic() - STATS["started"], 1)}
+    path = os.environ.get("QBO_MODEL_SUMMARY")
+    if path:
+        with open(path, "w") as fh:
+            json.dump(summary, fh, indent=2)
+    return summary
