@@ -87,7 +87,17 @@ def nightly_pull(entity: str, full: bool = False) -> list[int]:
     org_ids = QboConnection.objects.filter(
         status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH],
     ).values_list("organization_id", flat=True)
-    return [start_pull(org_id, entity_type, full=full).pk for org_id in org_ids]
+    from qbo_sync.models import AuditEntry
+    from qbo_sync.permissions import Actor
+    from qbo_sync.services.audit import record
+
+    job_ids = []
+    for org_id in org_ids:
+        job = start_pull(org_id, entity_type, full=full)
+        record(Actor.system("schedule"), AuditEntry.Action.START_PULL, org_id, job=job, entity_type=entity_type,
+               summary=f"Nightly pull of {entity_type} (job {job.pk})")
+        job_ids.append(job.pk)
+    return job_ids
 
 
 def nightly_reconcile() -> list[dict[str, Any]]:

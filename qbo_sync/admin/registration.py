@@ -10,7 +10,7 @@ buttons that call ``qbo_sync.services.operations``, each guarded by an action of
 - queue items: retry, retry including dead, cancel (``operate``: ``change_syncjob``);
 - conflicts: keep the host's value (named by ``QBO_SYNC["HOST_LABEL"]``), keep QuickBooks', edit then keep
   (``resolve``: ``change_conflict``);
-- sync log and pull cursors: read-only, nothing to act on (the log is append-only: no delete either).
+- sync log, audit log and pull cursors: read-only, nothing to act on (the logs are append-only: no delete either).
 
 Staff who are not superusers see only their organizations' rows (``OrganizationScopedAdmin``).
 """
@@ -34,7 +34,7 @@ from qbo_sync.admin.actions import job_url
 from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, may
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
-from qbo_sync.models import Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
+from qbo_sync.models import AuditEntry, Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
 from qbo_sync.permissions import Action, Actor
 from qbo_sync.services import operations
 from qbo_sync.services.jobs import QboInputError
@@ -388,6 +388,25 @@ class SyncLogAdmin(QboReadOnlyAdmin):
     @admin.display(description="Message")
     def message_short(self, obj: SyncLog) -> str:
         return short(obj.message, 120)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(QboReadOnlyAdmin):
+    """Who changed what: every connect, disconnect, job started or cancelled, retry, resolve and repair."""
+
+    list_display = ("created_at", "actor", "action", "surface", "address", "organization", "entity_type",
+                    "object_id", "field", "change", "job")
+    list_filter = ("action", "surface", "entity_type", ORGANIZATION_FILTER, ("user", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("organization", "job", "user")
+    search_fields = ("actor", "address", "object_id", "field", "summary")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    @admin.display(description="Change")
+    def change(self, obj: AuditEntry) -> str:
+        if obj.field:
+            return short(f"{views.json_value(obj.old_value)} → {views.json_value(obj.new_value)}", 80)
+        return short(obj.summary, 80)
 
 
 @admin.register(PullCursor)

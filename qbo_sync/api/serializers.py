@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from qbo_sync.models import Conflict, QboConnection, QueueItem, SyncJob
+from qbo_sync.models import AuditEntry, Conflict, QboConnection, QueueItem, SyncJob
 from qbo_sync.models.base import EntityType
 from qbo_sync.organizations import organization_ref
 from qbo_sync.services.conflicts import KEEP_CHOICES
@@ -74,6 +74,14 @@ class JobFilterSerializer(StrictSerializer):
 class ConflictFilterSerializer(StrictSerializer):
     state = serializers.ChoiceField(choices=Conflict.State.choices, required=False)
     entity = EntityField(required=False)
+
+
+class AuditFilterSerializer(StrictSerializer):
+    action = serializers.ChoiceField(choices=AuditEntry.Action.choices, required=False)
+    surface = serializers.ChoiceField(choices=AuditEntry.Surface.choices, required=False)
+    entity = EntityField(required=False)
+    object_id = serializers.CharField(required=False, max_length=64)
+    field = serializers.CharField(required=False, max_length=64)
 
 
 class ProgressFilterSerializer(StrictSerializer):
@@ -249,6 +257,28 @@ class ConflictSerializer(serializers.ModelSerializer):
 
     def get_resolved_by(self, obj: Conflict) -> str | None:
         return obj.resolved_by.get_username() if obj.resolved_by_id else None
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    """One change: who (``actor``, ``user``), how (``surface``), from where (``address``), what and when."""
+
+    organization = serializers.SerializerMethodField()
+    user = serializers.SerializerMethodField()
+    old_value = serializers.JSONField(allow_null=True)
+    new_value = serializers.JSONField(allow_null=True)
+    detail = serializers.JSONField()
+
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "created_at", "organization", "action", "surface", "actor", "user", "address", "job",
+                  "entity_type", "object_id", "field", "old_value", "new_value", "summary", "detail"]
+        read_only_fields = fields
+
+    def get_organization(self, obj: AuditEntry) -> str | None:
+        return org_label(obj.organization) if obj.organization_id else None
+
+    def get_user(self, obj: AuditEntry) -> str | None:
+        return obj.user.get_username() if obj.user_id else None
 
 
 class ConnectionSerializer(serializers.Serializer):

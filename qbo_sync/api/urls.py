@@ -10,6 +10,7 @@ app_name = "qbo_sync_api"
 router = SimpleRouter()
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("conflicts", views.ConflictViewSet, basename="conflict")
+router.register("audit", views.AuditViewSet, basename="audit")
 
 urlpatterns = [
     *router.urls,

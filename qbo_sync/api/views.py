@@ -36,7 +36,7 @@ from qbo_sync.adapters import get_adapter
 from qbo_sync.api import serializers as s
 from qbo_sync.api.permissions import ORG_HEADER, ORG_QUERY_PARAM, ORG_RULE, IsSyncUser, OrganizationScope
 from qbo_sync.exceptions import QboConfigurationError
-from qbo_sync.models import Conflict, QboConnection, QueueItem, SyncJob
+from qbo_sync.models import AuditEntry, Conflict, QboConnection, QueueItem, SyncJob
 from qbo_sync.permissions import Action, Actor, require
 from qbo_sync.services import jobs as job_service
 from qbo_sync.services import operations
@@ -424,6 +424,40 @@ class ConflictViewSet(SyncApiMixin, viewsets.GenericViewSet):
             raise exceptions.ValidationError({"value": [str(m) for m in messages]}) from exc
         conflict = self.get_queryset().get(pk=conflict.pk)
         return Response(s.ConflictSerializer(conflict).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The audit log: who changed what, through which surface, from which address",
+        description="Connects, disconnects, jobs started and cancelled, retries, resolved conflicts (with the "
+                    "record, field, old and new value) and repairs, newest first. Read-only.",
+        parameters=[*ORG_PARAMETERS,
+                    OpenApiParameter("action", OpenApiTypes.STR, enum=AuditEntry.Action.values),
+                    OpenApiParameter("surface", OpenApiTypes.STR, enum=AuditEntry.Surface.values),
+                    OpenApiParameter("entity", OpenApiTypes.STR, enum=s.ENTITY_CHOICES,
+                                     description="Case-insensitive."),
+                    OpenApiParameter("object_id", OpenApiTypes.STR, description="The host row's id."),
+                    OpenApiParameter("field", OpenApiTypes.STR, description="A resolved conflict's field.")],
+        responses={200: s.AuditEntrySerializer(many=True), 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND},
+    ),
+)
+class AuditViewSet(SyncApiMixin, viewsets.GenericViewSet):
+    pagination_class = QboPagination
+    queryset = AuditEntry.objects.none()
+    serializer_class = s.AuditEntrySerializer
+
+    def get_queryset(self) -> QuerySet:
+        return self.scope().filter(AuditEntry.objects.select_related("organization", "user"))
+
+    def list(self, request: Request) -> Response:
+        filters = _validated_query(s.AuditFilterSerializer, request)
+        qs = self.get_queryset()
+        for name, column in (("action", "action"), ("surface", "surface"), ("entity", "entity_type"),
+                             ("object_id", "object_id"), ("field", "field")):
+            if name in filters:
+                qs = qs.filter(**{column: filters[name]})
+        page = self.paginate_queryset(qs.order_by("-created_at", "-pk"))
+        return self.get_paginated_response(s.AuditEntrySerializer(page, many=True).data)
 
 
 class ConnectionView(SyncApiMixin, APIView):

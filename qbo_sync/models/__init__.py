@@ -1,5 +1,6 @@
 """qbo_sync's data model. See docs/architecture.md for how the rows relate."""
 
+from qbo_sync.models.audit import AuditEntry
 from qbo_sync.models.conflict import Conflict
 from qbo_sync.models.connection import OAuthState, QboConnection
 from qbo_sync.models.cursor import PullCursor
@@ -10,6 +11,7 @@ from qbo_sync.models.throttle import ThrottleLease, ThrottleRealm, ThrottleStart
 from qbo_sync.models.webhook import RefusalCount, WebhookEvent
 
 __all__ = [
+    "AuditEntry",
     "Conflict",
     "DrainSignal",
     "EntityMapping",

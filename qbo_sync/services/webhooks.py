@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from qbo_sync.models import QueueItem, SyncJob
+from qbo_sync.models import AuditEntry, QueueItem, SyncJob
+from qbo_sync.permissions import Actor
+from qbo_sync.services.audit import record
 
 
 def request_pull(organization_id: int, entity: str) -> SyncJob:
@@ -26,6 +28,8 @@ def request_pull(organization_id: int, entity: str) -> SyncJob:
         QueueItem.objects.create(organization_id=organization_id, job=job, entity_type=entity,
                                  operation=QueueItem.Operation.PULL, priority=QueueItem.Priority.REALTIME,
                                  next_attempt_at=timezone.now())
+        record(Actor.system("webhook"), AuditEntry.Action.START_PULL, organization_id, job=job, entity_type=entity,
+               summary=f"QuickBooks webhook: pull of {entity} (job {job.pk})")
 
     def kick() -> None:
         from qbo_sync.tasks import kick as kick_task
