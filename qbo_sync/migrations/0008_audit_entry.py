@@ -4,12 +4,14 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from qbo_sync.models.base import ORGANIZATION_MODEL  # the host's tenant model, like AUTH_USER_MODEL
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batchly', '0001_initial'),
-        ('qbo_sync', '0006_mapping_bound_to_realm'),
+        migrations.swappable_dependency(ORGANIZATION_MODEL),
+        ('qbo_sync', '0007_refusal_count'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -31,7 +33,7 @@ class Migration(migrations.Migration):
                 ('summary', models.TextField(blank=True)),
                 ('detail', models.JSONField(blank=True, default=dict)),
                 ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='qbo_sync.syncjob')),
-                ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='batchly.organization')),
+                ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=ORGANIZATION_MODEL)),
                 ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
