@@ -138,7 +138,7 @@ def _run_job(org, size: int) -> SyncJob:
 @pytest.mark.parametrize("size", [10, 1000])
 def test_progress_takes_a_constant_number_of_queries(org, size, django_assert_num_queries) -> None:
     job = _run_job(org, size)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         figures = progress.job_progress(job)
     assert figures["total"] == size
     assert figures["completed"] == size // 2 - 1 and figures["failed"] == 1
