@@ -50,7 +50,8 @@ LIMITS = {"rate_limit": 500, "concurrency": 10, "batch_rate": 40, "batch_size": 
 CEILING = LIMITS["batch_rate"] * LIMITS["batch_size"] + (LIMITS["rate_limit"] - LIMITS["batch_rate"])
 ORIGINAL_DESIGN_PER_MINUTE = 50
 DEFAULT_COUNTS = {"push-invoices": 5000, "push-naive": 5000, "import-customers": 5000, "enqueue": 5000,
-                  "progress-api": 100_000, "multi-realm": 2000, "fleet-throughput": 500, "realtime-latency": 0}
+                  "progress-api": 100_000, "multi-realm": 2000, "fleet-throughput": 500, "realtime-latency": 0,
+                  "fleet-nightly": 200}
 DEFAULT_REALMS = 20
 #: CPU of one worker host in ms per minute (2 cores), for the on-paper "realms one host can feed".
 HOST_CPU_MS_PER_MINUTE = 2 * 60_000
@@ -67,13 +68,14 @@ def run(scenario: str, *, count: int | None = None, time_scale: float = 1.0, lat
     func = {"push-invoices": bench.push_invoices, "push-naive": bench.push_naive,
             "import-customers": bench.import_customers, "enqueue": bench.enqueue,
             "progress-api": bench.progress_api, "multi-realm": bench.multi_realm,
-            "fleet-throughput": bench.fleet_throughput, "realtime-latency": bench.realtime_latency}[scenario]
+            "fleet-throughput": bench.fleet_throughput, "realtime-latency": bench.realtime_latency,
+            "fleet-nightly": bench.fleet_nightly}[scenario]
     kwargs: dict[str, Any] = {"count": count or DEFAULT_COUNTS[scenario]}
     if scenario in ("push-invoices", "push-naive", "multi-realm"):
         kwargs["workers"] = workers or (3 if scenario == "multi-realm" else 2)
-    if scenario in ("fleet-throughput", "realtime-latency"):  # django-q2 workers per cluster
+    if scenario in ("fleet-throughput", "realtime-latency", "fleet-nightly"):  # django-q2 workers per cluster
         kwargs["workers"] = workers or 2
-        kwargs["clusters"] = clusters or (2 if scenario == "fleet-throughput" else 1)
+        kwargs["clusters"] = clusters or (1 if scenario == "realtime-latency" else 2)
     if scenario == "fleet-throughput":
         kwargs["realms"] = realms or DEFAULT_REALMS
     if scenario == "realtime-latency":
@@ -87,6 +89,14 @@ def run(scenario: str, *, count: int | None = None, time_scale: float = 1.0, lat
     result.update(scenario=scenario, database=connections["default"].vendor, time_scale=time_scale,
                   peak_rss_mb=round(peak_rss_mb(), 1))
     return result
+
+
+def purge_rows() -> dict[str, int]:
+    """Rows of the tables the retention purge trims."""
+    from qbo_sync.models import SyncLog, WebhookEvent
+
+    return {"sync_log": SyncLog.objects.count(), "queue_items": QueueItem.objects.count(),
+            "jobs": SyncJob.objects.count(), "webhook_events": WebhookEvent.objects.count()}
 
 
 def children_cpu_seconds() -> float:
@@ -455,6 +465,106 @@ class Bench:
                        "they ran"),
                       ("load efficiency per realm", ", ".join(f"{e:.3f}" for e in effs) + " (target >= 0.85)")]
         result["table"] = table
+        return result
+
+    def fleet_nightly(self, count: int, customers: int = 50, items: int = 20, invoices: int = 100,
+                      clusters: int = 2, workers: int = 2) -> dict[str, Any]:
+        """``count`` organizations, each with customers, items and invoices already in QuickBooks and pulled once
+        (their cursors set); then a tenth of each one's invoices get a payment in QuickBooks, and the nightly
+        schedules' entry point (``qbo_sync.tasks.nightly_pull`` for payments, customers and items) is queued to
+        real django-q2 clusters. Wall time to the last pull job done, requests, our CPU per pulled record (the
+        pulls' own "seen" counts) and the clusters' peak RSS; then the retention purge on that data."""
+        from django_q.tasks import async_task
+
+        from qbo_sync.models import SyncLog
+        from qbo_sync.services import retention
+        from qbo_sync.tasks import PULL_ENTITIES, nightly_pull
+
+        sb = self.start_sandbox(self.latency_ms)
+        orgs = [self.organization(n + 1) for n in range(count)]
+        realms = {org.pk: self.connect(org) for org in orgs}
+        for realm in realms.values():
+            sb.unlimited(realm)  # setup is not measured: QBO's limits come back before the nightly run
+        began = time.monotonic()
+        for org in orgs:
+            self.host_data(org, invoices, customers=customers, items=items)
+        setup = [jobs.start_push(org.pk, entity) for org in orgs for entity in ("Customer", "Item", "Invoice")]
+        drain_until_done([j.pk for j in setup], None, 3600)
+        first = [job_id for name in PULL_ENTITIES for job_id in nightly_pull(name)]
+        drain_until_done(first, None, 3600)
+        paid = 0
+        for org in orgs:
+            client = sb.client(realms[org.pk])
+            try:
+                ids = list(EntityMapping.objects.filter(organization_id=org.pk, entity_type="Invoice")
+                           .exclude(qbo_id="").values_list("qbo_id", flat=True))
+                for qbo_id in ids[: max(1, len(ids) // 10)]:
+                    invoice = client.read("Invoice", qbo_id)
+                    amount = round(float(invoice["TotalAmt"]) / 2, 2)
+                    client.create("Payment", {"CustomerRef": invoice["CustomerRef"], "TotalAmt": amount, "Line": [
+                        {"Amount": amount, "LinkedTxn": [{"TxnId": qbo_id, "TxnType": "Invoice"}]}]},
+                        request_id=f"bench-pay-{org.pk}-{qbo_id}")
+                    paid += 1
+            finally:
+                client.close()
+        for realm in realms.values():
+            sb.reset(realm)
+        self.write(f"setup: {count} organizations in QuickBooks and pulled once, {paid} invoices paid there, "
+                   f"{time.monotonic() - began:.1f} s")
+        before = {r: sb.stats(r)["requests_total"] for r in realms.values()}
+        last_job = SyncJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        running = self.clusters(clusters, workers)
+        try:
+            t0 = time.time()
+            for name in PULL_ENTITIES:
+                async_task("qbo_sync.tasks.nightly_pull", name, task_name=f"bench-nightly-{name}")
+            expected = len(PULL_ENTITIES) * count
+            deadline = time.monotonic() + 3600
+            while time.monotonic() < deadline:
+                new = SyncJob.objects.filter(pk__gt=last_job)
+                if new.count() >= expected and not unfinished(list(new.values_list("pk", flat=True))):
+                    break
+                time.sleep(0.25)
+            job_ids = list(SyncJob.objects.filter(pk__gt=last_job).values_list("pk", flat=True))
+            finished = [f for f in SyncJob.objects.filter(pk__in=job_ids).values_list("finished_at", flat=True) if f]
+            wall = (max(finished).timestamp() if finished else time.time()) - t0
+            cpu = running.used_cpu_seconds()
+            rss = running.peak_rss_mb()
+        finally:
+            running.stop()
+        requests_total = sum(sb.stats(r)["requests_total"] - before[r] for r in realms.values())
+        pulled = sum(int((d or {}).get("seen", 0)) for d in SyncLog.objects.filter(
+            event="pulled", job_id__in=job_ids).values_list("data", flat=True))
+        updated = sum(int((d or {}).get("updated", 0)) for d in SyncLog.objects.filter(
+            event="pulled", job_id__in=job_ids).values_list("data", flat=True))
+        states = Counter(SyncJob.objects.filter(pk__in=job_ids).values_list("state", flat=True))
+        # The retention purge on this data, as if it ran a year later (every kind past its keep time).
+        rows_before = purge_rows()
+        t_purge = time.perf_counter()
+        purged = retention.purge(timezone.now() + dt.timedelta(days=400))
+        purge_seconds = time.perf_counter() - t_purge
+        rows_after = purge_rows()
+        result: dict[str, Any] = {
+            "organizations": count, "customers_per_org": customers, "items_per_org": items,
+            "invoices_per_org": invoices, "invoices_paid_in_qbo": paid, "clusters": clusters,
+            "workers_per_cluster": workers, "jobs": len(job_ids), "jobs_by_state": dict(states),
+            "wall_seconds": round(wall, 2), "qbo_minutes": round(wall * self.time_scale / 60, 3),
+            "requests": requests_total, "pulled_records": pulled, "updated_records": updated,
+            "cluster_cpu_seconds": round(cpu, 2), "cpu_ms_per_record": round(1000 * cpu / max(pulled, 1), 2),
+            "cluster_peak_rss_mb": round(rss, 1), "purge_rows_before": rows_before, "purge_rows_after": rows_after,
+            "purge_seconds": round(purge_seconds, 3), "purged": getattr(purged, "deleted", None)}
+        result["table"] = [
+            ("organizations", f"{count} x ({customers} customers, {items} items, {invoices} invoices); {paid} "
+             "invoices paid in QuickBooks since the last pull"),
+            ("clusters", f"{clusters} x {workers} workers; nightly_pull queued for {', '.join(PULL_ENTITIES)}"),
+            ("jobs", f"{len(job_ids)} ({', '.join(f'{k} {v}' for k, v in states.items())})"),
+            ("wall to the last job done", f"{wall:.1f} s = {result['qbo_minutes']:.2f} QBO minutes"),
+            ("requests", f"{requests_total:,}"),
+            ("pulled records (seen / updated)", f"{pulled:,} / {updated:,}"),
+            ("our CPU (clusters)", f"{cpu:.2f} s = {result['cpu_ms_per_record']} ms per pulled record"),
+            ("clusters' peak RSS", f"{rss:.1f} MB"),
+            ("retention purge", f"rows {rows_before} -> {rows_after} in {purge_seconds:.3f} s"),
+        ]
         return result
 
     def push_naive(self, count: int, workers: int, naive_count: int | None) -> dict[str, Any]:

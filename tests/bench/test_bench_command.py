@@ -47,6 +47,18 @@ def test_fleet_throughput_runs_on_real_clusters_at_a_tiny_size() -> None:
     assert r["cpu_ms_per_record"] > 0 and r["efficiency"] > 0 and r["realms_per_2_core_host"] > 0, r
 
 
+@pytest.mark.slow
+def test_fleet_nightly_pulls_every_organization_on_real_clusters_and_purges() -> None:
+    out = io.StringIO()
+    call_command("bench", "fleet-nightly", "--count", "2", "--time-scale", "30", "--latency-ms", "10-40", "--json",
+                 stdout=out)
+    r = json.loads([line for line in out.getvalue().splitlines() if line.strip()][-1])
+    assert r["jobs"] == 6 and r["jobs_by_state"] == {"completed": 6}, r  # one job per organization and entity
+    assert r["invoices_paid_in_qbo"] == 20 and r["updated_records"] == 20, r
+    assert r["pulled_records"] > 0 and r["cpu_ms_per_record"] > 0 and r["requests"] > 0, r
+    assert sum(r["purge_rows_after"].values()) < sum(r["purge_rows_before"].values()), r
+
+
 def test_bench_refuses_a_size_below_one() -> None:
     from django.core.management.base import CommandError
 

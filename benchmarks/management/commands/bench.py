@@ -28,7 +28,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 #: ``all`` runs these (one process drains, or none).
 SCENARIOS = ("push-invoices", "push-naive", "import-customers", "enqueue", "progress-api", "multi-realm")
 #: Run by name (``make bench-fleet``): they start real django-q2 clusters and have sizes of their own.
-FLEET_SCENARIOS = ("fleet-throughput", "realtime-latency")
+FLEET_SCENARIOS = ("fleet-throughput", "realtime-latency", "fleet-nightly")
 #: Options forwarded to the child process as they are.
 FORWARDED = ("count", "time_scale", "latency_ms", "workers", "chunk_size", "throttle", "naive_count", "realms",
              "clusters", "saves", "load_count")
@@ -43,17 +43,18 @@ class Command(BaseCommand):
                             help="A scenario, or all (every one but the fleet scenarios, which start real "
                                  "django-q2 clusters and run by name).")
         parser.add_argument("--count", type=int, default=None,
-                            help="Records (invoices, customers, queue items); default: the scenario's own.")
+                            help="Records (invoices, customers, queue items; organizations for fleet-nightly); "
+                                 "default: the scenario's own.")
         parser.add_argument("--time-scale", type=float, default=1.0,
                             help="Run QBO's windows and latency this many times faster (figures are reported in QBO "
                                  "minutes too).")
         parser.add_argument("--latency-ms", default="100-400", help="Sandbox latency per call ('' for none).")
         parser.add_argument("--workers", type=int, default=None,
                             help="Drain worker processes for the push scenarios (default 2; 3 for multi-realm); for "
-                                 "fleet-throughput and realtime-latency, django-q2 workers per cluster (default 2).")
+                                 "the fleet scenarios, django-q2 workers per cluster (default 2).")
         parser.add_argument("--clusters", type=int, default=None,
-                            help="fleet-throughput and realtime-latency: real django-q2 clusters (manage.py "
-                                 "qcluster) to start (default 2 and 1).")
+                            help="fleet-throughput, fleet-nightly and realtime-latency: real django-q2 clusters "
+                                 "(manage.py qcluster) to start (default 2, 2 and 1).")
         parser.add_argument("--saves", type=int, default=None,
                             help="realtime-latency: host saves of one customer to time (default 50).")
         parser.add_argument("--load", dest="load_count", type=int, nargs="?", const=5000, default=None,
