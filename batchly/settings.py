@@ -15,9 +15,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-# A development key only: production must set SECRET_KEY (`manage.py check --deploy` flags the default).
+# A checkout without SECRET_KEY in its environment is a development one: it gets the development key below and
+# DEBUG on. A deployment sets SECRET_KEY (DEBUG then defaults to off); with DEBUG off, a development key, empty
+# QBO_TOKEN_KEYS or an empty webhook verifier stop every command with a system check error (qbo_sync.E014-E016).
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-batchly-development-key-change-me-0123456789")
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = env.bool("DEBUG", default="SECRET_KEY" not in env.ENVIRON)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -132,6 +134,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Progress, jobs, conflicts and connection status of the QuickBooks Online sync.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/schema/ and /api/docs/: open while DEBUG is on, for signed-in users only otherwise.
+    "SERVE_PERMISSIONS": ["qbo_sync.api.permissions.AuthenticatedOutsideDebug"],
     # Swagger UI's files come from drf-spectacular-sidecar (static files), not a CDN: /api/docs/ works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

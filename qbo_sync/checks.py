@@ -76,12 +76,61 @@ def check_worker_timing(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 @checks.register(checks.Tags.security, deploy=True)
 def check_token_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if not qbo_settings.TOKEN_KEYS:
+    if settings.DEBUG and not qbo_settings.TOKEN_KEYS:  # with DEBUG off, qbo_sync.E015 refuses to start instead
         return [checks.Warning(
             "QBO_TOKEN_KEYS is empty: QuickBooks tokens are encrypted with a key derived from SECRET_KEY.",
             hint="Set QBO_TOKEN_KEYS to one or more Fernet keys (newest first).", id="qbo_sync.W001",
         )]
     return []
+
+
+def _weak_secret_key(key: str) -> bool:
+    """A development key: Django's ``django-insecure-`` prefix, or too short or too uniform to be a real secret
+    (the criteria of Django's own ``security.W009``)."""
+    return key.startswith("django-insecure-") or len(key) < 50 or len(set(key)) < 5
+
+
+def _webhooks_routed() -> bool:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("qbo_sync:webhooks")
+    except NoReverseMatch:
+        return False
+    return True
+
+
+@checks.register(checks.Tags.security)
+def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """With DEBUG off the process is a deployment: development secrets there are errors, so ``runserver``,
+    ``migrate``, ``qcluster`` and ``check --deploy`` refuse to start rather than run with them."""
+    if settings.DEBUG:
+        return []
+    errors: list[checks.CheckMessage] = []
+    if _weak_secret_key(str(getattr(settings, "SECRET_KEY", "") or "")):
+        errors.append(checks.Error(
+            "SECRET_KEY is a development key while DEBUG is off: sessions can be forged and every QuickBooks "
+            "token decrypts from a database dump.",
+            hint=f"Set SECRET_KEY to a long random value (50+ characters). See {DOCS}security.md.",
+            id="qbo_sync.E014",
+        ))
+    if not qbo_settings.TOKEN_KEYS:
+        errors.append(checks.Error(
+            "QBO_TOKEN_KEYS is empty while DEBUG is off: QuickBooks tokens are encrypted with the development "
+            "default (a key derived from SECRET_KEY).",
+            hint="Set QBO_TOKEN_KEYS to one or more Fernet keys, newest first (python -c \"from cryptography.fernet "
+                 f"import Fernet; print(Fernet.generate_key().decode())\"). See {DOCS}security.md.",
+            id="qbo_sync.E015",
+        ))
+    if not qbo_settings.WEBHOOK_VERIFIER_TOKEN and _webhooks_routed():
+        errors.append(checks.Error(
+            "QBO_WEBHOOK_VERIFIER_TOKEN is empty while DEBUG is off and the webhook endpoint is routed: every "
+            "delivery from QuickBooks is refused.",
+            hint="Copy the verifier token of your Intuit app's webhooks into QBO_WEBHOOK_VERIFIER_TOKEN, or do not "
+                 f"route qbo_sync's webhooks/ URL. See {DOCS}security.md.",
+            id="qbo_sync.E016",
+        ))
+    return errors
 
 
 @checks.register(checks.Tags.database)

@@ -107,3 +107,21 @@ class IsSyncUser(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and user.is_active)
+
+
+class AuthenticatedOutsideDebug(permissions.BasePermission):
+    """For the API's schema and docs pages: open while DEBUG is on; otherwise an authenticated, active user.
+
+    The schema names every endpoint, parameter and error of the sync: useful to an attacker mapping the surface, and
+    no anonymous caller of a deployment needs it. A host sets it as drf-spectacular's ``SERVE_PERMISSIONS``.
+    """
+
+    message = "Authentication credentials were not provided."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        from django.conf import settings
+
+        if settings.DEBUG:
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active)

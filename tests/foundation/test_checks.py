@@ -22,6 +22,13 @@ def messages_for(check_id: str) -> list[checks.CheckMessage]:
     return [m for m in registry.run_checks() if m.id == check_id]
 
 
+@pytest.fixture(autouse=True)
+def development_checkout(settings):
+    """The demo host as a checkout runs it: DEBUG on (with DEBUG off its development secrets are errors, which
+    tests/security/test_production_checks.py covers)."""
+    settings.DEBUG = True
+
+
 def with_qbo(**values):
     return override_settings(QBO_SYNC={**settings.QBO_SYNC, **values})
 

@@ -184,6 +184,7 @@ def test_command_bad_input_is_one_line_and_non_zero() -> None:
 
 
 @pytest.mark.django_db
-def test_system_checks_pass() -> None:
+def test_system_checks_pass(settings) -> None:
+    settings.DEBUG = True  # a development checkout (DEBUG off with its secrets: tests/security/test_production_checks)
     call_command("check")
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)

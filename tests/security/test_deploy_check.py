@@ -56,5 +56,5 @@ def test_check_deploy_fails_on_development_defaults() -> None:
         del env[name]
     result = check_deploy(env)
     assert result.returncode != 0
-    for check_id in ("security.W009", "qbo_sync.W001", "security.W004"):
+    for check_id in ("security.W009", "qbo_sync.E014", "qbo_sync.E015", "security.W004"):
         assert check_id in result.stderr + result.stdout, check_id
