@@ -35,7 +35,7 @@ class Action(enum.StrEnum):
 
     VIEW = "view"  # jobs, progress, conflicts, connection status, the audit log
     START_SYNC = "start_sync"  # push or pull (a job, or selected rows from the host's admin)
-    OPERATE = "operate"  # cancel a job, retry or cancel queue items, repair from reconciliation
+    OPERATE = "operate"  # cancel a job, retry or cancel queue items, repair from reconciliation, pause, resume
     RESOLVE = "resolve"  # settle a conflict (keep a side or an edited value)
     MANAGE_CONNECTION = "manage_connection"  # connect, reconnect, disconnect QuickBooks
 

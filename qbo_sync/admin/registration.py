@@ -82,14 +82,16 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
     def paused(self, obj: QboConnection) -> str:
         return f"Paused: {obj.pause_reason}" if obj.paused_at else "—"
 
-    @admin.action(permissions=["manage"], description="Pause sync of selected (type the reason below)")
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from qbo_sync.services import pause
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return may(request, Action.OPERATE)
 
+    @admin.action(permissions=["pause"], description="Pause sync of selected (type the reason below)")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         reason = request.POST.get("reason", "")
+        actor = Actor.from_request(request, "admin")
         try:
             for connection in queryset:
-                pause.pause(connection.organization_id, reason, request.user, surface="admin")
+                operations.pause(actor, connection.organization_id, reason)
                 self.log_change(request, connection, f"Sync paused: {reason}")
         except QboInputError as exc:
             messages.error(request, str(exc))
@@ -97,12 +99,11 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
         messages.success(request, f"Paused {queryset.count()} organization(s): work queues, nothing is sent or "
                                   f"pulled until resumed.")
 
-    @admin.action(permissions=["manage"], description="Resume sync of selected")
+    @admin.action(permissions=["pause"], description="Resume sync of selected")
     def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from qbo_sync.services import pause
-
+        actor = Actor.from_request(request, "admin")
         for connection in queryset.exclude(paused_at=None):
-            pause.resume(connection.organization_id, request.user, surface="admin")
+            operations.resume(actor, connection.organization_id)
             self.log_change(request, connection, "Sync resumed")
         messages.success(request, "Resumed the selected organization(s).")
     change_form_template = "qbo_sync/admin/connection_change_form.html"

@@ -18,12 +18,13 @@ class Pause(Subcommand):
         parser.add_argument("--reason", required=True, help="Why (shown on every progress page and in status).")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
+        from qbo_sync.permissions import Actor
         from qbo_sync.services.jobs import QboInputError
-        from qbo_sync.services.pause import pause
+        from qbo_sync.services.operations import pause
 
         org = resolve_organizations(options["org"])[0]
         try:
-            pause(org.pk, options["reason"], surface="cli")
+            pause(Actor.system("cli"), org, options["reason"])
         except QboInputError as exc:
             raise CommandError(str(exc)) from None
         command.stdout.write(f"Paused {org}: changes keep queueing; nothing is sent or pulled until resumed.")
@@ -37,12 +38,13 @@ class Resume(Subcommand):
         parser.add_argument("--org", required=True, metavar="ORG", help="The organization to resume.")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
+        from qbo_sync.permissions import Actor
         from qbo_sync.services.jobs import QboInputError
-        from qbo_sync.services.pause import resume
+        from qbo_sync.services.operations import resume
 
         org = resolve_organizations(options["org"])[0]
         try:
-            resume(org.pk, surface="cli")
+            resume(Actor.system("cli"), org)
         except QboInputError as exc:
             raise CommandError(str(exc)) from None
         command.stdout.write(f"Resumed {org}.")

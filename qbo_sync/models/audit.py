@@ -28,6 +28,8 @@ class AuditEntry(models.Model):
         CANCEL_ITEMS = "cancel_items", "Cancel items"
         RESOLVE_CONFLICT = "resolve_conflict", "Resolve conflict"
         REPAIR = "repair", "Repair from reconciliation"
+        PAUSE = "pause", "Pause sync"
+        RESUME = "resume", "Resume sync"
 
     class Surface(models.TextChoices):
         ADMIN = "admin", "Admin"

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from qbo_sync.models import AuditEntry, Conflict, SyncJob
+from qbo_sync.models import AuditEntry, Conflict, QboConnection, SyncJob
 from qbo_sync.permissions import Action, Actor, require
 from qbo_sync.services.audit import record
 
@@ -24,8 +24,10 @@ __all__ = [
     "cancel_job",
     "complete_connect",
     "disconnect",
+    "pause",
     "reconcile",
     "resolve_conflict",
+    "resume",
     "retry_items",
     "start_connect",
     "start_import",
@@ -140,6 +142,27 @@ def reconcile(actor: Actor, organization: Any, *, repair: bool = False) -> Any:
         record(actor, A.REPAIR, organization, summary=f"Repaired {len(report.repaired)} drift line(s)",
                detail={"repaired": [str(line) for line in report.repaired][:200]})
     return report
+
+
+def pause(actor: Actor, organization: Any, reason: str) -> Any:
+    from qbo_sync.services import pause as pause_service
+
+    require(actor, Action.OPERATE, organization)
+    connection = pause_service.pause(_org_pk(organization), reason, actor.user, surface=actor.surface)
+    record(actor, A.PAUSE, organization, summary=f"Sync paused: {connection.pause_reason}")
+    return connection
+
+
+def resume(actor: Actor, organization: Any) -> Any:
+    from qbo_sync.services import pause as pause_service
+
+    require(actor, Action.OPERATE, organization)
+    was_paused = bool(QboConnection.objects.filter(organization_id=_org_pk(organization))
+                      .exclude(paused_at=None).exists())
+    connection = pause_service.resume(_org_pk(organization), actor.user, surface=actor.surface)
+    if was_paused:
+        record(actor, A.RESUME, organization, summary="Sync resumed")
+    return connection
 
 
 # --- conflicts ----------------------------------------------------------------------------------------------------

@@ -138,3 +138,19 @@ def test_the_admin_lists_entries_with_filters_and_is_read_only(org_a, make_confl
     assert browser.post(f"/admin/qbo_sync/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     with pytest.raises(ValueError, match="append-only"):
         entry.save()
+
+
+def test_pause_and_resume_follow_the_rule_and_are_recorded(org_a):
+    viewer = MembershipFactory(organization=org_a, role="viewer").user
+    operator = MembershipFactory(organization=org_a, role="operator", user=UserFactory(username="opal")).user
+    from qbo_sync.permissions import Actor, QboPermissionDenied
+    from qbo_sync.services import operations
+
+    with pytest.raises(QboPermissionDenied):
+        operations.pause(Actor(viewer, "api"), org_a, "month-end close")
+    operations.pause(Actor(operator, "admin", "192.0.2.5"), org_a, "month-end close")
+    operations.resume(Actor(operator, "admin", "192.0.2.5"), org_a)
+    operations.resume(Actor(operator, "admin", "192.0.2.5"), org_a)  # not paused: nothing changed, nothing recorded
+    call_command("qbo_sync", "pause", "--org", "org-a", "--reason", "audit", stdout=io.StringIO())
+    assert list(AuditEntry.objects.order_by("pk").values_list("action", "surface", "actor")) == [
+        ("pause", "admin", "opal"), ("resume", "admin", "opal"), ("pause", "cli", "system (cli)")]
