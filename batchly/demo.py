@@ -71,10 +71,10 @@ class Demo:
         STATE_FILE.unlink(missing_ok=True)
         port = SANDBOX_PORT if _port_free(SANDBOX_PORT) else 0
         # The bundled sandbox checks the app's credentials like Intuit does; the demo brings its own pair.
-        settings.QBO_CLIENT_ID = settings.QBO_CLIENT_ID or "batchly-demo"
-        settings.QBO_CLIENT_SECRET = settings.QBO_CLIENT_SECRET or "batchly-demo-secret"
+        settings.QBO_SYNC = {**settings.QBO_SYNC, "CLIENT_ID": settings.QBO_SYNC["CLIENT_ID"] or "batchly-demo",
+                             "CLIENT_SECRET": settings.QBO_SYNC["CLIENT_SECRET"] or "batchly-demo-secret"}
         sandbox = Sandbox(port=port, time_scale=self.time_scale, state_file=str(STATE_FILE),
-                          client_id=settings.QBO_CLIENT_ID, client_secret=settings.QBO_CLIENT_SECRET)
+                          client_id=settings.QBO_SYNC["CLIENT_ID"], client_secret=settings.QBO_SYNC["CLIENT_SECRET"])
         sandbox.start()
         try:
             self.configure(sandbox)
@@ -97,8 +97,8 @@ class Demo:
         self.summary(time.monotonic() - started, sandbox, realm)
 
     def configure(self, sandbox: Sandbox) -> None:
-        settings.QBO_ENVIRONMENT = "local"
-        settings.QBO_API_BASE_URL = settings.QBO_AUTH_BASE_URL = sandbox.base_url
+        settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "local", "API_BASE_URL": sandbox.base_url,
+                             "AUTH_BASE_URL": sandbox.base_url}
         settings.QBO_SYNC = {**settings.QBO_SYNC, "TIME_SCALE": self.time_scale,
                              "CRITICAL_FIELDS": {"Customer": ["email"]}, "PUSH_DELAY_SECONDS": 0}
         qbo_settings.reload()

@@ -168,22 +168,24 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- QuickBooks Online ------------------------------------------------------------------------------------------
-QBO_ENVIRONMENT = env("QBO_ENVIRONMENT", default="local")
-# The bundled sandbox accepts any keys: development gets placeholders, Intuit's environments need the real ones.
-QBO_CLIENT_ID = env("QBO_CLIENT_ID", default="batchly-local" if QBO_ENVIRONMENT == "local" else "")
-QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", default="batchly-local-secret" if QBO_ENVIRONMENT == "local" else "")
-QBO_REDIRECT_URI = env("QBO_REDIRECT_URI", default="http://127.0.0.1:8000/qbo/oauth/callback/")
-QBO_API_BASE_URL = env("QBO_API_BASE_URL", default="")
-QBO_AUTH_BASE_URL = env("QBO_AUTH_BASE_URL", default="")
-QBO_MINOR_VERSION = env.int("QBO_MINOR_VERSION", default=75)
-QBO_TOKEN_KEYS = env.list("QBO_TOKEN_KEYS", default=[])
-QBO_WEBHOOK_VERIFIER_TOKEN = env("QBO_WEBHOOK_VERIFIER_TOKEN", default="")
-
 # The host model qbo_sync's rows belong to (its tenant). Like AUTH_USER_MODEL, set it before the first migrate.
 QBO_SYNC_ORGANIZATION_MODEL = "batchly.Organization"
 
-# qbo_sync's own settings: everything not given here takes the documented default in qbo_sync/conf.py.
+_QBO_ENVIRONMENT = env("QBO_ENVIRONMENT", default="local")
+
+# qbo_sync's settings, all in one dict (qbo_sync's docs/installation.md lists every key and its default); the
+# environment variables keep their QBO_* names.
 QBO_SYNC = {
+    "ENVIRONMENT": _QBO_ENVIRONMENT,
+    # The bundled sandbox accepts any keys: development gets placeholders, Intuit's environments need the real ones.
+    "CLIENT_ID": env("QBO_CLIENT_ID", default="batchly-local" if _QBO_ENVIRONMENT == "local" else ""),
+    "CLIENT_SECRET": env("QBO_CLIENT_SECRET", default="batchly-local-secret" if _QBO_ENVIRONMENT == "local" else ""),
+    "REDIRECT_URI": env("QBO_REDIRECT_URI", default="http://127.0.0.1:8000/qbo/oauth/callback/"),
+    "API_BASE_URL": env("QBO_API_BASE_URL", default=""),
+    "AUTH_BASE_URL": env("QBO_AUTH_BASE_URL", default=""),
+    "MINOR_VERSION": env.int("QBO_MINOR_VERSION", default=75),
+    "TOKEN_KEYS": env.list("QBO_TOKEN_KEYS", default=[]),
+    "WEBHOOK_VERIFIER_TOKEN": env("QBO_WEBHOOK_VERIFIER_TOKEN", default=""),
     "HOST_LABEL": "Batchly",
     "ENTITY_ADAPTERS": {
         "Customer": "batchly.qbo_adapters.CustomerAdapter",

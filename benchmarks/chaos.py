@@ -253,12 +253,12 @@ class Orchestrator:
         self.port = int(self.sandbox.base_url.rsplit(":", 1)[1])
         self.realm = self.sandbox.create_realm(starter_data=True)
         self.sandbox.default_realm = self.realm
-        for name in ("QBO_API_BASE_URL", "QBO_AUTH_BASE_URL"):
-            os.environ[name] = self.sandbox.base_url
-            setattr(settings, name, self.sandbox.base_url)
-        os.environ["QBO_ENVIRONMENT"] = settings.QBO_ENVIRONMENT = "local"
-        os.environ["QBO_CLIENT_ID"] = settings.QBO_CLIENT_ID = "batchly-chaos"
-        os.environ["QBO_CLIENT_SECRET"] = settings.QBO_CLIENT_SECRET = "batchly-chaos-secret"
+        # This process's settings, and the environment the worker processes read them from.
+        chosen = {"API_BASE_URL": self.sandbox.base_url, "AUTH_BASE_URL": self.sandbox.base_url,
+                  "ENVIRONMENT": "local", "CLIENT_ID": "batchly-chaos", "CLIENT_SECRET": "batchly-chaos-secret"}
+        for name, value in chosen.items():
+            os.environ[f"QBO_{name}"] = value
+        settings.QBO_SYNC = {**settings.QBO_SYNC, **chosen}
         qbo_settings.reload()
         demo = Demo(invoices=self.count, customers=max(20, self.count // 15), items=max(8, self.count // 100),
                     time_scale=self.time_scale, write=lambda _t: None)

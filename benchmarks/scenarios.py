@@ -188,9 +188,8 @@ class Bench:
 
     def start_sandbox(self, latency_ms: str | None) -> RemoteSandbox:
         self.sandbox = sb = RemoteSandbox(time_scale=self.time_scale, latency_ms=latency_ms)
-        settings.QBO_ENVIRONMENT = "local"
-        settings.QBO_API_BASE_URL = settings.QBO_AUTH_BASE_URL = sb.base_url
-        settings.QBO_CLIENT_ID, settings.QBO_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
+        settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "local", "API_BASE_URL": sb.base_url,
+                             "AUTH_BASE_URL": sb.base_url, "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET}
         # Chunks of 300 (10 groups of 30): enough calls per chunk to keep several in flight (docs/performance.md).
         options: dict[str, Any] = {"TIME_SCALE": self.time_scale, "PUSH_DELAY_SECONDS": 0,
                                    "THROTTLE_BACKEND": self.throttle, "CHUNK_SIZE": self.chunk_size or 300}

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from qbo_sync.conf import DEFAULTS, ENVIRONMENTS, EXTRA_KEYS, IMPORT_STRINGS, qbo_settings
+from qbo_sync.conf import DEFAULTS, ENVIRONMENTS, EXTRA_KEYS, IMPORT_STRINGS, TOP_LEVEL, qbo_settings
 from qbo_sync.exceptions import QboConfigurationError
 
 #: Where the shipped documentation lives in an installed qbo-sync (relative to the environment's prefix).
@@ -39,7 +39,7 @@ def check_adapters(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if qbo_settings.ENVIRONMENT not in ENVIRONMENTS:
         return [checks.Error(
-            f"QBO_ENVIRONMENT is {qbo_settings.ENVIRONMENT!r}.",
+            f'QBO_SYNC["ENVIRONMENT"] is {qbo_settings.ENVIRONMENT!r}.',
             hint=f"Use one of: {', '.join(ENVIRONMENTS)}.", id="qbo_sync.E002",
         )]
     return []
@@ -78,8 +78,8 @@ def check_worker_timing(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 def check_token_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if settings.DEBUG and not qbo_settings.TOKEN_KEYS:  # with DEBUG off, qbo_sync.E015 refuses to start instead
         return [checks.Warning(
-            "QBO_TOKEN_KEYS is empty: QuickBooks tokens are encrypted with a key derived from SECRET_KEY.",
-            hint="Set QBO_TOKEN_KEYS to one or more Fernet keys (newest first).", id="qbo_sync.W001",
+            'QBO_SYNC["TOKEN_KEYS"] is empty: QuickBooks tokens are encrypted with a key derived from SECRET_KEY.',
+            hint='Set QBO_SYNC["TOKEN_KEYS"] to one or more Fernet keys (newest first).', id="qbo_sync.W001",
         )]
     return []
 
@@ -285,7 +285,7 @@ def check_schema_class(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
 
 @checks.register()
 def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Unknown keys in QBO_SYNC (a typo would be silently ignored otherwise)."""
+    """Unknown keys in QBO_SYNC (a typo would be silently ignored otherwise), and the older top-level names."""
     user = getattr(settings, "QBO_SYNC", None) or {}
     messages: list[checks.CheckMessage] = []
     if not isinstance(user, dict):
@@ -297,6 +297,13 @@ def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             f"QBO_SYNC has an unknown key {key!r}; qbo_sync ignores it.",
             hint=(f"Did you mean {close[0]!r}? " if close else "") + f"The settings are listed in {INSTALL_DOC}.",
             id="qbo_sync.W003",
+        ))
+    old = [(name, top) for name, top in TOP_LEVEL.items() if top.startswith("QBO_") and hasattr(settings, top)]
+    old += [(name, f"QBO_{name}") for name in ("API_BASE_URL", "AUTH_BASE_URL") if hasattr(settings, f"QBO_{name}")]
+    for name, top in old:
+        messages.append(checks.Warning(
+            f"The top-level setting {top} is deprecated; qbo_sync reads it only when QBO_SYNC has no {name!r}.",
+            hint=f'Move it into the QBO_SYNC dict as QBO_SYNC["{name}"] (see {INSTALL_DOC}).', id="qbo_sync.W004",
         ))
     return messages
 

@@ -1,6 +1,6 @@
 """Encryption at rest for OAuth tokens (Fernet: AES-128-CBC + HMAC-SHA256, from ``cryptography``).
 
-Keys come from ``QBO_TOKEN_KEYS`` (settings / environment), newest first. New values are encrypted with the first
+Keys come from ``QBO_SYNC["TOKEN_KEYS"]``, newest first. New values are encrypted with the first
 key; any listed key decrypts. To rotate: put a new key first, keep the old ones after it, run
 ``manage.py qbo_sync rotate-keys`` (re-encrypts every stored token with the newest key), then drop the old keys.
 
@@ -32,7 +32,7 @@ def _fernet_for(key: str) -> Fernet:
         pass
     if len(key) < 32:
         raise QboConfigurationError(
-            "Each QBO_TOKEN_KEYS entry must be a Fernet key or a random string of at least 32 characters."
+            'Each QBO_SYNC["TOKEN_KEYS"] entry must be a Fernet key or a random string of at least 32 characters.'
         )
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()))
 
@@ -62,7 +62,7 @@ def decrypt(value: str) -> str:
         return _multifernet().decrypt(value.encode()).decode()
     except InvalidToken:
         raise QboConfigurationError(
-            "A stored QuickBooks token cannot be decrypted with any key in QBO_TOKEN_KEYS "
+            'A stored QuickBooks token cannot be decrypted with any key in QBO_SYNC["TOKEN_KEYS"] '
             "(was a key removed before `manage.py qbo_sync rotate-keys` ran?). Reconnect the company "
             "or restore the old key."
         ) from None

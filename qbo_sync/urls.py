@@ -1,6 +1,6 @@
 """qbo_sync's URLs. A host adds ``path("qbo/", include("qbo_sync.urls"))``.
 
-The callback's full URL is what ``QBO_REDIRECT_URI`` must say (and what the Intuit app must list).
+The callback's full URL is what ``QBO_SYNC["REDIRECT_URI"]`` must say (and what the Intuit app must list).
 """
 
 from django.urls import path

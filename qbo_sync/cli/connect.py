@@ -19,7 +19,7 @@ class Connect(Subcommand):
     name = "connect"
     help = (
         "Connect an organization to QuickBooks: prints the authorization URL and waits for the callback "
-        "(with QBO_ENVIRONMENT=local it approves on the bundled sandbox by itself)."
+        "(with QBO_SYNC['ENVIRONMENT'] = 'local' it approves on the bundled sandbox by itself)."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

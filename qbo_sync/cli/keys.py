@@ -12,7 +12,7 @@ from qbo_sync.models import QboConnection
 
 class RotateKeys(Subcommand):
     name = "rotate-keys"
-    help = "Re-encrypt every stored QuickBooks token with the newest key in QBO_TOKEN_KEYS."
+    help = "Re-encrypt every stored QuickBooks token with the newest key in QBO_SYNC[\"TOKEN_KEYS\"]."
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         count = 0

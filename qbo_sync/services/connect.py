@@ -92,11 +92,12 @@ def _organization(organization: Any) -> Any:
 def _check_environment() -> str:
     env = qbo_settings.ENVIRONMENT
     if env not in ENVIRONMENTS:
-        raise QboConfigurationError(f"QBO_ENVIRONMENT is {env!r}; use one of {', '.join(ENVIRONMENTS)}.")
+        raise QboConfigurationError(f'QBO_SYNC["ENVIRONMENT"] is {env!r}; use one of {", ".join(ENVIRONMENTS)}.')
     if not qbo_settings.CLIENT_ID or not qbo_settings.CLIENT_SECRET:
-        raise QboConfigurationError("Set QBO_CLIENT_ID and QBO_CLIENT_SECRET (your Intuit app's keys) to connect.")
+        raise QboConfigurationError(
+            'Set QBO_SYNC["CLIENT_ID"] and QBO_SYNC["CLIENT_SECRET"] (your Intuit app\'s keys) to connect.')
     if not qbo_settings.REDIRECT_URI:
-        raise QboConfigurationError("Set QBO_REDIRECT_URI to the URL of qbo_sync's oauth/callback/ view.")
+        raise QboConfigurationError('Set QBO_SYNC["REDIRECT_URI"] to the URL of qbo_sync\'s oauth/callback/ view.')
     return env
 
 

@@ -20,7 +20,7 @@ def signature(body: bytes, verifier_token: str) -> str:
 def verify(body: bytes, header: str | None, verifier_token: str) -> None:
     """Raise unless ``header`` is the body's signature. Checked before parsing, compared in constant time."""
     if not verifier_token:
-        raise QboWebhookSignatureError("QBO_WEBHOOK_VERIFIER_TOKEN is not set; webhooks cannot be verified.")
+        raise QboWebhookSignatureError('QBO_SYNC["WEBHOOK_VERIFIER_TOKEN"] is not set; webhooks cannot be verified.')
     if not header:
         raise QboWebhookSignatureError("The intuit-signature header is missing.")
     if not hmac.compare_digest(signature(body, verifier_token).encode(), header.strip().encode()):

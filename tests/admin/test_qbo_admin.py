@@ -118,7 +118,7 @@ def test_disconnect_action_confirms_first(other_org, admin_client) -> None:
 
 def test_reconnect_and_connect_send_the_user_to_intuit(secret_connection, other_org, operator, operator_client,
                                                        settings) -> None:
-    settings.QBO_REDIRECT_URI = "http://testserver/qbo/oauth/callback/"
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "REDIRECT_URI": "http://testserver/qbo/oauth/callback/"}
     conn = secret_connection
     assert operator_client.get(url("qboconnection", "reconnect", conn.pk)).status_code == 403  # POST only
     response = operator_client.post(url("qboconnection", "reconnect", conn.pk))
@@ -134,9 +134,9 @@ def test_reconnect_and_connect_send_the_user_to_intuit(secret_connection, other_
 
 
 def test_connect_without_intuit_keys_explains_what_to_set(connection, admin_client, settings) -> None:
-    settings.QBO_REDIRECT_URI = ""
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "REDIRECT_URI": ""}
     response = admin_client.post(url("qboconnection", "reconnect", connection.pk), follow=True)
-    assert "QBO_REDIRECT_URI" in response.content.decode()
+    assert "QBO_SYNC[&quot;REDIRECT_URI&quot;]" in response.content.decode()
 
 
 def test_operators_see_only_their_connection(secret_connection, other_org, operator_client, viewer_client) -> None:

@@ -82,7 +82,8 @@ class Crafted:
 @pytest.fixture
 def crafted(sandbox_settings):
     server = Crafted()
-    sandbox_settings.QBO_API_BASE_URL = server.base_url  # the token endpoint stays the sandbox's
+    sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "API_BASE_URL": server.base_url}
+    # (the token endpoint stays the sandbox's)
     # Short client backoffs (the scale divides them) and few attempts: each case ends in seconds.
     sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "MAX_ATTEMPTS": 2, "TIME_SCALE": 2000}
     yield server

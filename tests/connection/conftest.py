@@ -29,13 +29,9 @@ REDIRECT_URI = "http://testserver/qbo/oauth/callback/"
 def qbo_settings_for(sandbox: Sandbox, **qbo_sync: Any) -> dict[str, Any]:
     """Django settings that point qbo_sync at ``sandbox`` (QBO_SYNC options merged over the project's)."""
     return {
-        "QBO_ENVIRONMENT": "local",
-        "QBO_API_BASE_URL": sandbox.base_url,
-        "QBO_AUTH_BASE_URL": sandbox.base_url,
-        "QBO_CLIENT_ID": CLIENT_ID,
-        "QBO_CLIENT_SECRET": CLIENT_SECRET,
-        "QBO_REDIRECT_URI": REDIRECT_URI,
-        "QBO_SYNC": {**django_settings.QBO_SYNC, **qbo_sync},
+        "QBO_SYNC": {**django_settings.QBO_SYNC, "ENVIRONMENT": "local", "API_BASE_URL": sandbox.base_url,
+                     "AUTH_BASE_URL": sandbox.base_url, "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET,
+                     "REDIRECT_URI": REDIRECT_URI, **qbo_sync},
     }
 
 

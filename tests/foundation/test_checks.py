@@ -140,3 +140,17 @@ def test_a_drain_wait_shorter_than_the_push_delay_is_a_warning() -> None:
         assert ids() == ["qbo_sync.W004"]
         [warning] = messages_for("qbo_sync.W004")
         assert "minute schedule" in warning.msg and DOCS in warning.hint
+
+
+def test_the_older_top_level_names_still_work_but_are_deprecated() -> None:
+    from qbo_sync.conf import qbo_settings
+
+    kept = {k: v for k, v in settings.QBO_SYNC.items() if k not in ("CLIENT_ID", "API_BASE_URL")}
+    with override_settings(QBO_SYNC=kept, QBO_CLIENT_ID="AB-old-style", QBO_API_BASE_URL="http://127.0.0.1:9/"):
+        assert qbo_settings.CLIENT_ID == "AB-old-style" and qbo_settings.API_BASE_URL == "http://127.0.0.1:9"
+        assert ids() == ["qbo_sync.W004", "qbo_sync.W004"]
+        assert {m.hint for m in messages_for("qbo_sync.W004")} == {
+            f'Move it into the QBO_SYNC dict as QBO_SYNC["{n}"] (see {DOCS}installation.md).'
+            for n in ("CLIENT_ID", "API_BASE_URL")}
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "CLIENT_ID": "AB-new"}, QBO_CLIENT_ID="AB-old-style"):
+        assert qbo_settings.CLIENT_ID == "AB-new"  # QBO_SYNC wins

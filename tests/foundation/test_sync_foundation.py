@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 from cryptography.fernet import Fernet
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -44,22 +45,22 @@ def test_tokens_are_encrypted_at_rest_and_never_logged(caplog) -> None:
 @pytest.mark.django_db
 def test_key_rotation_keeps_tokens_readable(capsys) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    with override_settings(QBO_TOKEN_KEYS=[old]):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "TOKEN_KEYS": [old]}):
         conn = QboConnection(organization=OrganizationFactory(), realm_id="1", status="connected")
         conn.access_token, conn.refresh_token = RAW_ACCESS, RAW_REFRESH
         conn.save()
-    with override_settings(QBO_TOKEN_KEYS=[new, old]):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "TOKEN_KEYS": [new, old]}):
         call_command("qbo_sync", "rotate-keys")
         assert "1 connection" in capsys.readouterr().out
-    with override_settings(QBO_TOKEN_KEYS=[new]):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "TOKEN_KEYS": [new]}):
         assert QboConnection.objects.get(pk=conn.pk).refresh_token == RAW_REFRESH
-    with override_settings(QBO_TOKEN_KEYS=[Fernet.generate_key().decode()]):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "TOKEN_KEYS": [Fernet.generate_key().decode()]}):
         with pytest.raises(QboConfigurationError, match="cannot be decrypted"):
             QboConnection.objects.get(pk=conn.pk).access_token
 
 
 def test_short_token_keys_are_refused() -> None:
-    with override_settings(QBO_TOKEN_KEYS=["too-short"]):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "TOKEN_KEYS": ["too-short"]}):
         with pytest.raises(QboConfigurationError, match="at least 32"):
             crypto.encrypt("x")
 
@@ -74,13 +75,15 @@ def test_short_token_keys_are_refused() -> None:
     ],
 )
 def test_endpoints_follow_the_environment(environment, api, token) -> None:
-    with override_settings(QBO_ENVIRONMENT=environment, QBO_API_BASE_URL="", QBO_AUTH_BASE_URL=""):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "ENVIRONMENT": environment, "API_BASE_URL": "",
+                                     "AUTH_BASE_URL": ""}):
         assert qbo_settings.API_BASE_URL == api
         assert qbo_settings.TOKEN_URL == token
 
 
 def test_explicit_base_urls_win_and_qbo_sync_dict_overrides_top_level() -> None:
-    with override_settings(QBO_ENVIRONMENT="local", QBO_API_BASE_URL="http://127.0.0.1:9999/"):
+    with override_settings(QBO_SYNC={**settings.QBO_SYNC, "ENVIRONMENT": "local",
+                                     "API_BASE_URL": "http://127.0.0.1:9999/"}):
         assert qbo_settings.API_BASE_URL == "http://127.0.0.1:9999"
         assert qbo_settings.AUTHORIZE_URL == "http://127.0.0.1:9999/connect/oauth2"
     with override_settings(QBO_SYNC={"CHUNK_SIZE": 7}):

@@ -16,12 +16,9 @@ from tests.factories import OrganizationFactory
 
 @pytest.fixture
 def sandbox_settings(settings, qbo_sandbox):
-    settings.QBO_ENVIRONMENT = "local"
-    settings.QBO_API_BASE_URL = qbo_sandbox.base_url
-    settings.QBO_AUTH_BASE_URL = qbo_sandbox.base_url
-    settings.QBO_CLIENT_ID = "batchly-test"
-    settings.QBO_CLIENT_SECRET = "batchly-test-secret"
-    settings.QBO_SYNC = {**settings.QBO_SYNC, "PUSH_DELAY_SECONDS": 0, "THROTTLE_BACKEND": "memory",
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "local", "API_BASE_URL": qbo_sandbox.base_url,
+                         "AUTH_BASE_URL": qbo_sandbox.base_url, "CLIENT_ID": "batchly-test",
+                         "CLIENT_SECRET": "batchly-test-secret", "PUSH_DELAY_SECONDS": 0, "THROTTLE_BACKEND": "memory",
                          "RETRY_BASE_SECONDS": 0}
     return settings
 

@@ -37,7 +37,7 @@ def client_of(qbo_sandbox, realm_id) -> QboClient:
 
 def reconnect(org, realm_id, settings) -> None:
     """Connect ``org`` to another company through the real OAuth flow (the sandbox's consent page)."""
-    settings.QBO_REDIRECT_URI = "http://testserver/qbo/oauth/callback/"
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "REDIRECT_URI": "http://testserver/qbo/oauth/callback/"}
     response = requests.get(f"{start_connect(org)}&realm_id={realm_id}", allow_redirects=False, timeout=10)
     complete_connect(dict(parse_qsl(urlsplit(response.headers["Location"]).query)))
     org.qbo_connection.refresh_from_db()

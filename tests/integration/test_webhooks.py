@@ -20,7 +20,7 @@ URL = "/qbo/webhooks/"
 
 @pytest.fixture
 def webhook_settings(sandbox_settings):
-    sandbox_settings.QBO_WEBHOOK_VERIFIER_TOKEN = TOKEN
+    sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": TOKEN}
     return sandbox_settings
 
 

@@ -646,7 +646,7 @@ def bystander_state(sandbox: Any, realm: str) -> dict[str, str]:
 
 @pytest.fixture
 def model_settings(sandbox_settings):
-    sandbox_settings.QBO_WEBHOOK_VERIFIER_TOKEN = VERIFIER
+    sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": VERIFIER}
     sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "CRITICAL_FIELDS": CRITICAL, "MAX_ATTEMPTS": 100,
                                  "TIME_SCALE": 600, "REDIRECT_URI": "http://testserver/qbo/oauth/callback/"}
     return sandbox_settings

@@ -256,7 +256,7 @@ def snapshot() -> dict[str, Any]:
 
 @pytest.fixture
 def member(db, settings):
-    settings.QBO_WEBHOOK_VERIFIER_TOKEN = TOKEN
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": TOKEN}
     org = OrganizationFactory(name="Fuzz Org", slug="fuzz-org")
     QboConnection.objects.create(organization=org, realm_id=REALM, environment="local", company_name="Fuzz Books",
                                  status=QboConnection.Status.CONNECTED, connected_at=timezone.now())

@@ -174,7 +174,7 @@ def deliver(client, body: bytes):
 
 
 def test_webhook_events_for_a_realm_only_touch_its_organization(client, settings) -> None:
-    settings.QBO_WEBHOOK_VERIFIER_TOKEN = VERIFIER
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": VERIFIER}
     org_a, org_b = OrganizationFactory(slug="hook-a"), OrganizationFactory(slug="hook-b")
     connect(org_a, "9201")
     connect(org_b, "9202")

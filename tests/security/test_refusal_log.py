@@ -26,7 +26,7 @@ def table_rows() -> int:
 
 @pytest.fixture
 def verifier(db, settings):
-    settings.QBO_WEBHOOK_VERIFIER_TOKEN = "verifier-token"
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": "verifier-token"}
 
 
 def test_200_bad_signatures_add_one_row_that_counts_them(verifier, caplog):

@@ -48,7 +48,7 @@ def test_no_secret_leaks_anywhere_after_a_full_run(client, sandbox_settings, qbo
                                                    run_queue, caplog) -> None:
     for name in ("", "qbo_sync", "django", "django.request", "django.server", "urllib3", "requests"):
         caplog.set_level(logging.DEBUG, logger=name or None)
-    sandbox_settings.QBO_WEBHOOK_VERIFIER_TOKEN = VERIFIER
+    sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": VERIFIER}
     org = connection.organization
     old_access, old_refresh = connection.access_token, connection.refresh_token
 
@@ -76,9 +76,9 @@ def test_no_secret_leaks_anywhere_after_a_full_run(client, sandbox_settings, qbo
     assert WebhookEvent.objects.exists() and SyncJob.objects.filter(kind="pull").count() >= 2
     secret_values = {"access token": connection.access_token, "refresh token": connection.refresh_token,
                      "old access token": old_access, "old refresh token": old_refresh,
-                     "client secret": sandbox_settings.QBO_CLIENT_SECRET, "verifier token": VERIFIER,
+                     "client secret": sandbox_settings.QBO_SYNC["CLIENT_SECRET"], "verifier token": VERIFIER,
                      "basic credentials": base64.b64encode(
-                         f"{sandbox_settings.QBO_CLIENT_ID}:{sandbox_settings.QBO_CLIENT_SECRET}".encode()).decode()}
+                         f"{sandbox_settings.QBO_SYNC['CLIENT_ID']}:{sandbox_settings.QBO_SYNC['CLIENT_SECRET']}".encode()).decode()}
     assert all(secret_values.values())
 
     # Every log record of the run: its message, arguments, extras and formatted traceback.
