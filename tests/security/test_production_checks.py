@@ -33,8 +33,8 @@ def errors() -> set[str]:
 def production(settings):
     settings.DEBUG = False
     settings.SECRET_KEY = STRONG_KEY
-    settings.QBO_TOKEN_KEYS = [Fernet.generate_key().decode()]
-    settings.QBO_WEBHOOK_VERIFIER_TOKEN = "verifier-token"
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "TOKEN_KEYS": [Fernet.generate_key().decode()],
+                         "WEBHOOK_VERIFIER_TOKEN": "verifier-token"}
     return settings
 
 
@@ -49,12 +49,12 @@ def test_a_development_secret_key_is_an_error(production, key):
 
 
 def test_token_keys_left_at_the_development_default_are_an_error(production):
-    production.QBO_TOKEN_KEYS = []
+    production.QBO_SYNC = {**production.QBO_SYNC, "TOKEN_KEYS": []}
     assert errors() == {"qbo_sync.E015"}
 
 
 def test_an_empty_webhook_verifier_is_an_error_only_where_webhooks_are_routed(production):
-    production.QBO_WEBHOOK_VERIFIER_TOKEN = ""
+    production.QBO_SYNC = {**production.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": ""}
     assert errors() == {"qbo_sync.E016"}
     production.ROOT_URLCONF = "tests.admin.urls_without_qbo"
     assert errors() == set()
@@ -62,7 +62,8 @@ def test_an_empty_webhook_verifier_is_an_error_only_where_webhooks_are_routed(pr
 
 def test_with_debug_on_the_development_defaults_are_allowed(settings):
     settings.DEBUG = True
-    settings.SECRET_KEY, settings.QBO_TOKEN_KEYS, settings.QBO_WEBHOOK_VERIFIER_TOKEN = DEV_KEY, [], ""
+    settings.SECRET_KEY = DEV_KEY
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "TOKEN_KEYS": [], "WEBHOOK_VERIFIER_TOKEN": ""}
     assert errors() == set()
 
 
