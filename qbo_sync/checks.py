@@ -116,18 +116,19 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[che
         ))
     if not qbo_settings.TOKEN_KEYS:
         errors.append(checks.Error(
-            "QBO_TOKEN_KEYS is empty while DEBUG is off: QuickBooks tokens are encrypted with the development "
-            "default (a key derived from SECRET_KEY).",
-            hint="Set QBO_TOKEN_KEYS to one or more Fernet keys, newest first (python -c \"from cryptography.fernet "
-                 f"import Fernet; print(Fernet.generate_key().decode())\"). See {DOCS}security.md.",
+            'QBO_SYNC["TOKEN_KEYS"] is empty while DEBUG is off: QuickBooks tokens are encrypted with the '
+            "development default (a key derived from SECRET_KEY).",
+            hint='Set QBO_SYNC["TOKEN_KEYS"] to one or more Fernet keys, newest first (python -c "from '
+                 "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"). "
+                 f"See {DOCS}security.md.",
             id="qbo_sync.E015",
         ))
     if not qbo_settings.WEBHOOK_VERIFIER_TOKEN and _webhooks_routed():
         errors.append(checks.Error(
-            "QBO_WEBHOOK_VERIFIER_TOKEN is empty while DEBUG is off and the webhook endpoint is routed: every "
-            "delivery from QuickBooks is refused.",
-            hint="Copy the verifier token of your Intuit app's webhooks into QBO_WEBHOOK_VERIFIER_TOKEN, or do not "
-                 f"route qbo_sync's webhooks/ URL. See {DOCS}security.md.",
+            'QBO_SYNC["WEBHOOK_VERIFIER_TOKEN"] is empty while DEBUG is off and the webhook endpoint is routed: '
+            "every delivery from QuickBooks is refused.",
+            hint="Copy the verifier token of your Intuit app's webhooks into QBO_SYNC[\"WEBHOOK_VERIFIER_TOKEN\"], "
+                 f"or do not route qbo_sync's webhooks/ URL. See {DOCS}security.md.",
             id="qbo_sync.E016",
         ))
     return errors
