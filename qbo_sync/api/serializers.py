@@ -295,6 +295,13 @@ class ConnectionSerializer(serializers.Serializer):
     refresh_token_expires_at = serializers.DateTimeField(allow_null=True)
     last_refreshed_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField(allow_blank=True)
+    paused = serializers.BooleanField(help_text="An operator paused the sync: work queues, nothing is sent or pulled.")
+    paused_at = serializers.DateTimeField(allow_null=True)
+    pause_reason = serializers.CharField(allow_blank=True)
+
+
+class PauseRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, help_text="Why the sync is paused (shown on every progress page).")
 
 
 class RecordStatusSerializer(serializers.Serializer):

@@ -17,5 +17,7 @@ urlpatterns = [
     path("progress/", views.QueueProgressView.as_view(), name="queue-progress"),
     path("sync/", views.SyncView.as_view(), name="sync"),
     path("connection/", views.ConnectionView.as_view(), name="connection"),
+    path("connection/pause/", views.ConnectionPauseView.as_view(), name="connection-pause"),
+    path("connection/resume/", views.ConnectionResumeView.as_view(), name="connection-resume"),
     path("entities/<str:entity>/<str:object_id>/status/", views.RecordStatusView.as_view(), name="entity-status"),
 ]

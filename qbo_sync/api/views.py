@@ -465,18 +465,55 @@ class ConnectionView(SyncApiMixin, APIView):
                    parameters=ORG_PARAMETERS,
                    responses={200: s.ConnectionSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND})
     def get(self, request: Request) -> Response:
+        return Response(connection_data(self.scope().single()))
+
+
+def connection_data(org: Any) -> dict[str, Any]:
+    conn = QboConnection.objects.filter(organization_id=org.pk).first()
+    data: dict[str, Any] = {"organization": s.org_label(org), "status": QboConnection.Status.DISCONNECTED,
+                            "connected": False, "realm_id": "", "company_name": "", "environment": "",
+                            "connected_at": None, "access_token_expires_at": None,
+                            "refresh_token_expires_at": None, "last_refreshed_at": None, "last_error": "",
+                            "paused": False, "paused_at": None, "pause_reason": ""}
+    if conn is not None:
+        data.update({name: getattr(conn, name) for name in (
+            "status", "realm_id", "company_name", "environment", "connected_at", "access_token_expires_at",
+            "refresh_token_expires_at", "last_refreshed_at", "last_error", "paused_at", "pause_reason")})
+        data["connected"] = conn.status == QboConnection.Status.CONNECTED
+        data["paused"] = conn.paused_at is not None
+    return s.ConnectionSerializer(data).data
+
+
+class ConnectionPauseView(SyncApiMixin, APIView):
+    @extend_schema(summary="Pause the organization's sync",
+                   description="Work keeps queueing (saves, webhooks, nightly pulls); nothing is sent to or pulled "
+                               "from QuickBooks until it is resumed. Pausing again updates the reason.",
+                   parameters=ORG_PARAMETERS, request=s.PauseRequestSerializer,
+                   responses={200: s.ConnectionSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND})
+    def post(self, request: Request) -> Response:
         org = self.scope().single()
-        conn = QboConnection.objects.filter(organization_id=org.pk).first()
-        data: dict[str, Any] = {"organization": s.org_label(org), "status": QboConnection.Status.DISCONNECTED,
-                                "connected": False, "realm_id": "", "company_name": "", "environment": "",
-                                "connected_at": None, "access_token_expires_at": None,
-                                "refresh_token_expires_at": None, "last_refreshed_at": None, "last_error": ""}
-        if conn is not None:
-            data.update({name: getattr(conn, name) for name in (
-                "status", "realm_id", "company_name", "environment", "connected_at", "access_token_expires_at",
-                "refresh_token_expires_at", "last_refreshed_at", "last_error")})
-            data["connected"] = conn.status == QboConnection.Status.CONNECTED
-        return Response(s.ConnectionSerializer(data).data)
+        require(self.actor(), Action.OPERATE, org)
+        serializer = s.PauseRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            operations.pause(self.actor(), org, serializer.validated_data["reason"])
+        except QboInputError as exc:
+            raise input_error(exc) from exc
+        return Response(connection_data(org))
+
+
+class ConnectionResumeView(SyncApiMixin, APIView):
+    @extend_schema(summary="Resume the organization's sync", description="The work that waited is due at once.",
+                   parameters=ORG_PARAMETERS, request=None,
+                   responses={200: s.ConnectionSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND})
+    def post(self, request: Request) -> Response:
+        org = self.scope().single()
+        require(self.actor(), Action.OPERATE, org)
+        try:
+            operations.resume(self.actor(), org)
+        except QboInputError as exc:
+            raise input_error(exc) from exc
+        return Response(connection_data(org))
 
 
 class RecordStatusView(SyncApiMixin, APIView):

@@ -148,3 +148,32 @@ def test_record_status_unknown_is_404(api, org_a, path):
 def test_record_status_of_another_organizations_row_is_404(api, org_b):
     theirs = CustomerFactory(organization=org_b)
     assert api.get(f"/api/qbo/entities/customer/{theirs.pk}/status/").status_code == 404
+
+
+# --- pause / resume ------------------------------------------------------------------------------------------------
+
+def test_pause_and_resume_through_the_api(api, org_a, user_a):
+    from batchly.models import Membership
+
+    Membership.objects.filter(user=user_a).update(role=Membership.Role.VIEWER)
+    refused = api.post("/api/qbo/connection/pause/", {"reason": "month-end close"}, format="json")
+    assert refused.status_code == 403  # pausing is an operator's action (the one permission rule)
+    Membership.objects.filter(user=user_a).update(role=Membership.Role.OPERATOR)
+    assert api.post("/api/qbo/connection/pause/", {}, format="json").json() == {"reason": ["This field is required."]}
+    bad = api.post("/api/qbo/connection/pause/", {"reason": "   "}, format="json")
+    assert bad.status_code == 400 and list(bad.json()) == ["reason"]
+    body = api.post("/api/qbo/connection/pause/", {"reason": "month-end close"}, format="json").json()
+    assert body["paused"] is True and body["pause_reason"] == "month-end close" and body["paused_at"]
+    assert api.get("/api/qbo/connection/").json()["paused"] is True
+    body = api.post("/api/qbo/connection/resume/", format="json").json()
+    assert body["paused"] is False and body["pause_reason"] == ""
+    from qbo_sync.models import AuditEntry
+
+    assert list(AuditEntry.objects.filter(organization=org_a).order_by("pk").values_list(
+        "action", "surface", "user")) == [("pause", "api", user_a.pk), ("resume", "api", user_a.pk)]
+
+
+def test_pause_of_another_organization_is_not_found(api, org_a, org_b, user_a):
+    response = api.post(f"/api/qbo/connection/pause/?org={org_b.pk}", {"reason": "x"}, format="json")
+    assert response.status_code in (403, 404)
+    assert QboConnection.objects.get(organization=org_b).paused_at is None

@@ -21,6 +21,7 @@ EXPECTED = {
     ("get", "/api/qbo/jobs/"), ("get", "/api/qbo/jobs/{id}/"), ("post", "/api/qbo/jobs/{id}/cancel/"),
     ("get", "/api/qbo/progress/"), ("post", "/api/qbo/sync/"), ("get", "/api/qbo/conflicts/"),
     ("get", "/api/qbo/conflicts/{id}/"), ("post", "/api/qbo/conflicts/{id}/resolve/"), ("get", "/api/qbo/connection/"),
+    ("post", "/api/qbo/connection/pause/"), ("post", "/api/qbo/connection/resume/"),
     ("get", "/api/qbo/entities/{entity}/{object_id}/status/"), ("get", "/api/qbo/audit/"),
 }
 
