@@ -202,7 +202,10 @@ def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 def check_import_strings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     for name in IMPORT_STRINGS:
-        value = getattr(qbo_settings, name, None)
+        try:
+            value = qbo_settings.raw(name)
+        except AttributeError:
+            continue
         if not value:
             continue
         if isinstance(value, str):
@@ -210,7 +213,7 @@ def check_import_strings(app_configs: Any = None, **kwargs: Any) -> list[checks.
                 value = import_string(value)
             except ImportError as exc:
                 errors.append(checks.Error(
-                    f'QBO_SYNC["{name}"] = {getattr(qbo_settings, name)!r} does not import: {exc}.',
+                    f'QBO_SYNC["{name}"] = {value!r} does not import: {exc}.',
                     hint="Give the dotted path of a function, e.g. \"yourapp.qbo.organizations_for_user\" "
                          f"(see {INSTALL_DOC}).", id="qbo_sync.E009",
                 ))

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 #: Intuit's hosts for the two real environments. ``local`` is the bundled sandbox (``qbo_sync/sandbox``), which
 #: serves both the API and the OAuth endpoints under one base URL.
@@ -108,7 +109,8 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULES": {"payments": "02:00", "customers": "03:00", "items": "04:00"},
 }
 
-#: Settings holding a dotted path to a callable (imported when used; ``manage.py check`` imports them up front).
+#: Settings holding a dotted path to a callable: ``qbo_settings.NAME`` imports it on first use (a QboConfigurationError
+#: naming the setting when it does not import); ``manage.py check`` imports them up front (qbo_sync.E009).
 IMPORT_STRINGS = ("ORGANIZATION_RESOLVER", "PERMISSION_CHECKER")
 #: Keys QBO_SYNC may also hold: explicit endpoints and schedule times read where they are used.
 EXTRA_KEYS = ("API_BASE_URL", "AUTH_BASE_URL", "RECONCILE_AT", "PURGE_AT", "PERMISSION_CHECKER")
@@ -128,6 +130,26 @@ class QboSettings:
         return self._cache[name]
 
     def _resolve(self, name: str) -> Any:
+        value = self.raw(name)
+        if name in IMPORT_STRINGS and isinstance(value, str) and value:
+            value = self._import(name, value)
+        return value
+
+    @staticmethod
+    def _import(name: str, path: str) -> Any:
+        """A dotted-path setting, imported on first use (DRF-style): one clear error, never a bare ImportError."""
+        from qbo_sync.exceptions import QboConfigurationError
+
+        try:
+            value = import_string(path)
+        except ImportError as exc:
+            raise QboConfigurationError(f'QBO_SYNC["{name}"] = {path!r} does not import: {exc}') from None
+        if not callable(value):
+            raise QboConfigurationError(f'QBO_SYNC["{name}"] = {path!r} is not callable.')
+        return value
+
+    def raw(self, name: str) -> Any:
+        """The setting as written (a dotted path stays a string): what ``manage.py check`` validates."""
         user = getattr(settings, "QBO_SYNC", {}) or {}
         if name in INTUIT_ENVIRONMENTS["production"]:
             return self._endpoint(name)

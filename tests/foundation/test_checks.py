@@ -154,3 +154,17 @@ def test_the_older_top_level_names_still_work_but_are_deprecated() -> None:
             for n in ("CLIENT_ID", "API_BASE_URL")}
     with override_settings(QBO_SYNC={**settings.QBO_SYNC, "CLIENT_ID": "AB-new"}, QBO_CLIENT_ID="AB-old-style"):
         assert qbo_settings.CLIENT_ID == "AB-new"  # QBO_SYNC wins
+
+
+def test_dotted_path_settings_are_imported_lazily_with_a_clear_error() -> None:
+    from qbo_sync.conf import qbo_settings
+    from qbo_sync.exceptions import QboConfigurationError
+
+    with with_qbo(ORGANIZATION_RESOLVER="qbo_sync.conf.nothing_here"):  # a typo: no import at startup
+        with pytest.raises(QboConfigurationError, match=r'QBO_SYNC\["ORGANIZATION_RESOLVER"\].*does not import'):
+            qbo_settings.ORGANIZATION_RESOLVER
+        assert qbo_settings.raw("ORGANIZATION_RESOLVER") == "qbo_sync.conf.nothing_here"
+    with with_qbo(ORGANIZATION_RESOLVER="qbo_sync.conf.host_label"):
+        from qbo_sync.conf import host_label
+
+        assert qbo_settings.ORGANIZATION_RESOLVER is host_label
