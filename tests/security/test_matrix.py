@@ -190,9 +190,9 @@ def _authenticated(response: Any) -> bool:
 @pytest.fixture
 def world(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # ten users per test
-    settings.QBO_CLIENT_ID, settings.QBO_CLIENT_SECRET = "matrix-client", "matrix-secret"
-    settings.QBO_ENVIRONMENT = "local"
-    settings.QBO_API_BASE_URL = settings.QBO_AUTH_BASE_URL = "http://127.0.0.1:9"
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "CLIENT_ID": "matrix-client", "CLIENT_SECRET": "matrix-secret",
+                         "ENVIRONMENT": "local", "API_BASE_URL": "http://127.0.0.1:9",
+                         "AUTH_BASE_URL": "http://127.0.0.1:9"}
     a = OrganizationFactory(slug="org-a", name="Org A")
     b = OrganizationFactory(slug="org-b", name="Org B")
     connect(a, "9001")
