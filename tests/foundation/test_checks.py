@@ -168,3 +168,22 @@ def test_dotted_path_settings_are_imported_lazily_with_a_clear_error() -> None:
         from qbo_sync.conf import host_label
 
         assert qbo_settings.ORGANIZATION_RESOLVER is host_label
+
+
+def test_migrate_refuses_to_run_without_a_tenant_model(tmp_path) -> None:
+    """Unset, the first migrate used to create qbo_sync's foreign keys to auth.Group without a word."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QBO_", "DJANGO_"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "tests.foundation.settings_without_tenant", "DEBUG": "true",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "REDIS_URL": ""})
+    result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "qbo_sync.E005" in result.stderr and "QBO_SYNC_ORGANIZATION_MODEL" in result.stderr
+    database = tmp_path / "db.sqlite3"
+    assert not database.exists() or b"qbo_sync_" not in database.read_bytes()  # no table was created
