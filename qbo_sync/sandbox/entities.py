@@ -1,4 +1,4 @@
-"""QBO business rules for Account, Customer, Item, Invoice, Payment and CompanyInfo.
+"""QBO business rules for Account, Customer, Item, Invoice, Payment, CreditMemo, RefundReceipt and CompanyInfo.
 
 Every public function runs with ``realm.lock`` held by the caller and either raises
 :class:`~qbo_sync.sandbox.util.QBOError` without changing anything, or commits and returns
@@ -75,11 +75,26 @@ KNOWN: dict[str, set[str]] = {
         "CreditCardPayment", "TxnSource", "TxnStatus", "TaxExemptionRef", "TransactionLocationType",
         "DocNumber", "LinkedTxn",
     },
+    "CreditMemo": _COMMON | {
+        "DocNumber", "TxnDate", "Line", "CustomerRef", "CustomerMemo", "BillAddr", "ShipAddr", "TotalAmt",
+        "Balance", "RemainingCredit", "PrivateNote", "TxnTaxDetail", "CurrencyRef", "ExchangeRate", "ClassRef",
+        "DepartmentRef", "SalesTermRef", "BillEmail", "PrintStatus", "EmailStatus", "CustomField", "ProjectRef",
+        "InvoiceRef", "ApplyTaxAfterDiscount", "GlobalTaxCalculation", "TxnSource", "HomeBalance", "HomeTotalAmt",
+        "LinkedTxn",
+    },
+    "RefundReceipt": _COMMON | {
+        "DocNumber", "TxnDate", "Line", "CustomerRef", "CustomerMemo", "BillAddr", "ShipAddr", "TotalAmt",
+        "Balance", "PrivateNote", "TxnTaxDetail", "CurrencyRef", "ExchangeRate", "ClassRef", "DepartmentRef",
+        "DepositToAccountRef", "PaymentMethodRef", "PaymentRefNum", "PaymentType", "CheckPayment",
+        "CreditCardPayment", "BillEmail", "PrintStatus", "CustomField", "ApplyTaxAfterDiscount",
+        "GlobalTaxCalculation", "TxnSource", "HomeBalance", "HomeTotalAmt", "LinkedTxn",
+    },
 }
 READ_ONLY = {
     "Id", "SyncToken", "sparse", "domain", "MetaData", "status", "FullyQualifiedName", "Level", "Balance",
     "BalanceWithJobs", "TotalAmt", "HomeBalance", "HomeTotalAmt", "LinkedTxn", "UnappliedAmt", "Job",
     "CurrentBalance", "CurrentBalanceWithSubAccounts", "Classification", "IsProject", "InvoiceLink", "TxnStatus",
+    "RemainingCredit",
 }
 # TotalAmt is writable (and required) on Payment
 WRITABLE_EXCEPTIONS = {"Payment": {"TotalAmt"}}
@@ -264,9 +279,10 @@ def delete(realm: Realm, etype: str, body: Any, now: float) -> tuple[str, dict, 
     existing = get_live(realm, etype, body["Id"])
     _check_sync(existing, body)
     events: list[Event] = []
-    if etype == "Invoice":
+    if etype in ("Invoice", "CreditMemo"):
         if existing.get("_applied"):
-            raise business("This invoice has payments applied. Delete or change the payments first.")
+            raise business(f"This {'invoice' if etype == 'Invoice' else 'credit memo'} has payments applied. "
+                           "Delete or change the payments first.")
     elif etype == "Payment":
         events += _apply_payment(realm, existing, {}, now)
     del realm.entities[etype][existing["Id"]]
@@ -348,7 +364,7 @@ def _finish(realm: Realm, etype: str, existing: dict | None, obj: dict, now: flo
         obj["SyncToken"] = str(int(existing["SyncToken"]) + 1)
         obj["MetaData"] = dict(existing["MetaData"])
         obj["_created"] = existing.get("_created", now)
-        for hidden in ("_applied", "_links", "_voided"):
+        for hidden in ("_applied", "_links", "_credits", "_voided"):
             if hidden in existing and hidden not in obj:
                 obj[hidden] = existing[hidden]
         _meta(obj, now, False)
@@ -456,7 +472,7 @@ def _customer_write(realm: Realm, existing: dict | None, body: dict, now: float,
 
 
 def _rename_refs(realm: Realm, ref_key: str, oid: str, name: str) -> None:
-    for etype in ("Invoice", "Payment"):
+    for etype in ("Invoice", "Payment", "CreditMemo", "RefundReceipt"):
         for txn in realm.entities[etype].values():
             ref = txn.get(ref_key)
             if ref and ref.get("value") == oid:
@@ -680,6 +696,9 @@ def _recompute_customer_balance(realm: Realm, cust: dict, now: float) -> None:
     for pay in realm.entities["Payment"].values():
         if pay["CustomerRef"]["value"] == cid:
             bal -= pay.get("UnappliedAmt", ZERO)
+    for memo in realm.entities["CreditMemo"].values():
+        if memo["CustomerRef"]["value"] == cid:
+            bal -= memo.get("RemainingCredit", ZERO)
     if cust.get("Balance") != bal:
         cust["Balance"] = bal
         cust["BalanceWithJobs"] = bal
@@ -705,28 +724,39 @@ def _payment_write(realm: Realm, existing: dict | None, body: dict, now: float, 
     raw_lines = obj.get("Line") or []
     if not isinstance(raw_lines, list):
         raise business("Line must be a list.")
+    # A line's Amount counts for every transaction it links: one line linking a CreditMemo and an Invoice
+    # applies that much credit to that invoice (QBO accepts that shape and the one-line-each shape).
     links: dict[str, Decimal] = {}
+    credits: dict[str, Decimal] = {}
     out_lines = []
     for raw in raw_lines:
         try:
             amount = money(to_decimal(raw.get("Amount")) or ZERO)
         except (ValueError, AttributeError):
             raise business("Line Amount must be a number.") from None
+        if amount < 0:
+            raise QBOError("2240", "Business Validation Error", "Line Amount cannot be negative.")
         linked = raw.get("LinkedTxn") or []
         if not linked:
             raise required("LinkedTxn")
         for lt in linked:
-            if lt.get("TxnType") != "Invoice":
-                raise business(f"Linking a payment to {lt.get('TxnType')} is not supported by the sandbox.")
-            inv = realm.entities["Invoice"].get(str(lt.get("TxnId", "")).strip())
-            if inv is None:
+            ttype = lt.get("TxnType")
+            if ttype not in ("Invoice", "CreditMemo"):
+                raise business(f"Linking a payment to {ttype} is not supported by the sandbox.")
+            txn = realm.entities[ttype].get(str(lt.get("TxnId", "")).strip())
+            if txn is None:
                 raise not_found()
-            if inv["CustomerRef"]["value"] != cust["Id"]:
+            if txn["CustomerRef"]["value"] != cust["Id"]:
                 raise business("The transaction you linked belongs to a different customer.")
-            links[inv["Id"]] = links.get(inv["Id"], ZERO) + amount
-        out_lines.append({"Amount": amount, "LinkedTxn": [{"TxnId": str(lt["TxnId"]), "TxnType": "Invoice"}
+            target = links if ttype == "Invoice" else credits
+            target[txn["Id"]] = target.get(txn["Id"], ZERO) + amount
+        out_lines.append({"Amount": amount, "LinkedTxn": [{"TxnId": str(lt["TxnId"]), "TxnType": lt["TxnType"]}
                                                           for lt in linked]})
-    applied_total = sum(links.values(), ZERO)
+    invoiced_total = sum(links.values(), ZERO)
+    credit_total = sum(credits.values(), ZERO)
+    if credit_total > invoiced_total:
+        raise business("The credit applied is more than the amount applied to invoices.")
+    applied_total = invoiced_total - credit_total  # the part of the invoices paid with this payment's money
     if applied_total > total:
         raise business("The amount applied to transactions is more than the payment amount.")
     old_links = (existing or {}).get("_links", {})
@@ -736,6 +766,13 @@ def _payment_write(realm: Realm, existing: dict | None, body: dict, now: float, 
         if amt > available:
             raise business(f"The payment amount applied to invoice {inv.get('DocNumber')} is more than its "
                            f"open balance ({available}).")
+    old_credits = (existing or {}).get("_credits", {})
+    for memo_id, amt in credits.items():
+        memo = realm.entities["CreditMemo"][memo_id]
+        available = memo["RemainingCredit"] + old_credits.get(memo_id, ZERO)
+        if amt > available:
+            raise business(f"The credit applied from credit memo {memo.get('DocNumber')} is more than its "
+                           f"remaining credit ({available}).")
     dep = obj.get("DepositToAccountRef")
     if dep:
         acc = resolve_ref(realm, "Account", dep, "DepositToAccountRef")
@@ -760,7 +797,7 @@ def _payment_write(realm: Realm, existing: dict | None, body: dict, now: float, 
     out = _ordered(out, ["CustomerRef", "DepositToAccountRef", "PaymentMethodRef", "PaymentRefNum", "TotalAmt",
                          "UnappliedAmt", "ProcessPayment", "domain", "sparse", "Id", "SyncToken", "MetaData"])
     realm.entities["Payment"][out["Id"]] = out
-    events = _apply_payment(realm, out, links, now)
+    events = _apply_payment(realm, out, links, now, credits)
     if existing is not None and existing["CustomerRef"]["value"] != cust["Id"]:
         old = realm.entities["Customer"].get(existing["CustomerRef"]["value"])
         if old:
@@ -770,11 +807,31 @@ def _payment_write(realm: Realm, existing: dict | None, body: dict, now: float, 
     return out, events
 
 
-def _apply_payment(realm: Realm, payment: dict, links: dict[str, Decimal], now: float) -> list[Event]:
-    """Move the payment's applications to ``links``; touched invoices get Balance/LinkedTxn/SyncToken."""
+def _apply_payment(realm: Realm, payment: dict, links: dict[str, Decimal], now: float,
+                   credits: dict[str, Decimal] | None = None) -> list[Event]:
+    """Move the payment's applications to ``links`` (invoices) and ``credits`` (credit memos used); touched
+    invoices get Balance/LinkedTxn/SyncToken, touched credit memos RemainingCredit/Balance/SyncToken. An invoice
+    lists the payment, never the credit memo (QBO's LinkedTxn types for an Invoice)."""
     pid = payment["Id"]
-    old = payment.get("_links", {})
+    credits = credits or {}
+    old_credits = payment.get("_credits", {})
     events: list[Event] = []
+    for memo_id in sorted(set(old_credits) | set(credits), key=int):
+        memo = realm.entities["CreditMemo"].get(memo_id)
+        if memo is None or old_credits.get(memo_id) == credits.get(memo_id):
+            continue
+        used = dict(memo.get("_applied", {}))
+        if memo_id in credits:
+            used[pid] = credits[memo_id]
+        else:
+            used.pop(pid, None)
+        memo["_applied"] = used
+        memo["RemainingCredit"] = memo["TotalAmt"] - sum(used.values(), ZERO)
+        memo["Balance"] = memo["RemainingCredit"]
+        touch(memo, now)
+        events.append(("CreditMemo", memo_id, "Update", now))
+    payment["_credits"] = dict(credits)
+    old = payment.get("_links", {})
     for inv_id in sorted(set(old) | set(links), key=int):
         inv = realm.entities["Invoice"].get(inv_id)
         if inv is None or old.get(inv_id) == links.get(inv_id):
@@ -793,12 +850,88 @@ def _apply_payment(realm: Realm, payment: dict, links: dict[str, Decimal], now: 
     return events
 
 
+# --------------------------------------------------------------------------- CreditMemo, RefundReceipt
+
+
+def _sales_form_write(realm: Realm, etype: str, existing: dict | None, body: dict, now: float, sparse: bool):
+    """CreditMemo and RefundReceipt: sales lines like an invoice's, TotalAmt computed (a sent one is ignored).
+
+    A credit memo starts with ``Balance`` = ``RemainingCredit`` = ``TotalAmt``; payments that use it lower both.
+    A refund receipt is cash paid back to the customer: ``Balance`` 0, it links to nothing and lowers no
+    invoice's balance; ``DepositToAccountRef`` (the account the money leaves) is required.
+    """
+    if existing is not None and existing.get("_voided"):
+        raise business("A voided transaction cannot be changed.")
+    obj = _start(etype, existing, body, sparse)
+    if etype == "CreditMemo" or obj.get("CustomerRef"):
+        cust = resolve_ref(realm, "Customer", obj.get("CustomerRef"), "CustomerRef")
+    else:
+        cust = None
+    lines, total = _lines(realm, obj.get("Line") if (not sparse or "Line" in body) else _strip_sub(obj["Line"]))
+    used = sum((existing or {}).get("_applied", {}).values(), ZERO)
+    if total < used:
+        raise business("The credit memo total would be less than the credit already used.")
+    doc = obj.get("DocNumber")
+    if doc is None:
+        if existing is not None:
+            doc = existing.get("DocNumber")
+        else:
+            realm.doc_number += 1
+            doc = str(realm.doc_number)
+    if len(str(doc)) > 21:
+        raise business("DocNumber is longer than 21 characters.")
+    out: dict[str, Any] = {"domain": "QBO", "sparse": False, "DocNumber": str(doc),
+                           "TxnDate": _parse_date(obj["TxnDate"], "TxnDate") if obj.get("TxnDate")
+                           else company_date(now), "CurrencyRef": obj.get("CurrencyRef") or dict(USD)}
+    for key in ("PrivateNote", "CustomerMemo", "BillEmail", "BillAddr", "ShipAddr", "PaymentRefNum",
+                "PaymentMethodRef", "PaymentType", "CheckPayment", "CreditCardPayment", "ClassRef",
+                "DepartmentRef"):
+        if key in obj:
+            out[key] = obj[key]
+    if cust is not None:
+        out["CustomerRef"] = ref_to(cust)
+    out["Line"] = lines
+    out["TxnTaxDetail"] = {"TotalTax": ZERO}
+    out["TotalAmt"] = total
+    if etype == "CreditMemo":
+        out["RemainingCredit"] = total - used
+        out["Balance"] = out["RemainingCredit"]
+    else:
+        dep = obj.get("DepositToAccountRef")
+        if not dep:
+            raise required("DepositToAccountRef")
+        acc = resolve_ref(realm, "Account", dep, "DepositToAccountRef")
+        if acc.get("AccountType") not in ("Bank", "Other Current Asset"):
+            raise business("DepositToAccountRef must be a Bank or Other Current Asset account.")
+        out["DepositToAccountRef"] = {"value": acc["Id"], "name": acc["Name"]}
+        out["Balance"] = ZERO
+    out["PrintStatus"] = obj.get("PrintStatus") or "NotSet"
+    out = _finish(realm, etype, existing, out, now)
+    out = _ordered(out, ["domain", "sparse", "Id", "SyncToken", "MetaData"])
+    realm.entities[etype][out["Id"]] = out
+    for cid in {c for c in ((cust or {}).get("Id"), ((existing or {}).get("CustomerRef") or {}).get("value")) if c}:
+        customer = realm.entities["Customer"].get(cid)
+        if customer:
+            _recompute_customer_balance(realm, customer, now)
+    return out, [(etype, out["Id"], "Create" if existing is None else "Update", now)]
+
+
+def _credit_memo_write(realm: Realm, existing: dict | None, body: dict, now: float, sparse: bool):
+    return _sales_form_write(realm, "CreditMemo", existing, body, now, sparse)
+
+
+def _refund_receipt_write(realm: Realm, existing: dict | None, body: dict, now: float, sparse: bool):
+    return _sales_form_write(realm, "RefundReceipt", existing, body, now, sparse)
+
+
 _WRITERS = {
     "Account": _account_write,
     "Customer": _customer_write,
     "Item": _item_write,
     "Invoice": _invoice_write,
     "Payment": _payment_write,
+    "CreditMemo": _credit_memo_write,
+    "RefundReceipt": _refund_receipt_write,
 }
 
 

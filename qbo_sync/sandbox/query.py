@@ -31,6 +31,8 @@ FILTERABLE: dict[str, tuple[str, ...]] = {
     "Invoice": ("Id", "CustomerRef", "DocNumber", "TxnDate", "DueDate", "Balance", "TotalAmt", "EmailStatus",
                 "PrintStatus", *_META),
     "Payment": ("Id", "CustomerRef", "TxnDate", "TotalAmt", "PaymentRefNum", "UnappliedAmt", *_META),
+    "CreditMemo": ("Id", "CustomerRef", "DocNumber", "TxnDate", "Balance", "TotalAmt", "RemainingCredit", *_META),
+    "RefundReceipt": ("Id", "CustomerRef", "DocNumber", "TxnDate", "TotalAmt", "PaymentRefNum", *_META),
     "CompanyInfo": ("Id", "CompanyName", *_META),
 }
 ENTITY_NAMES = {name.lower(): name for name in FILTERABLE}

@@ -6,9 +6,11 @@ import threading
 from collections import OrderedDict, defaultdict
 from typing import Any
 
-ENTITY_TYPES = ("Account", "Customer", "Item", "Invoice", "Payment", "CompanyInfo")
+ENTITY_TYPES = (
+    "Account", "Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "CompanyInfo",
+)
 NAME_LISTS = ("Account", "Customer", "Item")
-TRANSACTIONS = ("Invoice", "Payment")
+TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "RefundReceipt")
 REQUESTID_CACHE = 10_000  # remembered requestids per realm (no retention window is documented)
 
 
