@@ -168,11 +168,29 @@ def resume(actor: Actor, organization: Any) -> Any:
 # --- conflicts ----------------------------------------------------------------------------------------------------
 
 
+def _current_host_value(conflict: Conflict) -> Any:
+    """The host row's value of the conflict's field right now (what a resolve overwrites), else the value the
+    conflict recorded."""
+    from qbo_sync.adapters import get_adapter
+    from qbo_sync.exceptions import QboSyncError
+
+    try:
+        adapter = get_adapter(conflict.entity_type)
+        obj = adapter.get_queryset(conflict.organization_id).filter(pk=conflict.mapping.object_id).first()
+        if obj is not None:
+            values = adapter.to_values(obj)
+            if conflict.field in values:
+                return values[conflict.field]
+    except (QboSyncError, ValueError, TypeError):
+        pass
+    return conflict.host_value
+
+
 def resolve_conflict(actor: Actor, conflict: Conflict, keep: str, *, value: Any = None) -> Conflict:
     from qbo_sync.services import conflicts
 
     require(actor, Action.RESOLVE, conflict.organization_id)
-    old = conflict.host_value
+    old = _current_host_value(conflict)
     resolved = conflicts.resolve_conflict(conflict, keep, user=actor.user, value=value)
     record(actor, A.RESOLVE_CONFLICT, resolved.organization_id, entity_type=resolved.entity_type,
            object_id=resolved.mapping.object_id, field=resolved.field, old=old, new=resolved.resolved_value,

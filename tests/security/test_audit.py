@@ -154,3 +154,15 @@ def test_pause_and_resume_follow_the_rule_and_are_recorded(org_a):
     call_command("qbo_sync", "pause", "--org", "org-a", "--reason", "audit", stdout=io.StringIO())
     assert list(AuditEntry.objects.order_by("pk").values_list("action", "surface", "actor")) == [
         ("pause", "admin", "opal"), ("resume", "admin", "opal"), ("pause", "cli", "system (cli)")]
+
+
+def test_a_resolve_records_the_value_it_overwrote_even_when_the_row_changed_since(org_a, make_conflict):
+    conflict = make_conflict(org_a, host="then@example.com", qbo="qbo@example.com")
+    customer = conflict.mapping.content_type.get_object_for_this_type(pk=conflict.mapping.object_id)
+    customer.email = "now@example.com"
+    customer.save()
+    owner = MembershipFactory(organization=org_a, role="owner").user
+    assert api_as(owner).post(f"/api/qbo/conflicts/{conflict.pk}/resolve/", {"keep": "qbo"},
+                              format="json").status_code == 200
+    entry = AuditEntry.objects.get(action="resolve_conflict")
+    assert (entry.field, entry.old_value, entry.new_value) == ("email", "now@example.com", "qbo@example.com")
