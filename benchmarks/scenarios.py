@@ -375,6 +375,9 @@ class Bench:
         try:
             result = self.measure_push(orgs, realm_ids, count, workers * clusters, clusters=running)
             result["cluster_peak_rss_mb"] = round(running.peak_rss_mb(), 1)
+            idle = running.idle_cpu_per_second * result["wall_seconds"]
+            result.update(cluster_idle_cpu_seconds=round(idle, 2), cpu_ms_per_record_net_of_idle=round(
+                1000 * max(result["worker_cpu_seconds"] - idle, 0) / max(result["created"], 1), 2))
         finally:
             running.stop()
         per_realm_ms = result["cpu_ms_per_record"] * CEILING
@@ -383,6 +386,8 @@ class Bench:
                       realms_per_2_core_host=round(HOST_CPU_MS_PER_MINUTE / per_realm_ms, 1) if per_realm_ms else None)
         result["table"] = [("organizations", f"{len(orgs)} (one realm each) x {count:,} invoices"),
                            ("clusters", f"{clusters} x {workers} workers (manage.py qcluster)"), *push_table(result),
+                           ("  of which idle clusters", f"{result['cluster_idle_cpu_seconds']} s (measured idle "
+                            f"before the run) -> {result['cpu_ms_per_record_net_of_idle']} ms per invoice net"),
                            ("realms one 2-core host can feed (on paper)",
                             f"{result['realms_per_2_core_host']} (= 120,000 CPU ms/min / ({result['cpu_ms_per_record']}"
                             f" ms x {CEILING:,} writes/min))")]
@@ -894,7 +899,7 @@ class Clusters:
                     "PYTHONPATH": str(settings.BASE_DIR)}
         self.logdir = tempfile.mkdtemp(prefix="qbo_bench_clusters_")
         self.procs: list[subprocess.Popen] = []
-        self.cpu0 = 0.0
+        self.cpu0 = self.idle_cpu_per_second = 0.0
 
     def start(self) -> None:
         for k in range(self.n):
@@ -909,6 +914,10 @@ class Clusters:
                 break
             time.sleep(0.2)
         time.sleep(1.0)
+        # What the idle clusters burn (their pollers, monitors and schedulers), to tell it from the work's CPU.
+        idle0, t_idle = self.cpu_seconds(), time.monotonic()
+        time.sleep(5.0)
+        self.idle_cpu_per_second = (self.cpu_seconds() - idle0) / (time.monotonic() - t_idle)
         self.cpu0 = self.cpu_seconds()
 
     def cpu_seconds(self) -> float:
