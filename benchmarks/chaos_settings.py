@@ -9,6 +9,12 @@ from __future__ import annotations
 from batchly.settings import *  # noqa: F403
 from batchly.settings import Q_CLUSTER, QBO_SYNC, env
 
+# Measured as a deployment runs (DEBUG on would log every query, and on SQLite quote its parameters with an extra
+# query), with the development secrets a harness against the local sandbox uses on purpose: the checks that stop a
+# deployment on them (qbo_sync.E014-E016, docs/security.md) are acknowledged here.
+DEBUG = False
+SILENCED_SYSTEM_CHECKS = ["qbo_sync.E014", "qbo_sync.E015", "qbo_sync.E016"]
+
 QBO_SYNC = {
     **QBO_SYNC,
     "TIME_SCALE": env.float("CHAOS_TIME_SCALE", default=60.0),
