@@ -156,6 +156,14 @@ def api_cases() -> list[Case]:
         add(f"resolve-keep-{name}", "post", f"{API}/conflicts/1/resolve/", {"keep": value})
         add(f"entity-status-id-{name}", "get", f"{API}/entities/customer/{value.replace('/', '_')}/status/")
         add(f"entity-status-entity-{name}", "get", f"{API}/entities/{value.replace('/', '_')}/1/status/")
+    for name, value in BAD_TEXT.items():
+        add(f"pause-reason-{name}", "post", f"{API}/connection/pause/", {"reason": value})
+        for key in ("action", "surface", "entity", "object_id", "field"):
+            add(f"audit-filter-{key}-{name}", "get", f"{API}/audit/", {key: value})
+    for name, value in NOT_A_NAME.items():
+        add(f"pause-org-{name}", "post", f"{API}/connection/pause/?org=x", {"reason": "r"},
+            headers={"HTTP_X_ORGANIZATION": value})
+        add(f"resume-org-{name}", "post", f"{API}/connection/resume/", {}, headers={"HTTP_X_ORGANIZATION": value})
     for pk in ("9" * 30, "0", "18446744073709551616", "9223372036854775808"):
         add(f"job-{pk[:6]}-{len(pk)}", "get", f"{API}/jobs/{pk}/")
         add(f"cancel-{pk[:6]}-{len(pk)}", "post", f"{API}/jobs/{pk}/cancel/", {})
@@ -243,14 +251,14 @@ def test_the_list_is_long_enough():
 
 #: Tables that a refused request must leave alone (SyncLog is counted apart: refusals are aggregated, see
 #: test_refusal_log.py).
-WATCHED = ["qbo_sync.WebhookEvent", "qbo_sync.SyncJob", "qbo_sync.QueueItem", "qbo_sync.Conflict",
-           "qbo_sync.EntityMapping", "qbo_sync.QboConnection", "batchly.Customer", "batchly.Item",
+WATCHED = ["qbo_sync.AuditEntry", "qbo_sync.WebhookEvent", "qbo_sync.SyncJob", "qbo_sync.QueueItem",
+           "qbo_sync.Conflict", "qbo_sync.EntityMapping", "qbo_sync.QboConnection", "batchly.Customer", "batchly.Item",
            "batchly.Invoice", "batchly.Organization", "batchly.Membership"]
 
 
 def snapshot() -> dict[str, Any]:
     state = {label: apps.get_model(label).objects.count() for label in WATCHED}
-    state["connection"] = list(QboConnection.objects.values_list("status", "realm_id", "updated_at"))
+    state["connection"] = list(QboConnection.objects.values_list("status", "realm_id", "paused_at", "updated_at"))
     return state
 
 

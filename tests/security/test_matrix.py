@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.test import Client
+from django.utils import timezone
 
 from qbo_sync.models import Conflict, QboConnection, QueueItem, SyncJob
 from qbo_sync.organizations import organization_ref
@@ -93,6 +94,10 @@ def _conflict(world: World) -> Conflict:
                                    qbo_value="qbo@example.com", rule="critical")
 
 
+def _paused(world: World) -> None:
+    QboConnection.objects.filter(organization=world.a).update(paused_at=timezone.now(), pause_reason="month end")
+
+
 @dataclass
 class Endpoint:
     name: str
@@ -139,6 +144,15 @@ ENDPOINTS = [
              lambda c, w, t, params, headers: c.post(f"{API}/conflicts/{t.pk}/resolve/" + _query(params),
                                                      {"keep": "qbo"}, content_type="application/json", **headers),
              lambda w, t, r: Conflict.objects.get(pk=t.pk).state != Conflict.State.OPEN),
+    Endpoint("pause", Action.OPERATE, "api", ("query", "header"), lambda w: None,
+             lambda c, w, t, params, headers: c.post(f"{API}/connection/pause/" + _query(params),
+                                                     {"reason": "month end"}, content_type="application/json",
+                                                     **headers),
+             lambda w, t, r: QboConnection.objects.get(organization=w.a).paused_at is not None),
+    Endpoint("resume", Action.OPERATE, "api", ("query", "header"), _paused,
+             lambda c, w, t, params, headers: c.post(f"{API}/connection/resume/" + _query(params), {},
+                                                     content_type="application/json", **headers),
+             lambda w, t, r: QboConnection.objects.get(organization=w.a).paused_at is None),
     Endpoint("connect-page", Action.MANAGE_CONNECTION, "page", ("path",), lambda w: None,
              lambda c, w, t, params, headers: c.get(f"/qbo/connect/{params['org']}/"),
              lambda w, t, r: r.status_code == 302 and "login" not in r["Location"]),
@@ -215,7 +229,8 @@ def test_each_user_gets_what_the_rule_says(world, endpoint, naming):
     ref = organization_ref(world.a)
     wrong = []
     for name, user in users.items():
-        QboConnection.objects.filter(organization=world.a).update(status=QboConnection.Status.CONNECTED)
+        QboConnection.objects.filter(organization=world.a).update(status=QboConnection.Status.CONNECTED,
+                                                                  paused_at=None, pause_reason="")
         client = Client()
         if user is not None:
             client.force_login(user)
