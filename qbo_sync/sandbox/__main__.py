@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .server import DEFAULTS, Sandbox, parse_latency
+from .tax import parse_rates_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="divide every per-minute window, token lifetime, retry delay and latency by this")
     p.add_argument("--state", default=None, metavar="FILE", help="load state at start, save on change and exit")
+    p.add_argument("--tax-model", choices=("none", "automated", "manual"), default="none",
+                   help="sales tax: none (TotalTax 0), automated (QBO computes from the ship-to state) or manual "
+                        "(the invoice names TxnTaxDetail.TxnTaxCodeRef)")
+    p.add_argument("--tax-rate", action="append", default=[], metavar="STATE=PCT[+PCT...]",
+                   help="a state's sales tax in percent, '+' between the component rates of a combined code "
+                        "(repeatable; replaces the default table CA=8, AZ=7.1+2 in new companies)")
+    p.add_argument("--custom-txn-numbers", choices=("on", "off", "lenient"), default="lenient",
+                   help="invoice numbers: on = sent DocNumber kept and duplicates refused (6140) unless "
+                        "include=allowduplicatedocnum; off = QBO numbers invoices itself; lenient = sent kept, "
+                        "omitted assigned, no duplicate check")
     p.add_argument("--verbose", action="store_true", help="log every request")
     return p
 
@@ -65,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"--latency-ms: {exc}", file=sys.stderr)
         return 2
+    try:
+        tax_rates = parse_rates_arg(args.tax_rate) if args.tax_rate else None
+    except ValueError as exc:
+        print(f"--tax-rate: {exc}", file=sys.stderr)
+        return 2
     sb = Sandbox(
         host=args.host, port=args.port, realms=args.realm, starter_data=args.starter_data,
         client_id=args.client_id, client_secret=args.client_secret, webhook_url=args.webhook_url,
@@ -73,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size, fault_rate=args.fault_rate, reset_rate=args.reset_rate,
         slow_rate=args.slow_rate, lost_response_rate=args.lost_response_rate, garbage_rate=args.garbage_rate,
         access_token_ttl=args.access_token_ttl, refresh_rotate_after=args.refresh_rotate_after,
-        time_scale=args.time_scale, state_file=args.state, verbose=args.verbose,
+        time_scale=args.time_scale, state_file=args.state, verbose=args.verbose, tax_model=args.tax_model,
+        tax_rates=tax_rates, custom_txn_numbers=args.custom_txn_numbers,
     )
     sb.start()
     print(f"QBO sandbox listening on {sb.base_url}", flush=True)

@@ -13,7 +13,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .store import NAME_LISTS, Realm
+from . import tax
+from .store import NAME_LISTS, READ_ONLY_ENTITIES, Realm
 from .util import (
     QBOError,
     business,
@@ -135,6 +136,8 @@ def touch(obj: dict, now: float, bump: bool = True) -> None:
 
 
 def get_live(realm: Realm, etype: str, oid: Any) -> dict:
+    if etype == "TaxCode" and str(oid).strip().upper() in tax.PSEUDO_CODES:
+        return realm.entities[etype][str(oid).strip().upper()]
     obj = realm.entities[etype].get(check_id(oid))
     if obj is None:
         raise not_found()
@@ -229,6 +232,7 @@ def bootstrap(realm: Realm, now: float, company_name: str | None = None) -> None
         "domain": "QBO", "sparse": False, "Id": "1", "SyncToken": "0",
         "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}, "_upd": now, "_created": now,
     }
+    tax.bootstrap(realm, now)
 
 
 def income_account(realm: Realm) -> dict:
@@ -248,31 +252,36 @@ def _account_by_subtype(realm: Realm, sub: str) -> dict | None:
 # --------------------------------------------------------------------------- dispatch
 
 
-def create(realm: Realm, etype: str, body: Any, now: float) -> tuple[str, dict, list[Event]]:
+def create(realm: Realm, etype: str, body: Any, now: float,
+           include: frozenset[str] = frozenset()) -> tuple[str, dict, list[Event]]:
+    """``include``: the request's ``include=`` values (``allowduplicatedocnum``)."""
     body = _body(body, etype)
-    if etype == "CompanyInfo":
+    if etype in READ_ONLY_ENTITIES:
         raise unsupported("Operation Create is not supported.")
     fn = _WRITERS[etype]
-    obj, events = fn(realm, None, body, now, False)
+    obj, events = fn(realm, None, body, now, False, **({"include": include} if etype == "Invoice" else {}))
     return etype, obj, events
 
 
-def update(realm: Realm, etype: str, body: Any, now: float) -> tuple[str, dict, list[Event]]:
+def update(realm: Realm, etype: str, body: Any, now: float,
+           include: frozenset[str] = frozenset()) -> tuple[str, dict, list[Event]]:
     body = _body(body, etype)
-    if etype == "CompanyInfo":
+    if etype in READ_ONLY_ENTITIES:
         raise unsupported("Operation Update is not supported.")
     if body.get("Id") in (None, ""):
         raise required("Id")
     existing = get_live(realm, etype, body["Id"])
     _check_sync(existing, body)
     sparse = _bool(body.get("sparse"), False)
-    obj, events = _WRITERS[etype](realm, existing, body, now, sparse)
+    obj, events = _WRITERS[etype](realm, existing, body, now, sparse,
+                                  **({"include": include} if etype == "Invoice" else {}))
     return etype, obj, events
 
 
-def delete(realm: Realm, etype: str, body: Any, now: float) -> tuple[str, dict, list[Event]]:
+def delete(realm: Realm, etype: str, body: Any, now: float,
+           include: frozenset[str] = frozenset()) -> tuple[str, dict, list[Event]]:
     body = _body(body, etype)
-    if etype in NAME_LISTS or etype == "CompanyInfo":
+    if etype in NAME_LISTS or etype in READ_ONLY_ENTITIES:
         raise unsupported(f"Operation Delete is not supported for {etype}; make it inactive (Active=false).")
     if body.get("Id") in (None, ""):
         raise required("Id")
@@ -294,7 +303,8 @@ def delete(realm: Realm, etype: str, body: Any, now: float) -> tuple[str, dict, 
     return etype, {"domain": "QBO", "status": "Deleted", "Id": existing["Id"]}, events
 
 
-def void(realm: Realm, etype: str, body: Any, now: float) -> tuple[str, dict, list[Event]]:
+def void(realm: Realm, etype: str, body: Any, now: float,
+         include: frozenset[str] = frozenset()) -> tuple[str, dict, list[Event]]:
     body = _body(body, etype)
     if etype not in ("Invoice", "Payment"):
         raise unsupported(f"Operation Void is not supported for {etype}.")
@@ -453,7 +463,7 @@ def _customer_write(realm: Realm, existing: dict | None, body: dict, now: float,
         obj.pop("Level", None)
     obj["Job"] = job
     obj["Active"] = _bool(obj.get("Active"), True)
-    obj["Taxable"] = _bool(obj.get("Taxable"), True)
+    obj["Taxable"] = _bool(obj.get("Taxable"), not obj.get("TaxExemptionReasonId"))
     obj["BillWithParent"] = _bool(obj.get("BillWithParent"), False)
     obj["Balance"] = existing.get("Balance", ZERO) if existing else ZERO
     obj["BalanceWithJobs"] = obj["Balance"]
@@ -519,6 +529,7 @@ def _item_write(realm: Realm, existing: dict | None, body: dict, now: float, spa
     obj["Name"] = name
     obj["FullyQualifiedName"] = name
     obj["Type"] = itype
+    obj["Taxable"] = _bool(obj.get("Taxable"), False)
     obj["Active"] = _bool(obj.get("Active"), True)
     obj["domain"], obj["sparse"] = "QBO", False
     obj = _finish(realm, "Item", existing, obj, now)
@@ -573,7 +584,7 @@ def _lines(realm: Realm, raw_lines: Any) -> tuple[list[dict], Decimal]:
             if qty is not None:
                 detail["Qty"] = qty
             detail["ItemAccountRef"] = dict(item.get("IncomeAccountRef") or {})
-            detail["TaxCodeRef"] = d.get("TaxCodeRef") or {"value": "NON"}
+            detail["TaxCodeRef"] = tax.line_code(d.get("TaxCodeRef"), item.get("Taxable") is True)
             if d.get("ServiceDate"):
                 detail["ServiceDate"] = _parse_date(d["ServiceDate"], "ServiceDate")
             line: dict[str, Any] = {"Id": str(n), "LineNum": n}
@@ -615,12 +626,15 @@ def _lines(realm: Realm, raw_lines: Any) -> tuple[list[dict], Decimal]:
     return out, money(total)
 
 
-def _invoice_write(realm: Realm, existing: dict | None, body: dict, now: float, sparse: bool):
+def _invoice_write(realm: Realm, existing: dict | None, body: dict, now: float, sparse: bool,
+                   include: frozenset[str] = frozenset()):
     if existing is not None and existing.get("_voided"):
         raise business("A voided transaction cannot be changed.")
     obj = _start("Invoice", existing, body, sparse)
     cust = resolve_ref(realm, "Customer", obj.get("CustomerRef"), "CustomerRef")
     lines, total = _lines(realm, obj.get("Line") if (not sparse or "Line" in body) else _strip_sub(obj["Line"]))
+    tax_detail, total_tax = tax.compute(realm, realm.opt("tax_model"), obj, cust, lines, total)
+    total += total_tax
     applied = sum((existing or {}).get("_applied", {}).values(), ZERO)
     balance = total - applied
     if balance < 0:
@@ -628,28 +642,20 @@ def _invoice_write(realm: Realm, existing: dict | None, body: dict, now: float, 
     txn_date = _parse_date(obj["TxnDate"], "TxnDate") if obj.get("TxnDate") else company_date(now)
     due = (_parse_date(obj["DueDate"], "DueDate") if obj.get("DueDate")
            else (date.fromisoformat(txn_date) + timedelta(days=30)).isoformat())
-    doc = obj.get("DocNumber")
-    if doc is None:
-        if existing is not None and sparse:
-            doc = existing.get("DocNumber")
-        else:
-            realm.doc_number += 1
-            doc = str(realm.doc_number)
-    if len(str(doc)) > 21:
-        raise business("DocNumber is longer than 21 characters.")
+    doc = _doc_number(realm, existing, obj, sparse, include)
     out: dict[str, Any] = {
         "AllowIPNPayment": _bool(obj.get("AllowIPNPayment"), False),
         "AllowOnlinePayment": _bool(obj.get("AllowOnlinePayment"), False),
         "AllowOnlineCreditCardPayment": _bool(obj.get("AllowOnlineCreditCardPayment"), False),
         "AllowOnlineACHPayment": _bool(obj.get("AllowOnlineACHPayment"), False),
         "domain": "QBO", "sparse": False,
-        "DocNumber": str(doc), "TxnDate": txn_date, "CurrencyRef": obj.get("CurrencyRef") or dict(USD),
+        "DocNumber": doc, "TxnDate": txn_date, "CurrencyRef": obj.get("CurrencyRef") or dict(USD),
     }
     if obj.get("PrivateNote"):
         out["PrivateNote"] = obj["PrivateNote"]
     out["LinkedTxn"] = [{"TxnId": pid, "TxnType": "Payment"} for pid in (existing or {}).get("_applied", {})]
     out["Line"] = lines
-    out["TxnTaxDetail"] = {"TotalTax": ZERO}
+    out["TxnTaxDetail"] = tax_detail
     out["CustomerRef"] = ref_to(cust)
     for key in ("CustomerMemo", "BillEmail", "BillEmailCc", "BillEmailBcc", "SalesTermRef", "ShipDate",
                 "TrackingNum", "ShipMethodRef", "DepartmentRef", "ClassRef", "CustomField", "PONumber"):
@@ -670,6 +676,8 @@ def _invoice_write(realm: Realm, existing: dict | None, body: dict, now: float, 
         raise business("Need to send email requires a BillEmail address.")
     out["EmailStatus"] = email_status
     out["Balance"] = balance
+    if out["DocNumber"] is None:
+        del out["DocNumber"]  # custom numbers on and none sent: QBO leaves it empty
     out = _finish(realm, "Invoice", existing, out, now)
     out = _ordered(out, ["AllowIPNPayment", "AllowOnlinePayment", "AllowOnlineCreditCardPayment",
                          "AllowOnlineACHPayment", "domain", "sparse", "Id", "SyncToken", "MetaData"])
@@ -680,6 +688,46 @@ def _invoice_write(realm: Realm, existing: dict | None, body: dict, now: float, 
         if old:
             _recompute_customer_balance(realm, old, now)
     return out, [("Invoice", out["Id"], "Create" if existing is None else "Update", now)]
+
+
+def _doc_number(realm: Realm, existing: dict | None, obj: dict, sparse: bool,
+                include: frozenset[str]) -> str | None:
+    """The company's "custom transaction numbers" preference (realm option ``custom_txn_numbers``):
+
+    * ``None`` (the sandbox's default, lenient): a sent number is kept, an omitted one is assigned, no
+      uniqueness check;
+    * ``True`` (on): a sent number is kept, an omitted one stays empty, and a number another invoice already
+      has is refused with 6140 unless the request carries ``include=allowduplicatedocnum``;
+    * ``False`` (off): QBO numbers invoices itself; a sent number is ignored (an update keeps its number).
+    """
+    pref = realm.opt("custom_txn_numbers")
+    sent = obj.get("DocNumber")
+    if pref is False:
+        if existing is not None:
+            return existing.get("DocNumber")
+        realm.doc_number += 1
+        return str(realm.doc_number)
+    if sent is None:
+        if existing is not None and sparse:
+            return existing.get("DocNumber")
+        if pref is True:
+            return None
+        realm.doc_number += 1
+        return str(realm.doc_number)
+    doc = str(sent)
+    if len(doc) > 21:
+        raise business("DocNumber is longer than 21 characters.")
+    if pref is True and "allowduplicatedocnum" not in include:
+        own = existing["Id"] if existing else None
+        for etype, label in (("Invoice", "Invoice"), ("CreditMemo", "Credit Memo"),
+                             ("RefundReceipt", "Refund Receipt")):  # numbers clash across sales forms
+            for other in realm.entities[etype].values():
+                if (etype, other["Id"]) != ("Invoice", own) and other.get("DocNumber") == doc:
+                    raise QBOError("6140", "Duplicate Document Number Error",
+                                   "Duplicate Document Number Error : You must specify a different number. This "
+                                   f"number has already been used. DocNumber={doc} is assigned to TxnType={label} "
+                                   f"with TxnId={other['Id']}", element="")
+    return doc
 
 
 def _strip_sub(lines: list[dict]) -> list[dict]:

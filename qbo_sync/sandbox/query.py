@@ -34,6 +34,8 @@ FILTERABLE: dict[str, tuple[str, ...]] = {
     "CreditMemo": ("Id", "CustomerRef", "DocNumber", "TxnDate", "Balance", "TotalAmt", "RemainingCredit", *_META),
     "RefundReceipt": ("Id", "CustomerRef", "DocNumber", "TxnDate", "TotalAmt", "PaymentRefNum", *_META),
     "CompanyInfo": ("Id", "CompanyName", *_META),
+    "TaxCode": ("Id", "Name", "Active", "Taxable", "TaxGroup", "Description", *_META),
+    "TaxRate": ("Id", "Name", "Active", "RateValue", "Description", *_META),
 }
 ENTITY_NAMES = {name.lower(): name for name in FILTERABLE}
 _DATE_PROPS = {"TxnDate", "DueDate"}
@@ -340,13 +342,15 @@ def execute(realm: Realm, text: str) -> dict:
         where.append(("Active", "=", True))
     with realm.lock:
         rows = [o for o in realm.entities[q.entity].values() if _match(o, where)]
+        if q.entity in ("TaxCode", "TaxRate") and not any(p == "Active" for p, _, _ in where):
+            rows = [o for o in rows if o.get("Active", True)]  # like name lists (the TAX/NON codes have no Active)
         if q.count:
             return {"totalCount": len(rows)}
         if q.order:
             for prop, desc in reversed(q.order):
                 rows.sort(key=lambda o, p=prop: _sort_key(_get(o, p)), reverse=desc)
         else:
-            rows.sort(key=lambda o: int(o["Id"]))
+            rows.sort(key=lambda o: (o["Id"].isdigit(), int(o["Id"]) if o["Id"].isdigit() else 0))  # TAX, NON first
         page = rows[q.start - 1: q.start - 1 + q.max_results]
         if not page:
             return {}

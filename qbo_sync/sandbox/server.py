@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from . import entities, query
+from . import entities, query, tax
 from .limits import RealmLimiter, throttle_body
 from .oauth import OAuth, OAuthError
-from .store import ENTITY_TYPES, Realm, stats_snapshot
+from .store import ENTITY_TYPES, NOT_IN_CDC, Realm, stats_snapshot
 from .util import (
     Clock,
     QBOError,
@@ -64,10 +64,12 @@ DEFAULTS: dict[str, Any] = {
     "refresh_rotate_after": 86400,
     "time_scale": 1.0,
     "state_file": None,
+    "tax_model": "none",
+    "custom_txn_numbers": None,
 }
 # options that may also be set for one realm only (Sandbox.configure(realm_id=..., ...))
 REALM_OPTIONS = ("latency_ms", "rate_limit", "concurrency", "batch_rate", "batch_size", "fault_rate",
-                 "reset_rate", "slow_rate", "lost_response_rate", "garbage_rate")
+                 "reset_rate", "slow_rate", "lost_response_rate", "garbage_rate", "tax_model", "custom_txn_numbers")
 RUNTIME_OPTIONS = (*REALM_OPTIONS, "client_id", "client_secret", "webhook_url", "verifier_token", "cloudevents",
                    "access_token_ttl", "refresh_rotate_after", "time_scale")
 PATH_ENTITIES = {t.lower(): t for t in ENTITY_TYPES}
@@ -139,13 +141,14 @@ class Sandbox:
     webhook_url=None, verifier_token=None, cloudevents=False, latency_ms=None, rate_limit=500, concurrency=10,
     batch_rate=40, batch_size=30, fault_rate=0, reset_rate=0, slow_rate=0, lost_response_rate=0,
     garbage_rate=0, access_token_ttl=3600, refresh_rotate_after=86400, time_scale=1.0, state_file=None,
-    clock=None, verbose=False)``
+    tax_model="none", custom_txn_numbers=None, tax_rates=None, clock=None, verbose=False)``
 
     Use ``start()``/``stop()`` or ``with Sandbox(...) as sb:``. ``base_url`` is the root for every URL:
     ``{base_url}/v3/company/{realmId}/...`` (API), ``{base_url}/oauth2/v1/tokens/bearer`` and ``/revoke``,
     ``{base_url}/connect/oauth2`` (authorize; approves at once), ``{base_url}/_sandbox/...`` (observability).
 
-    Test helpers: ``create_realm()``, ``configure(realm_id=None, **options)``, ``reset(realm_id)``,
+    Test helpers: ``create_realm()``, ``configure(realm_id=None, **options)``, ``set_tax_rates(realm_id, table)``,
+    ``reset(realm_id)``,
     ``stats(realm_id)``, ``issue_tokens(realm_id)``, ``expire_access_tokens(realm_id)``, ``advance(seconds)``
     (moves the sandbox clock) and ``wait_for_webhooks()``.
     """
@@ -158,7 +161,8 @@ class Sandbox:
                  reset_rate: float = 0.0, slow_rate: float = 0.0, lost_response_rate: float = 0.0,
                  garbage_rate: float = 0.0, access_token_ttl: float = 3600,
                  refresh_rotate_after: float = 86400, time_scale: float = 1.0,
-                 state_file: str | None = None, clock: Clock | None = None, verbose: bool = False):
+                 state_file: str | None = None, tax_model: str = "none", custom_txn_numbers: bool | None = None,
+                 tax_rates: dict | None = None, clock: Clock | None = None, verbose: bool = False):
         self.options: dict[str, Any] = dict(DEFAULTS)
         self.options.update(
             host=host, port=port, realms=tuple(realms), starter_data=starter_data, client_id=client_id,
@@ -167,7 +171,11 @@ class Sandbox:
             concurrency=concurrency, batch_rate=batch_rate, batch_size=batch_size, fault_rate=fault_rate,
             reset_rate=reset_rate, slow_rate=slow_rate, lost_response_rate=lost_response_rate,
             garbage_rate=garbage_rate, access_token_ttl=access_token_ttl,
-            refresh_rotate_after=refresh_rotate_after, time_scale=float(time_scale), state_file=state_file)
+            refresh_rotate_after=refresh_rotate_after, time_scale=float(time_scale), state_file=state_file,
+            tax_model=tax.check_model(tax_model), custom_txn_numbers=_tri_state(custom_txn_numbers))
+        if tax_rates is not None:
+            tax.parse_rates(tax_rates)  # fail at construction, not on the first realm
+        self._tax_rates = tax_rates
         if self.options["time_scale"] <= 0:
             raise ValueError("time_scale must be > 0")
         self.verbose = verbose
@@ -258,9 +266,12 @@ class Sandbox:
             if rid in self.realms:
                 return rid
             realm = Realm(rid)
+            realm.opt = self._realm_opt(realm)
             now = self.clock.time()
             with realm.lock:
                 entities.bootstrap(realm, now, company_name)
+                if self._tax_rates is not None:
+                    tax.set_rates(realm, self._tax_rates, now)
                 if starter_data if starter_data is not None else self.options["starter_data"]:
                     entities.starter_data(realm, now)
             self.realms[rid] = realm
@@ -273,6 +284,26 @@ class Sandbox:
     def realm(self, realm_id: str) -> Realm:
         return self.realms[realm_id]
 
+    def _realm_opt(self, realm: Realm) -> Any:
+        return lambda key: self.opt(realm, key)
+
+    def set_tax_rates(self, realm_id: str, table: dict) -> dict[str, str]:
+        """Replace a company's per-state sales-tax table, e.g. ``{"CA": 8.25, "AZ": [7.1, 2],
+        "NY": {"name": "New York City", "rates": [["NY State", 4], ["NYC", 4.5]]}}`` (percentages; a list is
+        the component rates of one combined code). Returns ``{state: TaxCode Id}``. Company data, not an option:
+        ``reset()`` keeps it and the state file saves it."""
+        realm = self.realms[realm_id]
+        with realm.lock:
+            codes = tax.set_rates(realm, table, self.clock.time())
+        self.mark_dirty()
+        return codes
+
+    def tax_rates(self, realm_id: str) -> dict[str, dict]:
+        """The company's active table: ``{state: {"TaxCode": id, "name": ..., "rates": [[name, percent]]}}``."""
+        realm = self.realms[realm_id]
+        with realm.lock:
+            return tax.rate_table(realm)
+
     # ------------------------------------------------------------------ runtime options
     def configure(self, realm_id: str | None = None, **options: Any) -> None:
         """Change limits, faults and other runtime options; with ``realm_id`` only for that realm."""
@@ -282,6 +313,10 @@ class Sandbox:
                 raise TypeError(f"option {key!r} cannot be changed{' per realm' if realm_id else ''}")
             if key == "latency_ms":
                 value = parse_latency(value)
+            if key == "tax_model":
+                value = tax.check_model(value)
+            if key == "custom_txn_numbers":
+                value = _tri_state(value)
             if key == "time_scale" and float(value) <= 0:
                 raise ValueError("time_scale must be > 0")
             if realm_id:
@@ -373,12 +408,28 @@ class Sandbox:
             data = state_loads(fh.read())
         for rdata in data.get("realms", []):
             realm = Realm.from_state(rdata)
+            realm.opt = self._realm_opt(realm)
+            tax.bootstrap(realm, self.clock.time())  # companies saved before the sandbox knew tax
             self.realms[realm.id] = realm
             self.limiters[realm.id] = RealmLimiter()
         self.default_realm = data.get("default_realm") or next(iter(self.realms), None)
         self.oauth.load_state(data.get("oauth", {}))
         # keep time monotonic for the stored companies if the previous run had advanced its clock
         self.clock.offset = max(self.clock.offset, float(data.get("clock_offset", 0.0)))
+
+
+def _tri_state(value: Any) -> bool | None:
+    """``custom_txn_numbers``: True/"on", False/"off", or None/"lenient" (the sandbox's historical default)."""
+    if value is None or value is True or value is False:
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    if text in ("", "none", "lenient", "default"):
+        return None
+    raise ValueError(f"custom_txn_numbers must be on, off or lenient, not {value!r}")
 
 
 # ====================================================================== HTTP
@@ -665,7 +716,8 @@ class Handler(BaseHTTPRequestHandler):
                 now = sb.clock.time()
                 op = {"create": entities.create, "update": entities.update, "delete": entities.delete,
                       "void": entities.void}[kind]
-                rtype, obj, events = op(realm, etype, data, now)
+                include = frozenset(v.strip().lower() for v in params.get("include", "").split(",") if v.strip())
+                rtype, obj, events = op(realm, etype, data, now, include)
                 payload = dumps({rtype: obj, "time": fmt_time(now)})
                 if requestid:
                     realm.remember(requestid, (200, payload))
@@ -701,6 +753,8 @@ class Handler(BaseHTTPRequestHandler):
             etype = query.ENTITY_NAMES.get(name.strip().lower())
             if etype is None:
                 raise QBOError("4001", "Invalid query", f"QueryValidationError: invalid entity: {name.strip()}")
+            if etype in NOT_IN_CDC:
+                raise unsupported(f"Operation cdc is not supported for {etype}.")
             if etype not in wanted:
                 wanted.append(etype)
         with realm.lock:
@@ -789,7 +843,9 @@ class Handler(BaseHTTPRequestHandler):
                    "void": entities.void}
             if op_name not in ops:
                 raise unsupported(f"Operation {op_name} is not supported.")
-            rtype, obj, events = ops[op_name](realm, etype, item[etype], sb.clock.time())
+            include = frozenset(v.strip().lower() for v in str(item.get("optionsData") or "").split(",")
+                                if v.strip())
+            rtype, obj, events = ops[op_name](realm, etype, item[etype], sb.clock.time(), include)
             realm.stats["requests"][f"batch_{op_name}"] += 1
             return {"bId": bid, rtype: obj}, events, True
         except QBOError as err:
@@ -916,6 +972,11 @@ class Handler(BaseHTTPRequestHandler):
                 realm_id = data.pop("realm_id", None) or data.pop("realmId", None)
                 sb.configure(realm_id, **data)
                 self._json(200, {"ok": True})
+            elif path == "/_sandbox/tax-rates" and method == "POST":
+                realm_id = data.get("realm_id") or data.get("realmId") or ""
+                self._json(200, {"codes": sb.set_tax_rates(realm_id, data.get("rates"))})
+            elif path == "/_sandbox/tax-rates" and method == "GET":
+                self._json(200, sb.tax_rates(params.get("realm", "")))
             elif path == "/_sandbox/reset" and method == "POST":
                 sb.reset(data.get("realm_id") or data.get("realmId") or params.get("realm", ""))
                 self._json(200, {"ok": True})

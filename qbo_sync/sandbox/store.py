@@ -7,10 +7,15 @@ from collections import OrderedDict, defaultdict
 from typing import Any
 
 ENTITY_TYPES = (
-    "Account", "Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "CompanyInfo",
+    "Account", "Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "CompanyInfo", "TaxCode",
+    "TaxRate",
 )
 NAME_LISTS = ("Account", "Customer", "Item")
 TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "RefundReceipt")
+READ_ONLY_ENTITIES = ("CompanyInfo", "TaxCode", "TaxRate")  # no create/update/delete through the API
+NOT_IN_CDC = ("TaxCode", "TaxRate")  # Intuit's CDC page lists them as unsupported
+# company preferences a realm answers with until the server binds ``Realm.opt`` to its options
+REALM_PREFERENCES: dict[str, Any] = {"tax_model": "none", "custom_txn_numbers": None}
 REQUESTID_CACHE = 10_000  # remembered requestids per realm (no retention window is documented)
 
 
@@ -29,6 +34,8 @@ class Realm:
         self.batch_items: OrderedDict[str, dict] = OrderedDict()
         self.overrides: dict[str, Any] = {}
         self.stats: dict[str, Any] = new_stats()
+        # the server replaces this with its per-realm option lookup (overrides, then global options)
+        self.opt: Any = REALM_PREFERENCES.get
 
     # ------------------------------------------------------------------ ids
     def next_id(self, etype: str) -> str:
