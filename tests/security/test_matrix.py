@@ -11,8 +11,10 @@ surface applies it, tenancy first:
 
 The target of every request (a job, a conflict, a customer, the connection) belongs to organization A. Ways of
 naming it: the ``org`` query parameter, the ``X-Organization`` header, an object id alone in the path, the
-organization in the path (``/qbo/connect/<org>/``) or in the form body (``/qbo/disconnect/``). The admin's forms are
-covered by ``test_host_admin.py`` (Batchly) and ``tests/admin/`` (qbo_sync's own pages).
+organization in the path (``/qbo/connect/<org>/``) or in the form body (``/qbo/disconnect/``).
+
+The admin's pages (Batchly's and qbo_sync's change pages and lists) show A's rows to A's staff and superusers and to
+no one else; the admin's forms are covered by ``test_host_admin.py`` (Batchly) and ``tests/admin/`` (qbo_sync's).
 """
 
 from __future__ import annotations
@@ -252,3 +254,58 @@ def test_each_user_gets_what_the_rule_says(world, endpoint, naming):
 
 def test_anonymous_is_the_same_as_inactive():
     assert expected(AnonymousUser(), Action.VIEW, None) == "unauthenticated"
+
+
+# --- the admin's pages: A's rows are shown to A's staff and superusers, to no one else -----------------------------
+
+ADMIN_VIEW_PERMS = tuple(f"{app}.view_{model}" for app, models in {
+    "batchly": ("customer", "invoice", "item"),
+    "qbo_sync": ("syncjob", "conflict", "qboconnection", "queueitem", "synclog", "auditentry"),
+}.items() for model in models)
+
+ADMIN_USERS: dict[str, Callable[[Any, Any], Any]] = {
+    "anonymous": USERS["anonymous"],
+    "superuser": USERS["superuser"],
+    "staff-of-a": lambda a, b: _user("staff_a", a, "viewer", perms=ADMIN_VIEW_PERMS),
+    "staff-of-b": lambda a, b: _user("staff_b", b, "owner", perms=ADMIN_VIEW_PERMS),
+    "staff-no-membership": lambda a, b: _user("staff_none", perms=ADMIN_VIEW_PERMS),
+    "member-of-a-not-staff": lambda a, b: _user("plain_a", a, "owner", perms=ADMIN_VIEW_PERMS, is_staff=False),
+    "inactive-staff-of-a": lambda a, b: _user("gone_a", a, "owner", perms=ADMIN_VIEW_PERMS, is_active=False),
+}
+MARKER = "Secret Customer of A"
+
+
+def test_the_admin_shows_a_rows_only_to_a_and_superusers(world):
+    from batchly.models import Customer
+
+    job, conflict = World.job(world), _conflict(world)
+    customer = Customer.objects.get(pk=conflict.mapping.object_id)
+    Customer.objects.filter(pk=customer.pk).update(display_name=MARKER)
+    invoice_customer = CustomerFactory(organization=world.a)
+    from tests.factories import InvoiceFactory
+
+    invoice = InvoiceFactory(organization=world.a, customer=invoice_customer, lines=0, memo=MARKER)
+    connection = QboConnection.objects.get(organization=world.a)
+    connection.company_name = MARKER
+    connection.save(update_fields=["company_name"])
+    pages = {  # page -> whether it shows the marker
+        f"/admin/batchly/customer/{customer.pk}/change/": True, f"/admin/batchly/invoice/{invoice.pk}/change/": True,
+        f"/admin/qbo_sync/syncjob/{job.pk}/change/": False, f"/admin/qbo_sync/conflict/{conflict.pk}/change/": False,
+        f"/admin/qbo_sync/qboconnection/{connection.pk}/change/": True, "/admin/batchly/customer/": True,
+        "/admin/qbo_sync/conflict/": False, "/admin/qbo_sync/qboconnection/": True,
+    }
+    wrong = []
+    for name, make in ADMIN_USERS.items():
+        user = make(world.a, world.b)
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        may = name in ("superuser", "staff-of-a")
+        for page, with_marker in pages.items():
+            response = client.get(page)
+            shown = response.status_code == 200 and MARKER in response.content.decode()
+            if may and (response.status_code != 200 or shown != with_marker):
+                wrong.append(f"{name} {page}: {response.status_code}, shown={shown}; expected the page")
+            if not may and (shown or (response.status_code == 200 and "change/" in page)):
+                wrong.append(f"{name} {page}: {response.status_code}, A's row reached")
+    assert not wrong, "\n".join(wrong)
