@@ -218,6 +218,8 @@ def parse(text: str) -> Query:
             q.start = _int(p.take())
         elif p.kw("MAXRESULTS"):
             q.max_results = _int(p.take())
+            if q.max_results > HARD_MAX:  # refused, not capped (quickbooks-ruby#24 records the text)
+                raise invalid(f"value {q.max_results} is too large. Max allowed value is {HARD_MAX}")
         else:
             tok = p.take()
             raise parse_error(tok[1], tok[2])

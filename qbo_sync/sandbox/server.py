@@ -134,6 +134,19 @@ class Abort(Exception):
     """Drop the connection without a response."""
 
 
+class BadFraming(Exception):
+    """The request body can't be delimited (bad Content-Length, chunk syntax, unknown transfer coding)."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+MAX_BODY = 50 * 1024 * 1024  # refuse bodies above this (QBO documents no limit; this guards the process)
+# what QBO's API answers carry (samples/http_headers_examples.json, cdc_200)
+API_CACHE_HEADERS = {"Expires": "0", "Cache-Control": "max-age=0, no-cache, no-store, must-revalidate, private"}
+
+
 class Sandbox:
     """A local QuickBooks Online server.
 
@@ -455,6 +468,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "nginx"
     sys_version = ""
     sandbox: Sandbox
+    _api_call = False
+    _tid = ""
 
     def setup(self) -> None:
         super().setup()
@@ -462,6 +477,9 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def version_string(self) -> str:
+        return self.server_version  # "nginx", as recorded (the base class appends sys_version and a space)
 
     # quiet unless verbose
     def log_message(self, format: str, *args: Any) -> None:
@@ -486,7 +504,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        # recorded traffic shows both spellings (python-quickbooks and others read ``intuit_tid``)
         self.send_header("intuit_tid", self._tid)
+        self.send_header("Intuit-Tid", self._tid)
+        if self.close_connection:
+            self.send_header("Connection", "close")  # say so: the client must not send more on this socket
+        if self._api_call:
+            for k, v in API_CACHE_HEADERS.items():
+                if not headers or k not in headers:
+                    self.send_header(k, v)
         if headers:
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -509,13 +535,82 @@ class Handler(BaseHTTPRequestHandler):
         raise Abort()
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        """The request body, framed by ``Transfer-Encoding: chunked`` or ``Content-Length`` (RFC 9112 6.3):
+        every byte of it is consumed, so nothing is left to be read as the next request on the connection."""
+        te = self.headers.get("Transfer-Encoding")
+        if te is not None:
+            codings = [c.strip().lower() for c in te.split(",") if c.strip()]
+            self.close_connection = self.close_connection or "Content-Length" in self.headers
+            if codings != ["chunked"]:
+                self.close_connection = True
+                raise BadFraming(501, f"Transfer-Encoding {te!r} is not supported (only chunked)")
+            return self._read_chunked()
+        text = (self.headers.get("Content-Length") or "").strip()
+        if not text:
+            return b""
+        if not text.isdigit():
+            self.close_connection = True
+            raise BadFraming(400, f"invalid Content-Length: {text!r}")
+        length = int(text)
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise BadFraming(413, f"request body larger than {MAX_BODY} bytes")
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            self.close_connection = True
+            raise ConnectionError("request body cut short")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        size_total = 0
+        while True:
+            line = self.rfile.readline(1026)
+            if not line:
+                raise ConnectionError("connection closed inside a chunked body")
+            head = line.split(b";", 1)[0].strip()
+            try:
+                size = int(head, 16) if head and all(c in b"0123456789abcdefABCDEF" for c in head) else -1
+            except ValueError:
+                size = -1
+            if size < 0 or not line.endswith(b"\n"):
+                self.close_connection = True
+                raise BadFraming(400, "malformed chunk size line")
+            if size == 0:
+                break
+            size_total += size
+            if size_total > MAX_BODY:
+                self.close_connection = True
+                raise BadFraming(413, f"request body larger than {MAX_BODY} bytes")
+            data = self.rfile.read(size)
+            if len(data) < size:
+                raise ConnectionError("connection closed inside a chunk")
+            chunks.append(data)
+            if self.rfile.readline(3).rstrip(b"\r\n") != b"":
+                self.close_connection = True
+                raise BadFraming(400, "chunk data not followed by CRLF")
+        for _ in range(100):  # trailer fields (ignored) up to the empty line
+            line = self.rfile.readline(8194)
+            if line in (b"\r\n", b"\n", b""):
+                break
+        else:
+            self.close_connection = True
+            raise BadFraming(400, "too many trailer fields")
+        return b"".join(chunks)
 
     def _dispatch(self, method: str) -> None:
         self._tid = "1-" + uuid.uuid4().hex[:8] + "-" + uuid.uuid4().hex[:24]
+        self._api_call = self.path.startswith("/v3/")
         try:
-            body = self._read_body()
+            try:
+                body = self._read_body()
+            except BadFraming as err:
+                self._json(err.status, {"error": "invalid_request", "error_description": err.detail}
+                           if not self._api_call else
+                           {"Fault": {"Error": [{"Message": "Bad request", "Detail": err.detail,
+                                                 "code": str(err.status)}], "type": "ValidationFault"},
+                            "time": fmt_time(self.sandbox.clock.time())})
+                return
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             segs = [s for s in parts.path.split("/") if s]

@@ -61,11 +61,19 @@ def test_pagination_is_one_based(api, people):
     assert page3.json()["QueryResponse"] == {}  # no matches: no entity key at all
 
 
-def test_maxresults_default_100_and_capped_at_1000(api):
+def test_maxresults_default_100_and_above_1000_refused(api):
     for n in range(120):
         api.customer(f"C{n:03d}")
     assert len(rows(api.query("select * from Customer"))) == 100
-    assert len(rows(api.query("select * from Customer MAXRESULTS 5000"))) == 120
+    assert len(rows(api.query("select * from Customer MAXRESULTS 1000"))) == 120
+    # QBO refuses more than 1000 rather than capping (quickbooks-ruby#24 records the fault text)
+    for method in ("POST", "GET"):
+        r = api.query("select * from Customer STARTPOSITION 1 MAXRESULTS 1001", method=method)
+        assert r.status_code == 400
+        err = r.json()["Fault"]["Error"][0]
+        assert err["code"] == "4001" and err["Message"] == "Invalid query"
+        assert err["Detail"] == "QueryValidationError: value 1001 is too large. Max allowed value is 1000"
+        assert r.json()["Fault"]["type"] == "ValidationFault"
 
 
 def test_comparisons_in_and_numbers(api, people):
