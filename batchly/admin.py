@@ -156,8 +156,8 @@ class InvoiceAdmin(QboSyncAdminMixin, TenantAdmin, admin.ModelAdmin):
     list_filter = ("status", "payment_status", ORGANIZATION_FILTER)
     search_fields = ("number", "customer__display_name")
     inlines = [InvoiceLineInline]
-    readonly_fields = ("amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id",
-                       "sent_at", "voided_at", "status")
+    readonly_fields = ("amount_paid", "amount_credited", "amount_refunded", "amount_due", "payment_status",
+                       "last_payment_date", "last_payment_id", "sent_at", "voided_at", "status")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_locked:

@@ -245,10 +245,13 @@ class Invoice(TenantModel):
         PARTIAL = "partial", "Partially paid"
         PAID = "paid", "Paid"
         OVERDUE = "overdue", "Overdue"
+        CREDITED = "credited", "Credited"  # settled by credit memos, no money paid
+        REFUNDED = "refunded", "Refunded"  # settled, and everything paid was refunded
 
     # Fields QuickBooks feeds back (payments); they stay writable on a sent invoice.
     PAYMENT_FIELDS = frozenset(
-        {"amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id", "updated_at"}
+        {"amount_paid", "amount_credited", "amount_refunded", "amount_due", "payment_status", "last_payment_date",
+         "last_payment_id", "updated_at"}
     )
     # Fields that fix what was sent; frozen once the invoice left Batchly.
     CONTENT_FIELDS = frozenset(
@@ -270,7 +273,12 @@ class Invoice(TenantModel):
     sent_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
 
-    amount_paid = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    amount_paid = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"),
+                                      help_text="Money the customer paid (credit memos not included).")
+    amount_credited = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"),
+                                          help_text="Settled by credit memos applied in QuickBooks.")
+    amount_refunded = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"),
+                                          help_text="Money paid back to the customer (refund receipts).")
     amount_due = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     payment_status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.OPEN)
     last_payment_date = models.DateField(null=True, blank=True)

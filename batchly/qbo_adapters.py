@@ -155,7 +155,8 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
         Invoice.mark_sent_many(objs)
 
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
-        fields = ["amount_paid", "amount_due", "payment_status", "last_payment_date", "last_payment_id"]
+        fields = ["amount_paid", "amount_credited", "amount_refunded", "amount_due", "payment_status",
+                  "last_payment_date", "last_payment_id"]
         changed = [f for f in fields if f in state and getattr(obj, f) != (state[f] if state[f] is not None else
                                                                             ("" if f == "last_payment_id" else None))]
         if state.get("payment_status") not in Invoice.PaymentStatus.values:

@@ -115,8 +115,10 @@ class InvoiceAdapterMixin:
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
         """Write QuickBooks' payment state onto the invoice row and save it (only what changed).
 
-        ``state`` holds the keys of ``qbo_sync.mapping.payments.SPEC``: ``amount_paid`` and ``amount_due``
-        (``Decimal``), ``payment_status`` (``"paid"``, ``"partial"``, ``"overdue"``, ``"open"`` or ``"void"``),
+        ``state`` holds the keys of ``qbo_sync.mapping.payments.SPEC``: ``amount_paid`` (money the customer paid),
+        ``amount_credited`` and ``amount_refunded`` (optional for the host: ignore them if you have no room) and
+        ``amount_due`` (``Decimal``), ``payment_status`` (``"paid"``, ``"credited"``, ``"refunded"``,
+        ``"partial"``, ``"overdue"``, ``"open"`` or ``"void"``),
         ``last_payment_date`` (``date`` or ``None``) and ``last_payment_id`` (``str`` or ``None``). It is called
         with every QuickBooks answer that carries the invoice's balance: the push's own answer (nothing paid yet:
         amount due = total), a void, and every pull, including versions already seen. So it must be idempotent

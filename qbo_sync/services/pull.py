@@ -23,7 +23,7 @@ from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboNotFound
 from qbo_sync.mapping import get_mapper, merge
-from qbo_sync.mapping.base import MappingError, jsonable
+from qbo_sync.mapping.base import MappingError, jsonable, money
 from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
@@ -255,6 +255,7 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
     started = timezone.now()
     invoices: list[dict[str, Any]] = []
     payments: list[dict[str, Any]] = []
+    refunds: list[dict[str, Any]] = []
     if qbo_ids:
         invoices = [ctx.client.read("Invoice", i) for i in qbo_ids]
     elif full or cursor.changed_since is None:
@@ -265,15 +266,69 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
             ids = ", ".join(f"'{i}'" for i in mapped[start:start + 500])
             invoices.extend(ctx.client.query_all(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))  # noqa: S608
     else:
-        result = ctx.client.cdc(["Invoice", "Payment"], cursor.changed_since - OVERLAP)
+        result = ctx.client.cdc(["Invoice", "Payment", "RefundReceipt"], cursor.changed_since - OVERLAP)
         invoices, payments = result.changed.get("Invoice", []), result.changed.get("Payment", [])
+        refunds = result.changed.get("RefundReceipt", [])
         note_deleted_invoices(ctx, result.deleted.get("Invoice", []))
-    apply_payment_states(ctx, invoices, payments, counts)
+    invoices, payments, refunded = credits_and_refunds(ctx, invoices, payments, refunds)
+    apply_payment_states(ctx, invoices, payments, counts, refunded)
     get_adapter("Invoice").refresh_overdue(ctx.organization_id, ctx.today)
     if not qbo_ids:
         PullCursor.objects.filter(pk=cursor.pk).update(changed_since=started, last_run_at=started,
                                                        last_success_at=timezone.now())
     return counts
+
+
+def query_in(ctx: SyncContext, entity: str, field: str, values: Iterable[str]) -> list[dict[str, Any]]:
+    """Every ``entity`` whose ``field`` is one of ``values`` (ids QuickBooks gave us), 200 values a query."""
+    wanted = sorted({str(v) for v in values if v})
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 200):
+        listed = ", ".join("'" + v.replace("'", "\\'") + "'" for v in wanted[start:start + 200])
+        rows.extend(ctx.client.query_all(f"SELECT * FROM {entity} WHERE {field} IN ({listed})"))  # noqa: S608
+    return rows
+
+
+def _customer_of(txn: dict[str, Any]) -> str:
+    return str((txn.get("CustomerRef") or {}).get("value") or "")
+
+
+def _received(invoice: dict[str, Any]) -> bool:
+    try:
+        return money(invoice.get("TotalAmt", 0), field_name="TotalAmt") > money(invoice.get("Balance", 0),
+                                                                                field_name="Balance")
+    except MappingError:
+        return False
+
+
+def credits_and_refunds(ctx: SyncContext, invoices: list[dict[str, Any]], payments: list[dict[str, Any]],
+                        changed_refunds: Sequence[dict[str, Any]]
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """What telling money, credit and refunds apart needs besides the changed invoices (rules in
+    ``qbo_sync.mapping.payments``): the refund receipts of the customers concerned, those customers' other synced
+    invoices (a refund is shared among them), and every payment our invoices list that was not read yet (only a
+    payment's lines say which part was credit). A few bounded queries; nothing when no invoice of ours received
+    anything and no refund changed. Returns (invoices, payments, {invoice id: amount refunded})."""
+    ours = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in invoices])
+    customers = {_customer_of(i) for i in invoices if str(i["Id"]) in ours and _received(i)}
+    customers |= {_customer_of(r) for r in changed_refunds}
+    customers.discard("")
+    refunds = query_in(ctx, "RefundReceipt", "CustomerRef", customers) if customers else []
+    refund_customers = {_customer_of(r) for r in refunds} - {""}
+    if refund_customers:
+        known = {str(i["Id"]) for i in invoices}
+        others = [i for i in query_in(ctx, "Invoice", "CustomerRef", refund_customers) if str(i["Id"]) not in known]
+        linked = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in others])
+        invoices = [*invoices, *(i for i in others if str(i["Id"]) in linked)]
+        ours = {**ours, **linked}
+    have = {str(p.get("Id")) for p in payments}
+    missing = {str(link.get("TxnId")) for i in invoices if str(i["Id"]) in ours and _received(i)
+               for link in i.get("LinkedTxn") or [] if link.get("TxnType") == "Payment"} - have
+    if missing:
+        payments = [*payments, *query_in(ctx, "Payment", "Id", missing)]
+    mine = [i for i in invoices if str(i["Id"]) in ours]
+    refunded = get_mapper("Payment").refunds_by_invoice(mine, payments, refunds) if refunds else {}
+    return invoices, payments, refunded
 
 
 def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> None:
@@ -288,7 +343,7 @@ def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> 
 
 
 def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], payments: Sequence[dict[str, Any]],
-                         counts: dict[str, int]) -> None:
+                         counts: dict[str, int], refunded: dict[str, Any] | None = None) -> None:
     adapter = get_adapter("Invoice")
     counts["seen"] += len(invoices)
     by_qbo = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in invoices])
@@ -300,14 +355,14 @@ def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], p
             continue  # not one of ours: invoices are never pulled
         known = mapping.sync_token == str(invoice.get("SyncToken"))
         applied = apply_payment_state(ctx, adapter, mapping, hosts[mapping.object_id], invoice, payments,
-                                      record_version=not known)
+                                      record_version=not known, refunded=(refunded or {}).get(str(invoice["Id"])))
         # A known version is applied again all the same (cheap, idempotent): the host may have missed it.
         counts["updated" if applied and not known else "skipped"] += 1
 
 
 def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
                         invoice: dict[str, Any], payments: Sequence[dict[str, Any]] = (), *,
-                        record_version: bool = True) -> bool:
+                        record_version: bool = True, refunded: Any = None) -> bool:
     """Write the payment state one QBO invoice answer carries onto its host invoice (``apply_payment_state`` of the
     adapter, with the values of ``qbo_sync.mapping.payments.payment_state``).
 
@@ -317,7 +372,7 @@ def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityM
     when the answer holds no usable payment state (logged). ``record_version``: also store its SyncToken.
     """
     try:
-        state = get_mapper("Payment").payment_state(invoice, list(payments), ctx.today)
+        state = get_mapper("Payment").payment_state(invoice, list(payments), ctx.today, refunded=refunded)
     except MappingError as exc:
         maps.log(ctx.organization_id, "payment_state_error", f"Invoice {invoice.get('Id')}: {exc}",
                  level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=mapping.object_id,

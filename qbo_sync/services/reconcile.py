@@ -49,6 +49,8 @@ NAME_ENTITIES = ("Customer", "Item")
 IN_FLIGHT = (QueueItem.Status.PENDING, QueueItem.Status.PROCESSING)
 #: The payment state fields compared when the host invoice has them (the keys of ``payments.payment_state``).
 OPEN_STATES = {"open", "overdue"}
+#: Balance 0: which of these it is depends on the payments' lines and refunds, which reconciliation does not read.
+SETTLED_STATES = {"paid", "credited", "refunded"}
 
 REPAIRS = {
     "requeue_push": "queue a push of the host row",
@@ -307,7 +309,8 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
         if host_due is None or host_status is None:
             continue  # the host keeps no payment state
         same_status = (host_status == state["payment_status"]
-                       or (host_status in OPEN_STATES and state["payment_status"] in OPEN_STATES))
+                       or (host_status in OPEN_STATES and state["payment_status"] in OPEN_STATES)
+                       or (host_status in SETTLED_STATES and state["payment_status"] in SETTLED_STATES))
         if money(host_due) != state["amount_due"] or not same_status:
             report.drift.append(Drift("payment_differs", "Invoice", oid, mapping.qbo_id,
                                       f"invoice {number}: {host_label()} {host_status} due {money(host_due)} / QBO "

@@ -35,6 +35,8 @@ def test_partial_payment_amounts_from_the_sample():
     state = payments.payment_state(query_invoice("67"), None, BEFORE_DUE)
     assert state == {
         "amount_paid": Decimal("220.00"),  # 459 - 239
+        "amount_credited": Decimal("0.00"),
+        "amount_refunded": Decimal("0.00"),
         "amount_due": Decimal("239.00"),
         "payment_status": "partial",
         "last_payment_date": None,
@@ -71,6 +73,8 @@ def test_voided_invoice_is_void_with_nothing_paid_or_due(payload):
     state = payments.payment_state(payload("invoice_void_response.json"), [], dt.date(2030, 1, 1))
     assert state == {
         "amount_paid": Decimal("0.00"),
+        "amount_credited": Decimal("0.00"),
+        "amount_refunded": Decimal("0.00"),
         "amount_due": Decimal("0.00"),
         "payment_status": "void",
         "last_payment_date": None,
@@ -119,6 +123,8 @@ def test_real_payment_payload(payload):
         "unapplied_amount": Decimal("0.00"),
         "customer_qbo_id": "20",
         "applied": {"67": Decimal("25.00")},
+        "credits_used": {},
+        "credited": {},
     }
     assert payments.linked_invoice_ids(raw) == ["67"]
     assert payments.qbo_updated_at(raw) == dt.datetime(2014, 9, 16, 21, 59, 48, tzinfo=dt.UTC)
@@ -138,3 +144,81 @@ def test_refusals():
         payments.payment_state(query_invoice("67"), None, None)
     with pytest.raises(MappingError, match="deleted"):
         payments.payment_state({"Invoice": {"Id": "266", "status": "Deleted"}}, None, BEFORE_DUE)
+
+
+# --- credits and refunds ----------------------------------------------------------------------------------------------
+
+
+def invoice(iid, total, balance, txn_date="2026-11-01", customer="1", payments_ids=()):
+    return {"Invoice": {"Id": iid, "TotalAmt": total, "Balance": balance, "TxnDate": txn_date, "DueDate": "2026-12-01",
+                        "CustomerRef": {"value": customer},
+                        "LinkedTxn": [{"TxnId": p, "TxnType": "Payment"} for p in payments_ids]}}
+
+
+def credit_application(pid, memo_id, invoice_id, amount, *, shape="one_line"):
+    if shape == "one_line":
+        lines = [{"Amount": amount, "LinkedTxn": [{"TxnId": memo_id, "TxnType": "CreditMemo"},
+                                                  {"TxnId": invoice_id, "TxnType": "Invoice"}]}]
+    else:
+        lines = [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]},
+                 {"Amount": amount, "LinkedTxn": [{"TxnId": memo_id, "TxnType": "CreditMemo"}]}]
+    return {"Id": pid, "TotalAmt": 0, "TxnDate": "2026-11-05", "CustomerRef": {"value": "1"}, "Line": lines}
+
+
+TODAY = dt.date(2026, 11, 10)
+
+
+@pytest.mark.parametrize("shape", ["one_line", "line_each"])
+def test_a_fully_credited_invoice_is_credited_not_paid(shape):
+    state = payments.payment_state(invoice("5", 100, 0, payments_ids=["9"]),
+                                   [credit_application("9", "3", "5", 100, shape=shape)], TODAY)
+    assert state["payment_status"] == "credited"
+    assert state["amount_credited"] == Decimal("100.00") and state["amount_paid"] == Decimal("0.00")
+
+
+def test_cash_and_credit_are_told_apart():
+    cash = payment("8", "5", "2026-11-04", 60)["Payment"]
+    combined = {"Id": "9", "TotalAmt": 10, "TxnDate": "2026-11-05", "CustomerRef": {"value": "1"},
+                "Line": [{"Amount": 40, "LinkedTxn": [{"TxnId": "5", "TxnType": "Invoice"}]},
+                         {"Amount": 30, "LinkedTxn": [{"TxnId": "3", "TxnType": "CreditMemo"}]}]}
+    state = payments.payment_state(invoice("5", 100, 0, payments_ids=["8", "9"]), [cash, combined], TODAY)
+    assert state["payment_status"] == "paid"
+    assert (state["amount_paid"], state["amount_credited"]) == (Decimal("70.00"), Decimal("30.00"))
+    half = payments.payment_state(invoice("5", 100, 50, payments_ids=["9"]),
+                                  [credit_application("9", "3", "5", 50)], TODAY)
+    assert half["payment_status"] == "partial" and half["amount_credited"] == Decimal("50.00")
+    assert half["amount_paid"] == Decimal("0.00") and half["amount_due"] == Decimal("50.00")
+
+
+def test_pooled_credit_goes_to_the_payments_invoices_in_order():
+    both = {"Id": "9", "TotalAmt": 0, "CustomerRef": {"value": "1"}, "Line": [
+        {"Amount": 30, "LinkedTxn": [{"TxnId": "5", "TxnType": "Invoice"}]},
+        {"Amount": 20, "LinkedTxn": [{"TxnId": "6", "TxnType": "Invoice"}]},
+        {"Amount": 50, "LinkedTxn": [{"TxnId": "3", "TxnType": "CreditMemo"}]}]}
+    assert payments.from_qbo(both)["credited"] == {"5": Decimal("30.00"), "6": Decimal("20.00")}
+    assert payments.from_qbo(both)["credits_used"] == {"3": Decimal("50.00")}
+
+
+def test_refunds_go_to_the_newest_paid_invoices_of_the_customer():
+    older = invoice("5", 100, 0, "2026-10-01", payments_ids=["8"])
+    newer = invoice("6", 50, 0, "2026-11-01", payments_ids=["9"])
+    credited = invoice("7", 80, 0, "2026-11-02", payments_ids=["10"])
+    other = invoice("11", 500, 0, "2026-11-03", customer="2")
+    pays = [payment("8", "5", "2026-10-02", 100)["Payment"], payment("9", "6", "2026-11-02", 50)["Payment"],
+            credit_application("10", "3", "7", 80)]
+    refunds = [{"RefundReceipt": {"Id": "1", "TotalAmt": 70, "CustomerRef": {"value": "1"}}},
+               {"Id": "2", "status": "Deleted"}, {"Id": "3", "TotalAmt": 5}]
+    got = payments.refunds_by_invoice([older, newer, credited, other], pays, refunds)
+    assert got == {"6": Decimal("50.00"), "5": Decimal("20.00")}
+    state = payments.payment_state(newer, pays, TODAY, refunded=got["6"])
+    assert state["payment_status"] == "refunded" and state["amount_refunded"] == Decimal("50.00")
+    part = payments.payment_state(older, pays, TODAY, refunded=got["5"])
+    assert part["payment_status"] == "paid" and part["amount_refunded"] == Decimal("20.00")
+    assert part["amount_paid"] == Decimal("100.00")
+
+
+def test_a_void_shows_nothing_credited_or_refunded():
+    void = {"Id": "5", "TotalAmt": 0, "Balance": 0, "PrivateNote": "Voided", "Line": []}
+    state = payments.payment_state(void, [credit_application("9", "3", "5", 10)], TODAY, refunded=Decimal("5"))
+    assert state["payment_status"] == "void"
+    assert state["amount_credited"] == state["amount_refunded"] == Decimal("0.00")
