@@ -489,6 +489,32 @@ def _rename_refs(realm: Realm, ref_key: str, oid: str, name: str) -> None:
                 ref["name"] = name
 
 
+def merge_customer(realm: Realm, from_id: Any, into_id: Any, now: float) -> tuple[str, dict, list[tuple]]:
+    """What the accountant's merge does (UI only in QBO; FACTS §12.4): every transaction of ``from_id`` moves to
+    ``into_id`` (CustomerRef changes, SyncToken and LastUpdatedTime move), ``from_id`` is deleted (gone from reads
+    and queries, a ``status:"Deleted"`` stub in CDC), and one webhook ``Merge`` names the survivor with the
+    merged-away id as ``deletedId``. Customers with sub-customers cannot be merged."""
+    lost, keep = get_live(realm, "Customer", from_id), get_live(realm, "Customer", into_id)
+    if lost["Id"] == keep["Id"]:
+        raise business("A customer cannot be merged into itself.")
+    for cust in realm.entities["Customer"].values():
+        if (cust.get("ParentRef") or {}).get("value") in (lost["Id"], keep["Id"]):
+            raise business("Customers with sub-customers or projects cannot be merged.")
+    events: list[tuple] = []
+    for etype in ("Invoice", "Payment", "CreditMemo", "RefundReceipt"):
+        for txn in realm.entities[etype].values():
+            if (txn.get("CustomerRef") or {}).get("value") == lost["Id"]:
+                txn["CustomerRef"] = ref_to(keep)
+                touch(txn, now)
+                events.append((etype, txn["Id"], "Update", now))
+    del realm.entities["Customer"][lost["Id"]]
+    realm.deleted.append(("Customer", lost["Id"], now))
+    _recompute_customer_balance(realm, keep, now)
+    touch(keep, now, bump=False)
+    events.insert(0, ("Customer", keep["Id"], "Merge", now, lost["Id"]))
+    return "Customer", keep, events
+
+
 # --------------------------------------------------------------------------- Item
 
 ITEM_TYPES = ("Service", "NonInventory", "Inventory")

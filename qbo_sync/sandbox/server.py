@@ -369,6 +369,18 @@ class Sandbox:
         """Make every access token of the realm expired now (next API call gets 401)."""
         return self.oauth.expire_access_tokens(realm_id)
 
+    def merge_customers(self, realm_id: str, from_id: str, into_id: str) -> dict:
+        """The accountant merges customer ``from_id`` into ``into_id`` (as QBO's UI does; there is no API for it):
+        transactions move, ``from_id`` is deleted, a ``Merge`` webhook goes out. Returns the surviving customer.
+        Raises :class:`~qbo_sync.sandbox.util.QBOError` (unknown id, same id, sub-customers)."""
+        realm = self.realms[realm_id]
+        with realm.lock:
+            _, keep, events = entities.merge_customer(realm, from_id, into_id, self.clock.time())
+            keep = dict(keep)
+        self.webhooks.emit(realm_id, events)
+        self.mark_dirty()
+        return keep
+
     def advance(self, seconds: float) -> None:
         """Move the sandbox clock forward (token expiry, throttle windows, webhook retries, CDC)."""
         self.clock.advance(seconds)
@@ -1078,6 +1090,17 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_sandbox/expire-tokens" and method == "POST":
                 n = sb.expire_access_tokens(data.get("realm_id") or data.get("realmId") or "")
                 self._json(200, {"expired": n})
+            elif path == "/_sandbox/merge" and method == "POST":
+                realm_id = data.get("realm_id") or data.get("realmId") or ""
+                if realm_id not in sb.realms:
+                    self._json(404, {"error": "unknown realm"})
+                    return
+                try:
+                    keep = sb.merge_customers(realm_id, data["from_id"], data["into_id"])
+                except QBOError as err:
+                    self._json(400, {"error": err.fault()["Error"][0]["Detail"]})
+                    return
+                self._json(200, {"Customer": keep})
             elif path == "/_sandbox/advance" and method == "POST":
                 sb.advance(float(data.get("seconds", 0)))
                 self._json(200, {"offset": sb.clock.offset})

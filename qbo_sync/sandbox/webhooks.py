@@ -39,20 +39,23 @@ def verify(body: bytes, signature: str, verifier_token: str) -> bool:
     return hmac.compare_digest(sign(body, verifier_token), signature.strip())
 
 
-def legacy_payload(events: list[tuple[str, str, str, str, float]]) -> bytes:
-    """events: (realm, entity, id, operation, epoch) -> eventNotifications body."""
+def legacy_payload(events: list[tuple]) -> bytes:
+    """events: (realm, entity, id, operation, epoch[, deleted id]) -> eventNotifications body. A merge names the
+    surviving record as ``id`` and the merged-away one as ``deletedId``."""
     by_realm: dict[str, list[dict]] = {}
-    for realm, entity, oid, op, ts in events:
-        by_realm.setdefault(realm, []).append(
-            {"name": entity, "id": oid, "operation": op, "lastUpdated": fmt_utc(ts)})
+    for realm, entity, oid, op, ts, *rest in events:
+        entry = {"name": entity, "id": oid, "operation": op, "lastUpdated": fmt_utc(ts)}
+        if rest and rest[0]:
+            entry["deletedId"] = rest[0]
+        by_realm.setdefault(realm, []).append(entry)
     body = {"eventNotifications": [{"realmId": r, "dataChangeEvent": {"entities": ents}}
                                    for r, ents in by_realm.items()]}
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
-def cloudevents_payload(events: list[tuple[str, str, str, str, float]], source: str) -> bytes:
+def cloudevents_payload(events: list[tuple], source: str) -> bytes:
     out = []
-    for realm, entity, oid, op, ts in events:
+    for realm, entity, oid, op, ts, *rest in events:
         out.append({
             "specversion": "1.0",
             "id": f"{uuid.uuid4()}-{entity}-{oid}",
@@ -62,7 +65,7 @@ def cloudevents_payload(events: list[tuple[str, str, str, str, float]], source: 
             "time": fmt_utc(ts),
             "intuitentityid": oid,
             "intuitaccountid": realm,
-            "data": {},
+            "data": {"deletedid": rest[0]} if rest and rest[0] else {},
         })
     return json.dumps(out, separators=(",", ":")).encode("utf-8")
 
@@ -99,12 +102,13 @@ class Dispatcher:
         with self.cond:
             self.cond.notify_all()
 
-    def emit(self, realm_id: str, events: list[tuple[str, str, str, float]]) -> None:
+    def emit(self, realm_id: str, events: list[tuple]) -> None:
+        """``events``: (entity, id, operation, epoch[, deleted id of a merge])."""
         if not self.sb.options.get("webhook_url") or not events:
             return
         with self.cond:
-            for entity, oid, op, ts in events:
-                self.pending.append((realm_id, entity, oid, op, ts))
+            for entity, oid, op, ts, *rest in events:
+                self.pending.append((realm_id, entity, oid, op, ts, *rest))
             self.cond.notify_all()
 
     def idle(self) -> bool:
