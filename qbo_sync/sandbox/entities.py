@@ -555,7 +555,8 @@ def _item_write(realm: Realm, existing: dict | None, body: dict, now: float, spa
     obj["Name"] = name
     obj["FullyQualifiedName"] = name
     obj["Type"] = itype
-    obj["Taxable"] = _bool(obj.get("Taxable"), False)
+    if "Taxable" in obj:  # absent unless sent, like the recorded service-item create (and then not taxable)
+        obj["Taxable"] = _bool(obj["Taxable"], False)
     obj["Active"] = _bool(obj.get("Active"), True)
     obj["domain"], obj["sparse"] = "QBO", False
     obj = _finish(realm, "Item", existing, obj, now)
@@ -725,11 +726,13 @@ def _doc_number(realm: Realm, existing: dict | None, obj: dict, sparse: bool,
     * ``True`` (on): a sent number is kept, an omitted one stays empty, and a number another invoice already
       has is refused with 6140 unless the request carries ``include=allowduplicatedocnum``;
     * ``False`` (off): QBO numbers invoices itself; a sent number is ignored (an update keeps its number).
+
+    ``DocNumber: "AUTO_GENERATE"`` takes the next number whatever the preference.
     """
     pref = realm.opt("custom_txn_numbers")
     sent = obj.get("DocNumber")
-    if pref is False:
-        if existing is not None:
+    if pref is False or sent == "AUTO_GENERATE":  # Intuit's SDK reference: AUTO_GENERATE forces the next number
+        if existing is not None and sent != "AUTO_GENERATE":
             return existing.get("DocNumber")
         realm.doc_number += 1
         return str(realm.doc_number)
@@ -743,7 +746,8 @@ def _doc_number(realm: Realm, existing: dict | None, obj: dict, sparse: bool,
     doc = str(sent)
     if len(doc) > 21:
         raise business("DocNumber is longer than 21 characters.")
-    if pref is True and "allowduplicatedocnum" not in include:
+    unchanged = existing is not None and existing.get("DocNumber") == doc  # an update keeping its number
+    if pref is True and "allowduplicatedocnum" not in include and not unchanged:
         own = existing["Id"] if existing else None
         for etype, label in (("Invoice", "Invoice"), ("CreditMemo", "Credit Memo"),
                              ("RefundReceipt", "Refund Receipt")):  # numbers clash across sales forms

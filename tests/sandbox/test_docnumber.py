@@ -32,14 +32,18 @@ def test_custom_numbers_on_refuses_a_duplicate_unless_included(qbo_sandbox, api,
     assert api.query("select count(*) from Invoice").json()["QueryResponse"]["totalCount"] == 1
     r = api.post("invoice", body(cust, item, DocNumber="A-1"), include="allowduplicatedocnum")
     assert r.status_code == 200 and r.json()["Invoice"]["DocNumber"] == "A-1"
+    dup = r.json()["Invoice"]
+    r = api.post("invoice", {"Id": dup["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "edited"})
+    assert r.status_code == 200  # keeping its (duplicate) number is not checked again
     # an update keeping its own number is fine; taking another's is not
     second = api.create("Invoice", body(cust, item, DocNumber="A-2"))
     r = api.post("invoice", body(cust, item, Id=second["Id"], SyncToken="0", DocNumber="A-2", PrivateNote="x"))
     assert r.status_code == 200
     r = api.post("invoice", {"Id": second["Id"], "SyncToken": "1", "sparse": True, "DocNumber": "A-1"})
     assert r.status_code == 400 and fault_code(r) == "6140"
-    # none sent: the invoice has no number
+    # none sent: the invoice has no number; AUTO_GENERATE asks for the next one
     assert "DocNumber" not in api.create("Invoice", body(cust, item))
+    assert api.create("Invoice", body(cust, item, DocNumber="AUTO_GENERATE"))["DocNumber"].isdigit()
     # a voided invoice keeps its number
     r = api.post("invoice", {"Id": second["Id"], "SyncToken": "1"}, operation="void")
     assert r.status_code == 200

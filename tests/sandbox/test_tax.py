@@ -52,6 +52,7 @@ def test_default_model_is_none_lines_still_say_tax_or_non(api, goods):
     assert inv["TxnTaxDetail"] == {"TotalTax": 0}
     assert [ln["SalesItemLineDetail"]["TaxCodeRef"]["value"] for ln in inv["Line"][:3]] == ["TAX", "NON", "TAX"]
     assert d(inv["TotalAmt"]) == d("381.00") == d(inv["Balance"])
+    assert "Taxable" not in api.item("Plain")  # as the recorded service-item create answers
 
 
 def test_automated_mixed_lines_in_two_states(qbo_sandbox, api, goods):
