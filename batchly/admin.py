@@ -114,15 +114,15 @@ class MembershipAdmin(TenantAdmin, SuperuserManagedAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(QboSyncAdminMixin, TenantAdmin, admin.ModelAdmin):
-    list_display = ("display_name", "company_name", "email", "active", "organization", "updated_at")
-    list_filter = ("active", ORGANIZATION_FILTER)
+    list_display = ("display_name", "company_name", "email", "taxable", "active", "organization", "updated_at")
+    list_filter = ("active", "taxable", ORGANIZATION_FILTER)
     search_fields = ("display_name", "company_name", "email")
 
 
 @admin.register(Item)
 class ItemAdmin(QboSyncAdminMixin, TenantAdmin, admin.ModelAdmin):
-    list_display = ("name", "sku", "unit_price", "type", "active", "organization")
-    list_filter = ("type", "active", ORGANIZATION_FILTER)
+    list_display = ("name", "sku", "unit_price", "type", "taxable", "active", "organization")
+    list_filter = ("type", "taxable", "active", ORGANIZATION_FILTER)
     search_fields = ("name", "sku")
 
 
@@ -152,12 +152,13 @@ class InvoiceLineInline(TenantAdmin, admin.TabularInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(QboSyncAdminMixin, TenantAdmin, admin.ModelAdmin):
-    list_display = ("number", "customer", "issue_date", "total", "status", "payment_status", "amount_due")
+    list_display = ("number", "customer", "issue_date", "subtotal", "tax_amount", "total", "status", "payment_status",
+                    "amount_due")
     list_filter = ("status", "payment_status", ORGANIZATION_FILTER)
     search_fields = ("number", "customer__display_name")
     inlines = [InvoiceLineInline]
-    readonly_fields = ("amount_paid", "amount_credited", "amount_refunded", "amount_due", "payment_status",
-                       "last_payment_date", "last_payment_id", "sent_at", "voided_at", "status")
+    readonly_fields = ("tax_amount", "amount_paid", "amount_credited", "amount_refunded", "amount_due",
+                       "payment_status", "last_payment_date", "last_payment_id", "sent_at", "voided_at", "status")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_locked:

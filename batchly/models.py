@@ -114,6 +114,8 @@ class Customer(TenantModel):
     bill_region = models.CharField("billing state/region", max_length=255, blank=True)
     bill_postal_code = models.CharField("billing postal code", max_length=30, blank=True)
     bill_country = models.CharField("billing country", max_length=255, blank=True)
+    taxable = models.BooleanField(default=True, help_text="Sales tax applies; off for a tax-exempt customer. "
+                                  "QuickBooks owns it once synced.")
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -138,6 +140,8 @@ class Item(TenantModel):
     description = models.TextField(blank=True, max_length=4000)
     unit_price = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.SERVICE)
+    taxable = models.BooleanField(default=True, help_text="Sales tax applies to this item. QuickBooks owns it once "
+                                  "synced.")
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -248,14 +252,14 @@ class Invoice(TenantModel):
         CREDITED = "credited", "Credited"  # settled by credit memos, no money paid
         REFUNDED = "refunded", "Refunded"  # settled, and everything paid was refunded
 
-    # Fields QuickBooks feeds back (payments); they stay writable on a sent invoice.
+    # Fields QuickBooks feeds back (payments, and the sales tax it computed); they stay writable on a sent invoice.
     PAYMENT_FIELDS = frozenset(
         {"amount_paid", "amount_credited", "amount_refunded", "amount_due", "payment_status", "last_payment_date",
-         "last_payment_id", "updated_at"}
+         "last_payment_id", "tax_amount", "total", "updated_at"}
     )
     # Fields that fix what was sent; frozen once the invoice left Batchly.
     CONTENT_FIELDS = frozenset(
-        {"number", "customer", "customer_id", "issue_date", "due_date", "subtotal", "total", "memo"}
+        {"number", "customer", "customer_id", "issue_date", "due_date", "subtotal", "memo"}
     )
 
     number = models.CharField(max_length=21)
@@ -268,6 +272,8 @@ class Invoice(TenantModel):
     due_date = models.DateField()
     memo = models.CharField(max_length=4000, blank=True)
     subtotal = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    # Sales tax as QuickBooks computed it (0 until the invoice is sent); total = subtotal + tax_amount.
+    tax_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     total = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -330,14 +336,15 @@ class Invoice(TenantModel):
 
     @classmethod
     def _content_attnames(cls) -> list[str]:
-        return ["number", "customer_id", "issue_date", "due_date", "subtotal", "total", "memo"]
+        return ["number", "customer_id", "issue_date", "due_date", "subtotal", "memo"]
 
     def recalculate(self) -> None:
         """Recompute subtotal, total and amount due from the lines (drafts only)."""
         if self.is_locked:
             raise InvoiceError(f"Invoice {self.number} is {self.status}; its lines and totals are final.")
         subtotal = sum((line.amount for line in self.lines.all()), Decimal("0.00"))
-        self.subtotal = self.total = money(subtotal)
+        self.subtotal = money(subtotal)
+        self.total = money(self.subtotal + self.tax_amount)
         self.amount_due = money(self.total - self.amount_paid)
         self.save(update_fields=["subtotal", "total", "amount_due", "updated_at"])
 

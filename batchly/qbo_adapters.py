@@ -18,9 +18,9 @@ from qbo_sync.permissions import Action, has_default_permission
 
 CUSTOMER_FIELDS = (
     "display_name", "company_name", "given_name", "family_name", "email", "phone",
-    "bill_line1", "bill_line2", "bill_city", "bill_region", "bill_postal_code", "bill_country", "active",
+    "bill_line1", "bill_line2", "bill_city", "bill_region", "bill_postal_code", "bill_country", "taxable", "active",
 )
-ITEM_FIELDS = ("name", "sku", "description", "unit_price", "type", "active")
+ITEM_FIELDS = ("name", "sku", "description", "unit_price", "type", "taxable", "active")
 
 
 def organizations_for_user(user: Any) -> models.QuerySet:
@@ -109,7 +109,7 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
             "txn_date": obj.issue_date,
             "due_date": obj.due_date,
             "private_note": obj.memo,
-            "total": obj.total,
+            "total": obj.subtotal,  # before tax: QuickBooks computes the tax and its answer sets tax_amount and total
             "lines": [
                 {
                     "item_object_id": str(line.item_id),
@@ -117,6 +117,7 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
                     "qty": Decimal(line.quantity),
                     "unit_price": Decimal(line.unit_price),
                     "amount": line.amount,
+                    "taxable": line.item.taxable,
                 }
                 for line in obj.lines.all()
             ],
@@ -156,7 +157,7 @@ class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter):
 
     def apply_payment_state(self, obj: models.Model, state: dict[str, Any]) -> None:
         fields = ["amount_paid", "amount_credited", "amount_refunded", "amount_due", "payment_status",
-                  "last_payment_date", "last_payment_id"]
+                  "last_payment_date", "last_payment_id", "tax_amount", "total"]
         changed = [f for f in fields if f in state and getattr(obj, f) != (state[f] if state[f] is not None else
                                                                             ("" if f == "last_payment_id" else None))]
         if state.get("payment_status") not in Invoice.PaymentStatus.values:

@@ -119,7 +119,9 @@ class InvoiceAdapterMixin:
         ``amount_credited`` and ``amount_refunded`` (optional for the host: ignore them if you have no room) and
         ``amount_due`` (``Decimal``), ``payment_status`` (``"paid"``, ``"credited"``, ``"refunded"``,
         ``"partial"``, ``"overdue"``, ``"open"`` or ``"void"``),
-        ``last_payment_date`` (``date`` or ``None``) and ``last_payment_id`` (``str`` or ``None``). It is called
+        ``last_payment_date`` (``date`` or ``None``) and ``last_payment_id`` (``str`` or ``None``), and, unless the
+        invoice is void, ``tax_amount`` and ``total`` (``Decimal``: the sales tax QuickBooks charged and its total
+        including that tax; a host without tax fields ignores them). It is called
         with every QuickBooks answer that carries the invoice's balance: the push's own answer (nothing paid yet:
         amount due = total), a void, and every pull, including versions already seen. So it must be idempotent
         and cheap when nothing changed, must save even a sent (locked) invoice's payment fields, and may ignore a
@@ -129,13 +131,17 @@ class InvoiceAdapterMixin:
 
     def payment_state(self, obj: models.Model) -> dict[str, Any] | None:
         """The payment state the invoice row holds now (what ``apply_payment_state`` last wrote), for
-        reconciliation to compare with QuickBooks: ``{"amount_due": Decimal, "payment_status": str}``; ``None``
-        when the host keeps no payment state. The default reads attributes of those two names; a host whose
-        columns are named otherwise overrides it."""
+        reconciliation to compare with QuickBooks: ``{"amount_due": Decimal, "payment_status": str}``, plus
+        ``"tax_amount": Decimal`` when the host keeps the sales tax QuickBooks charged; ``None`` when the host keeps
+        no payment state. The default reads attributes of those names; a host whose columns are named otherwise
+        overrides it."""
         due, status = getattr(obj, "amount_due", None), getattr(obj, "payment_status", None)
         if due is None or status is None:
             return None
-        return {"amount_due": due, "payment_status": status}
+        state = {"amount_due": due, "payment_status": status}
+        if getattr(obj, "tax_amount", None) is not None:
+            state["tax_amount"] = obj.tax_amount
+        return state
 
     def refresh_overdue(self, organization_id: int, today: dt.date) -> int:
         """Mark open invoices past their due date as overdue (time passes without QBO changing anything)."""

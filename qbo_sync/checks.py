@@ -46,6 +46,19 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 
 @checks.register()
+def check_tax_model(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from qbo_sync.mapping.invoices import TAX_MODELS
+
+    if qbo_settings.TAX_MODEL not in TAX_MODELS:
+        return [checks.Error(
+            f'QBO_SYNC["TAX_MODEL"] is {qbo_settings.TAX_MODEL!r}.',
+            hint=f"Use one of: {', '.join(TAX_MODELS)} (how the QuickBooks company charges sales tax).",
+            id="qbo_sync.E017",
+        )]
+    return []
+
+
+@checks.register()
 def check_worker_timing(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """django-q2 must kill a drain before it hands the task to a second worker, and a drain ends before both."""
     q = getattr(settings, "Q_CLUSTER", {}) or {}

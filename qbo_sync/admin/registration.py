@@ -70,7 +70,8 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
                     "access_token_expires_at", "refresh_token_expires_at", "last_error_short", "connected_at")
     list_filter = ("status", "environment", ("paused_at", admin.EmptyFieldListFilter))
     search_fields = ("company_name", "realm_id")
-    fields = ("organization", "status", "company_name", "realm_id", "environment", "paused_at", "pause_reason",
+    fields = ("organization", "status", "company_name", "realm_id", "environment", "tax_model", "tax_code",
+              "paused_at", "pause_reason",
               "paused_by", "access_token_expires_at", "refresh_token_expires_at", "last_refreshed_at", "last_error",
               "last_served_at", "connected_at", "connected_by", "created_at", "updated_at")
     readonly_fields = fields

@@ -1,12 +1,18 @@
-"""Customer: synced both ways, every field "newest wins" unless configured critical.
+"""Customer: synced both ways, every field "newest wins" unless configured critical, except ``taxable``.
 
 Canonical fields: display_name, company_name, given_name, family_name, email, phone, bill_line1, bill_line2,
-bill_city, bill_region, bill_postal_code, bill_country (all text) and active (bool).
+bill_city, bill_region, bill_postal_code, bill_country (all text), taxable and active (bool).
 
 QBO side: ``DisplayName``, ``CompanyName``, ``GivenName``, ``FamilyName``, ``PrimaryEmailAddr.Address``,
 ``PrimaryPhone.FreeFormNumber``, ``BillAddr{Line1, Line2, City, CountrySubDivisionCode, PostalCode,
-Country}``, ``Active``. Customers are never deleted in QBO; deleting in the host is a push of
+Country}``, ``Taxable``, ``Active``. Customers are never deleted in QBO; deleting in the host is a push of
 ``active=False``.
+
+Tax: ``taxable`` is ``Taxable`` (false = a tax-exempt customer, whose invoices QBO charges no sales tax). QBO owns
+the tax setup as it owns an item's price (policy ``qbo_owns``): a new customer is created with the host's value,
+after that a host edit is put back to QBO's on the next pull, and an edit in QBO reaches the host. ``Taxable``
+absent from a QBO payload reads as true (QBO's default for a customer). A host that keeps no taxability leaves
+``taxable`` out of its values and nothing about it is sent or merged.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from .base import (
     FieldKind,
     MappingError,
     NaturalKey,
+    Policy,
     meta_updated_at,
     missing_fields,
     text,
@@ -59,9 +66,11 @@ SPEC = EntitySpec(
         "email",
         "phone",
         *_BILL_ADDR,
+        "taxable",
         "active",
     ),
-    kinds={"email": FieldKind.EMAIL, "active": FieldKind.BOOL},
+    policies={"taxable": Policy.QBO_OWNS},
+    kinds={"email": FieldKind.EMAIL, "taxable": FieldKind.BOOL, "active": FieldKind.BOOL},
     groups={"bill_address": tuple(_BILL_ADDR)},
     # The same customer on both sides: DisplayName (unique in QBO, case-insensitively in practice), then email.
     natural_keys=(NaturalKey("display_name", "DisplayName"), NaturalKey("email", "PrimaryEmailAddr.Address")),
@@ -114,6 +123,8 @@ def to_qbo(
     }
     if addr:
         payload["BillAddr"] = addr
+    if "taxable" in values and values["taxable"] is not None:
+        payload["Taxable"] = bool(values["taxable"])
     if "active" in values and values["active"] is not None:
         payload["Active"] = bool(values["active"])
     derivable = payload.get("GivenName") or payload.get("FamilyName")
@@ -132,6 +143,7 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
     values["email"] = text(email.get("Address"))
     values["phone"] = text(phone.get("FreeFormNumber"))
     values.update({name: text(addr.get(key)) for name, key in _BILL_ADDR.items()})
+    values["taxable"] = bool(data.get("Taxable", True))
     values["active"] = bool(data.get("Active", True))
     return values
 

@@ -1,8 +1,16 @@
 """Invoice: push only. Validated before sending; voided, never edited once sent; QBO's total read back.
 
 Canonical values here: doc_number, customer_qbo_id, txn_date (date), due_date (date | None), private_note,
-lines: list of {item_qbo_id, description, qty (Decimal), unit_price (Decimal), amount (Decimal)},
-total (Decimal, the sum of the line amounts, before any tax QBO adds).
+lines: list of {item_qbo_id, description, qty (Decimal), unit_price (Decimal), amount (Decimal), and optionally
+taxable (bool: the item's taxability)}, total (Decimal, the sum of the line amounts, before any tax QBO adds).
+
+Sales tax: QBO decides it. A line whose values carry ``taxable`` is sent with ``TaxCodeRef`` ``TAX`` or ``NON``
+(the only line codes a US company accepts); a line without it is sent without a code, as before. In a company
+with automated sales tax nothing else is sent: QBO picks the rate from the customer's address and the lines'
+codes, and ``TotalAmt``/``Balance`` in its answer include the tax (:func:`tax_amount` reads it back). In a
+company with manual sales tax the push passes the configured tax code as context ``tax_code``, sent as
+``TxnTaxDetail.TxnTaxCodeRef``; without one QBO would charge no tax, so the push refuses before sending
+(:func:`validate` with ``tax_model="manual"``).
 
 The host's invoice adapter does not know QBO ids: its ``to_values`` gives ``customer_object_id`` and, per line,
 ``item_object_id`` (the host rows' primary keys), and the push (``services.push``) replaces them with
@@ -46,6 +54,7 @@ __all__ = [
     "from_qbo",
     "is_voided",
     "qbo_updated_at",
+    "tax_amount",
     "to_qbo",
     "validate",
     "void_payload",
@@ -57,6 +66,10 @@ PRIVATE_NOTE_MAX = 4000
 #: the ``operation`` query parameter of a void (``POST /invoice?operation=void``)
 VOID_OPERATION = "void"
 SALES_LINE = "SalesItemLineDetail"
+#: the line tax codes of a US company: the line is taxable or not; the rate comes from the transaction
+TAXABLE_CODE, NON_TAXABLE_CODE = "TAX", "NON"
+#: how a company charges sales tax: QBO computes it (automated), the transaction names a code (manual), or none
+TAX_MODELS = ("automated", "manual", "none")
 
 SPEC = EntitySpec(
     qbo_name=QBO_NAME,
@@ -115,8 +128,11 @@ def _is_float(value: Any) -> bool:
     return isinstance(value, float)
 
 
-def validate(values: Mapping[str, Any]) -> list[ValidationIssue]:
+def validate(values: Mapping[str, Any], *, tax_model: str = "automated", tax_code: str = "") -> list[ValidationIssue]:
     """Every reason ``values`` cannot be pushed, in field order; an empty list means "send it".
+
+    ``tax_model="manual"``: the company charges tax only on a transaction naming a tax code, so a missing
+    ``tax_code`` (the one configured for the connection) is an issue when any line is taxable.
 
     Checks: a customer reference; at least one line; per line an item reference, quantity, unit price and
     amount that are numbers (never ``float``: money must be ``Decimal``) with ``amount == qty * unit_price``
@@ -181,6 +197,10 @@ def validate(values: Mapping[str, Any]) -> list[ValidationIssue]:
         if qty is not None and price is not None and abs(qty * price - amount) > MONEY_TOLERANCE:
             add(f"{prefix}.amount", f"{amount} is not quantity {qty} x unit price {price} = {qty * price}")
 
+    if tax_model == "manual" and not text(tax_code).strip() and any(line.get("taxable") for line in lines):
+        add("tax_code", "the QuickBooks company uses manual sales tax and no tax code is configured "
+            "(QBO_SYNC['TAX_CODE'] or the connection's tax code)")
+
     total = number("total", values.get("total"))
     if total is not None:
         if total < 0:
@@ -201,6 +221,8 @@ def _line_payload(line: Mapping[str, Any]) -> dict[str, Any]:
         "DetailType": SALES_LINE,
         SALES_LINE: detail,
     }
+    if line.get("taxable") is not None:
+        detail["TaxCodeRef"] = {"value": TAXABLE_CODE if line["taxable"] else NON_TAXABLE_CODE}
     if text(line.get("description")):
         payload["Description"] = text(line["description"])
     return payload
@@ -219,7 +241,8 @@ def to_qbo(
     ``total`` is never sent (QBO computes ``TotalAmt``; check it with :func:`compare_total`). Validation is
     the caller's step (:func:`validate`), but the payload refuses to build without a customer or lines on
     create. The services layer refuses to edit a sent invoice (a correction is void + new); the update form
-    exists for completeness and sends only what ``values`` holds.
+    exists for completeness and sends only what ``values`` holds. Context ``tax_code`` (manual sales tax) is
+    sent as ``TxnTaxDetail.TxnTaxCodeRef``.
     """
     creating = qbo_id is None
     if not creating and sync_token is None:
@@ -245,6 +268,8 @@ def to_qbo(
         payload["PrivateNote"] = text(values["private_note"])
     if "lines" in values:
         payload["Line"] = [_line_payload(line) for line in values["lines"] or []]
+    if text(context.get("tax_code")).strip():
+        payload["TxnTaxDetail"] = {"TxnTaxCodeRef": {"value": text(context["tax_code"]).strip()}}
     if creating and ("CustomerRef" not in payload or not payload.get("Line")):
         raise MappingError("a new Invoice needs a customer and at least one line (run validate() first)")
     return payload
@@ -256,7 +281,7 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
     Only ``SalesItemLineDetail`` lines are returned (QBO appends a ``SubTotalLineDetail`` line). A line
     without ``Qty``/``UnitPrice`` (allowed by QBO) reads as quantity 1 at the line amount. ``total`` is
     ``TotalAmt`` when QBO sent one (it includes tax), else the sum of the lines (a request payload has no
-    ``TotalAmt``).
+    ``TotalAmt``). A line with a ``TaxCodeRef`` reads ``taxable`` (anything but ``NON``).
     """
     data = unwrap(payload, QBO_NAME)
     lines: list[dict[str, Any]] = []
@@ -273,15 +298,17 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
         else:
             price = amount if qty in (0, 1) else amount / qty
         item = detail.get("ItemRef") or {}
-        lines.append(
-            {
-                "item_qbo_id": text(item.get("value")),
-                "description": text(line.get("Description")),
-                "qty": qty,
-                "unit_price": price,
-                "amount": amount,
-            }
-        )
+        read: dict[str, Any] = {
+            "item_qbo_id": text(item.get("value")),
+            "description": text(line.get("Description")),
+            "qty": qty,
+            "unit_price": price,
+            "amount": amount,
+        }
+        code = text((detail.get("TaxCodeRef") or {}).get("value"))
+        if code:
+            read["taxable"] = code != NON_TAXABLE_CODE
+        lines.append(read)
     total_raw = data.get("TotalAmt")
     total = money(total_raw, field_name="TotalAmt") if total_raw is not None else money(
         sum((line["amount"] for line in lines), Decimal("0"))
@@ -300,6 +327,12 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
 def qbo_updated_at(payload: Mapping[str, Any]) -> dt.datetime:
     """``MetaData.LastUpdatedTime`` as an aware UTC datetime."""
     return meta_updated_at(payload, QBO_NAME)
+
+
+def tax_amount(payload: Mapping[str, Any]) -> Decimal:
+    """The sales tax QBO charged on an invoice (``TxnTaxDetail.TotalTax``; 0 when absent), to cents."""
+    data = unwrap(payload, QBO_NAME)
+    return money((data.get("TxnTaxDetail") or {}).get("TotalTax") or 0, field_name="TxnTaxDetail.TotalTax")
 
 
 def void_payload(qbo_id: str, sync_token: str) -> dict[str, Any]:

@@ -1,12 +1,19 @@
 """Item: synced both ways, QBO primary.
 
-Policies (issue 5): QBO always wins ``unit_price`` and ``active`` (a host edit is overwritten on the next pull
-and the overwrite recorded); the host owns ``description`` when it changed it; ``name``, ``sku`` and ``type``
-are "newest wins". Items created in the host are pushed with the income account from settings, passed in as
-``income_account_ref`` context.
+Policies (issue 5): QBO always wins ``unit_price``, ``taxable`` and ``active`` (a host edit is overwritten on the
+next pull and the overwrite recorded); the host owns ``description`` when it changed it; ``name``, ``sku`` and
+``type`` are "newest wins".
+
+Tax: ``taxable`` is ``Taxable`` (whether sales tax applies to the item). QBO owns the tax setup as it owns the
+price: a new item is created with the host's value, after that QBO's value wins. ``Taxable`` absent from a QBO
+payload reads as false. A host that keeps no taxability leaves ``taxable`` out of its values: nothing is sent or
+merged for it, and its invoice lines carry no tax code (see ``mapping.invoices``).
+
+Items created in the host are pushed with the income account from settings, passed in as ``income_account_ref``
+context.
 
 Canonical fields: name, sku, description (text), unit_price (Decimal, exact: QBO allows sub-cent unit prices),
-type ("Service" | "NonInventory" | "Inventory"), active (bool).
+type ("Service" | "NonInventory" | "Inventory"), taxable (bool), active (bool).
 """
 
 from __future__ import annotations
@@ -41,13 +48,15 @@ ITEM_TYPES = ("Service", "NonInventory", "Inventory")
 SPEC = EntitySpec(
     qbo_name=QBO_NAME,
     direction=Direction.BOTH,
-    fields=("name", "sku", "description", "unit_price", "type", "active"),
+    fields=("name", "sku", "description", "unit_price", "type", "taxable", "active"),
     policies={
         "unit_price": Policy.QBO_OWNS,
+        "taxable": Policy.QBO_OWNS,
         "active": Policy.QBO_OWNS,
         "description": Policy.HOST_OWNS,
     },
-    kinds={"unit_price": FieldKind.DECIMAL, "active": FieldKind.BOOL, "type": FieldKind.RAW},
+    kinds={"unit_price": FieldKind.DECIMAL, "taxable": FieldKind.BOOL, "active": FieldKind.BOOL,
+           "type": FieldKind.RAW},
     # The same item on both sides: Name (unique in QBO), then the SKU (a code: trimmed, case kept).
     natural_keys=(NaturalKey("name", "Name"), NaturalKey("sku", "Sku", trim_text)),
 )
@@ -94,6 +103,8 @@ def to_qbo(
         payload["Type"] = values["type"]
     if "unit_price" in values and values["unit_price"] is not None:
         payload["UnitPrice"] = parse_decimal(values["unit_price"], field_name="unit_price")
+    if "taxable" in values and values["taxable"] is not None:
+        payload["Taxable"] = bool(values["taxable"])
     if "active" in values and values["active"] is not None:
         payload["Active"] = bool(values["active"])
 
@@ -130,6 +141,7 @@ def from_qbo(payload: Mapping[str, Any]) -> dict[str, Any]:
     price = data.get("UnitPrice")
     values["unit_price"] = Decimal("0") if price is None else parse_decimal(price, field_name="UnitPrice")
     values["type"] = text(data.get("Type")) or "Service"
+    values["taxable"] = bool(data.get("Taxable", False))
     values["active"] = bool(data.get("Active", True))
     return values
 

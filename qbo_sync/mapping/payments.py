@@ -36,6 +36,10 @@ The state of an invoice (canonical fields of :data:`SPEC`):
   assigns ids in increasing order, while ``LinkedTxn`` order is not chronological (sample invoice 71 lists
   payment 74 before 72).
 
+* ``tax_amount`` / ``total`` — what QBO decided the invoice is worth: ``TxnTaxDetail.TotalTax`` and ``TotalAmt``
+  (which includes that tax), so a host can show subtotal, tax and total as the books do. Left out for a voided
+  invoice (QBO zeroes its amounts; the host keeps what it billed). Hosts without tax fields ignore both.
+
 Payments are never pushed: :func:`to_qbo` raises :class:`~qbo_sync.mapping.base.DirectionError`.
 """
 
@@ -59,7 +63,7 @@ from .base import (
     text,
     unwrap,
 )
-from .invoices import is_voided
+from .invoices import is_voided, tax_amount
 
 __all__ = [
     "SPEC",
@@ -326,10 +330,12 @@ def payment_state(
     if last_id is None and linked:
         last_id = max(linked, key=_id_order)
 
+    state: dict[str, Any] = {}
     if status is PaymentStatus.VOID:
         paid = credited = refunded_amount = due_amount = zero
     else:
         due_amount = balance
+        state = {"tax_amount": tax_amount(data), "total": total}
     return {
         "amount_paid": paid,
         "amount_credited": credited,
@@ -338,4 +344,5 @@ def payment_state(
         "payment_status": status.value,
         "last_payment_date": last_date,
         "last_payment_id": last_id,
+        **state,
     }

@@ -40,6 +40,13 @@ class QboConnection(models.Model):
     pause_reason = models.CharField(max_length=255, blank=True)
     paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
+    #: How the company charges sales tax, and the tax code invoices name under the manual model; blank: the
+    #: QBO_SYNC TAX_MODEL / TAX_CODE settings decide.
+    tax_model = models.CharField(max_length=16, blank=True, choices=[("automated", "Automated sales tax"),
+                                                                     ("manual", "Manual sales tax"),
+                                                                     ("none", "No sales tax")])
+    tax_code = models.CharField(max_length=32, blank=True, help_text="QuickBooks TaxCode Id invoices name when the "
+                                "company uses manual sales tax.")
     connected_at = models.DateTimeField(null=True, blank=True)
     connected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
@@ -58,6 +65,13 @@ class QboConnection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization} → {self.company_name or self.realm_id or 'not connected'} ({self.status})"
+
+    def sales_tax(self) -> tuple[str, str]:
+        """``(tax model, tax code)`` for this company: its own settings, else QBO_SYNC TAX_MODEL / TAX_CODE."""
+        from qbo_sync.conf import qbo_settings
+
+        return (self.tax_model or qbo_settings.TAX_MODEL or "automated",
+                self.tax_code or qbo_settings.TAX_CODE or "")
 
     @property
     def access_token(self) -> str:

@@ -535,7 +535,8 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
         values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
         for line in values["lines"]:
             line["item_qbo_id"] = item_ids.get(line["item_object_id"], "")
-        issues = mapper.validate(values)
+        tax_model, tax_code = ctx.connection.sales_tax()
+        issues = mapper.validate(values, tax_model=tax_model, tax_code=tax_code)
         if issues:
             message = (f"Invoice {values.get('doc_number')} is not valid and was not sent: "
                        + "; ".join(str(i) for i in issues))
@@ -544,7 +545,8 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             maps.record_failure(mapping, message)
             outcomes[item.pk] = Outcome.failed(message, code="invalid")
             continue
-        writes.append(Write(item, obj, mapping, mapper.to_qbo(values), "create", values))
+        context = {"tax_code": tax_code} if tax_model == "manual" else {}
+        writes.append(Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values))
     # Created once under the host-row constraint: a row another worker is pushing right now keeps one mapping.
     stored = maps.save_new_many([w.mapping for w in writes if w.mapping.pk is None])
     for w in list(writes):
@@ -647,7 +649,9 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
                                                  "total": payload.get("TotalAmt")},
                             qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
                             pushed=True)
-            mismatch = mapper.compare_total(w.values, payload)
+            # The host's total is before tax (QuickBooks decides the tax; apply_payment_state wrote it back above):
+            # a difference beyond the tax is a lost or changed line.
+            mismatch = mapper.compare_total(w.values, payload, tax_included=False)
             if mismatch is not None:
                 w.mapping.last_error = mismatch.message
                 maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: "

@@ -3,10 +3,13 @@
 ``reconcile(organization_id)`` reads every customer, item and invoice of the realm from QuickBooks (paginated
 queries, inactive records included) and compares them with the host rows and their mappings:
 
-* every synced invoice exists exactly once in QuickBooks (by DocNumber), under the linked Id, with the same total;
+* every synced invoice exists exactly once in QuickBooks (by DocNumber), under the linked Id, with the same total
+  before tax (``total_differs``) and, when the host keeps the tax QuickBooks charged, the same tax
+  (``tax_differs``: QuickBooks decides the tax, so a repull writes its figure back);
 * every QuickBooks invoice whose DocNumber is one of the host's maps back to that host invoice;
 * a voided host invoice is voided in QuickBooks;
-* the payment state of each synced invoice (amount due; paid / partly paid / open) matches QuickBooks' Balance;
+* the payment state of each synced invoice (amount due; paid / partly paid / open) matches QuickBooks' Balance (tax
+  included);
 * linked customers and items agree on every synced field, or the difference is an open conflict, or a queued push
   is still on its way; a held field (its conflict is open, see :mod:`qbo_sync.services.held`) is listed under
   ``held`` as covered by that conflict, not as drift;
@@ -276,6 +279,7 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
         try:
             qbo_void = mapper.is_voided(row)
             qbo_total = money(row.get("TotalAmt", 0), field_name="TotalAmt")
+            qbo_tax = mapper.tax_amount(row)
             state = payments.payment_state(row, None, ctx.today)
         except MappingError as exc:
             report.drift.append(Drift("unreadable", "Invoice", oid, mapping.qbo_id, str(exc), "manual"))
@@ -283,8 +287,9 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
         host_void = adapter.is_void(obj)
         totals["qbo_total"] += qbo_total
         totals["qbo_balance"] += state["amount_due"]
-        totals["host_total"] += Decimal("0.00") if host_void else money(values["total"])
         held = adapter.payment_state(obj)  # through the adapter: the host's columns may have any name
+        host_tax = money(held["tax_amount"]) if held and held.get("tax_amount") is not None else None
+        totals["host_total"] += Decimal("0.00") if host_void else money(values["total"]) + (host_tax or 0)
         host_due = held["amount_due"] if held else None
         if host_due is not None:
             totals["host_due"] += money(host_due)
@@ -300,11 +305,16 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
             continue
         if host_void:
             continue
-        if money(values["total"]) != qbo_total:
+        # The host's total is what it billed before tax; QuickBooks' TotalAmt adds the tax it decided.
+        if money(values["total"]) != qbo_total - qbo_tax:
             report.drift.append(Drift("total_differs", "Invoice", oid, mapping.qbo_id,
-                                      f"invoice {number}: total {host_label()} {money(values['total'])} / QBO "
-                                      f"{qbo_total}",
+                                      f"invoice {number}: total before tax {host_label()} {money(values['total'])} "
+                                      f"/ QBO {qbo_total - qbo_tax}",
                                       "manual"))
+        elif host_tax is not None and host_tax != qbo_tax:
+            report.drift.append(Drift("tax_differs", "Invoice", oid, mapping.qbo_id,
+                                      f"invoice {number}: sales tax {host_label()} {host_tax} / QBO {qbo_tax} "
+                                      f"(QBO total {qbo_total})", "repull"))
         host_status = held["payment_status"] if held else None
         if host_due is None or host_status is None:
             continue  # the host keeps no payment state

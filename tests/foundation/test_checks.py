@@ -187,3 +187,11 @@ def test_migrate_refuses_to_run_without_a_tenant_model(tmp_path) -> None:
     assert "qbo_sync.E005" in result.stderr and "QBO_SYNC_ORGANIZATION_MODEL" in result.stderr
     database = tmp_path / "db.sqlite3"
     assert not database.exists() or b"qbo_sync_" not in database.read_bytes()  # no table was created
+
+
+def test_an_unknown_tax_model_is_named() -> None:
+    with with_qbo(TAX_MODEL="manuall"):
+        assert ids() == ["qbo_sync.E017"]
+    for model in ("automated", "manual", "none"):
+        with with_qbo(TAX_MODEL=model):
+            assert ids() == []

@@ -18,6 +18,7 @@ FULL = {
     "bill_region": "CA",
     "bill_postal_code": "94326",
     "bill_country": "",
+    "taxable": True,
     "active": True,
 }
 
@@ -106,3 +107,13 @@ def test_natural_keys():
     assert customers.SPEC.natural_key_values({"display_name": "X", "email": ""}) == {"display_name": "x"}
     keys = customers.SPEC.natural_key_values
     assert keys({"display_name": "Straße"}) == keys({"display_name": "STRASSE"})
+
+
+def test_taxable_both_ways_and_owned_by_qbo():
+    from qbo_sync.mapping.base import Policy
+
+    assert customers.SPEC.policy_for("taxable") is Policy.QBO_OWNS
+    assert customers.to_qbo({"display_name": "School", "taxable": False})["Taxable"] is False  # tax-exempt
+    assert "Taxable" not in customers.to_qbo({"display_name": "School"})
+    assert customers.from_qbo({"Customer": {"DisplayName": "School", "Taxable": False}})["taxable"] is False
+    assert customers.from_qbo({"Customer": {"DisplayName": "School"}})["taxable"] is True

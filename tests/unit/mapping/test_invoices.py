@@ -141,7 +141,7 @@ def test_read_back_line_without_qty(payload):
     values = invoices.from_qbo(payload("invoice_read_open_response.json"))
     assert values["lines"] == [
         {"item_qbo_id": "1", "description": "", "qty": Decimal("1"), "unit_price": Decimal("100.00"),
-         "amount": Decimal("100.00")}
+         "amount": Decimal("100.00"), "taxable": False}  # the line's TaxCodeRef is NON
     ]
 
 
@@ -182,3 +182,48 @@ def test_rounding_half_up_leaves_exactly_half_a_cent_and_is_accepted():
     line = {"item_qbo_id": "1", "description": "", "qty": Decimal("4.10"), "unit_price": Decimal("254.65"),
             "amount": Decimal("1044.07")}  # 1044.065 rounded half up
     assert invoices.validate(valid_invoice(lines=[line], total=Decimal("1044.07"))) == []
+
+
+# --- sales tax (issue 15) -----------------------------------------------------------------------------------------
+
+
+def taxed_lines(*flags):
+    values = valid_invoice()
+    for line, flag in zip(values["lines"], flags, strict=True):
+        line["taxable"] = flag
+    return values
+
+
+def test_lines_carry_the_items_taxability_as_tax_or_non():
+    payload = invoices.to_qbo(taxed_lines(True, False))
+    codes = [line["SalesItemLineDetail"]["TaxCodeRef"] for line in payload["Line"]]
+    assert codes == [{"value": "TAX"}, {"value": "NON"}]
+    assert "TxnTaxDetail" not in payload  # automated tax: QBO picks the code and the rate
+
+
+def test_a_host_without_taxability_sends_no_line_code():
+    payload = invoices.to_qbo(valid_invoice())
+    assert all("TaxCodeRef" not in line["SalesItemLineDetail"] for line in payload["Line"])
+
+
+def test_manual_tax_sends_the_configured_code():
+    payload = invoices.to_qbo(taxed_lines(True, False), tax_code="2")
+    assert payload["TxnTaxDetail"] == {"TxnTaxCodeRef": {"value": "2"}}
+
+
+def test_manual_tax_without_a_code_is_a_validation_issue():
+    issues = invoices.validate(taxed_lines(True, False), tax_model="manual", tax_code="")
+    assert [i.field for i in issues] == ["tax_code"]
+    assert "manual sales tax" in issues[0].message and "TAX_CODE" in issues[0].message
+    assert invoices.validate(taxed_lines(True, False), tax_model="manual", tax_code="2") == []
+    assert invoices.validate(taxed_lines(False, False), tax_model="manual") == []  # nothing taxable: no code needed
+    assert invoices.validate(taxed_lines(True, False), tax_model="automated") == []
+
+
+def test_tax_amount_and_pre_tax_total_check():
+    invoice = query_invoice("67")
+    assert invoices.tax_amount(invoice) == Decimal("34.00")
+    assert invoices.tax_amount({"Invoice": {"TxnTaxDetail": {"TotalTax": 0}}}) == Decimal("0.00")
+    assert invoices.tax_amount({"Invoice": {}}) == Decimal("0.00")
+    # The host's total is before tax: the push compares it with QBO's total less the tax it added.
+    assert invoices.compare_total(valid_invoice(), invoice, tax_included=False) is None

@@ -14,7 +14,8 @@ def test_spec_policies_follow_issue_5():
     assert spec.policy_for("active") is Policy.QBO_OWNS
     assert spec.policy_for("description") is Policy.HOST_OWNS
     assert spec.policy_for("name") is Policy.NEWEST_WINS
-    assert spec.qbo_owned_fields == {"unit_price", "active"}
+    assert spec.policy_for("taxable") is Policy.QBO_OWNS  # issue 15: QBO owns the tax setup as it owns price
+    assert spec.qbo_owned_fields == {"unit_price", "taxable", "active"}
 
 
 def test_from_qbo_inventory_item(payload):
@@ -25,6 +26,7 @@ def test_from_qbo_inventory_item(payload):
         "description": "Rock Fountain",
         "unit_price": Decimal("275"),
         "type": "Inventory",
+        "taxable": True,
         "active": True,
     }
     assert isinstance(values["unit_price"], Decimal)
@@ -98,3 +100,11 @@ def test_natural_keys():
     assert items.SPEC.natural_key_values({"name": " Rock  Fountain", "sku": " RF-1 "}) == {
         "name": "rock fountain", "sku": "RF-1"}
     assert items.SPEC.natural_key_values({"name": "X", "sku": ""}) == {"name": "x"}
+
+
+def test_taxable_both_ways():
+    payload = items.to_qbo({"name": "Mulch", "taxable": False}, income_account_ref="79")
+    assert payload["Taxable"] is False
+    assert "Taxable" not in items.to_qbo({"name": "Mulch"}, income_account_ref="79")  # a host without taxability
+    assert items.from_qbo({"Item": {"Name": "Mulch", "Taxable": True}})["taxable"] is True
+    assert items.from_qbo({"Item": {"Name": "Mulch"}})["taxable"] is False

@@ -41,6 +41,8 @@ def test_partial_payment_amounts_from_the_sample():
         "payment_status": "partial",
         "last_payment_date": None,
         "last_payment_id": "101",
+        "tax_amount": Decimal("34.00"),  # what QBO charged (TxnTaxDetail.TotalTax), included in TotalAmt
+        "total": Decimal("459.00"),
     }
 
 
@@ -222,3 +224,8 @@ def test_a_void_shows_nothing_credited_or_refunded():
     state = payments.payment_state(void, [credit_application("9", "3", "5", 10)], TODAY, refunded=Decimal("5"))
     assert state["payment_status"] == "void"
     assert state["amount_credited"] == state["amount_refunded"] == Decimal("0.00")
+
+
+def test_a_void_carries_no_tax_or_total(payload):
+    state = payments.payment_state(payload("invoice_void_response.json"), [], dt.date(2030, 1, 1))
+    assert "tax_amount" not in state and "total" not in state  # the host keeps what it billed

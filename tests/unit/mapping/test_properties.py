@@ -29,8 +29,8 @@ AWARE = st.datetimes(
 
 
 def customer_values():
-    fields = {name: TEXT for name in customers.SPEC.fields if name not in ("display_name", "active")}
-    return st.fixed_dictionaries({**fields, "display_name": NAME, "active": st.booleans()})
+    fields = {name: TEXT for name in customers.SPEC.fields if name not in ("display_name", "taxable", "active")}
+    return st.fixed_dictionaries({**fields, "display_name": NAME, "taxable": st.booleans(), "active": st.booleans()})
 
 
 def item_values():
@@ -41,6 +41,7 @@ def item_values():
             "description": TEXT,
             "unit_price": EXACT_PRICE,
             "type": st.sampled_from(items.ITEM_TYPES),
+            "taxable": st.booleans(),
             "active": st.booleans(),
         }
     )
@@ -106,8 +107,10 @@ def test_invoice_round_trip_and_valid(values):
 # --- merge ---------------------------------------------------------------------------------------------------
 
 CUSTOMER_CHOICES = {
-    name: st.sampled_from(["", "a", "b", "A", " b ", None]) for name in customers.SPEC.fields if name != "active"
+    name: st.sampled_from(["", "a", "b", "A", " b ", None]) for name in customers.SPEC.fields
+    if name not in ("taxable", "active")
 }
+CUSTOMER_CHOICES["taxable"] = st.booleans()
 CUSTOMER_CHOICES["active"] = st.booleans()
 ITEM_CHOICES = {
     "name": st.sampled_from(["x", "y", "z"]),
@@ -115,6 +118,7 @@ ITEM_CHOICES = {
     "description": st.sampled_from(["", "d1", "d2"]),
     "unit_price": st.sampled_from([Decimal("1"), Decimal("1.00"), Decimal("2.5"), Decimal("3")]),
     "type": st.sampled_from(["Service", "NonInventory"]),
+    "taxable": st.booleans(),
     "active": st.booleans(),
 }
 
