@@ -10,6 +10,7 @@ import pytest
 from batchly.models import Invoice
 from qbo_sync.models import Conflict, EntityMapping, QueueItem
 from qbo_sync.services.queue import create_job, start_pull
+from qbo_sync.services.reconcile import reconcile
 from tests.factories import CustomerFactory, InvoiceFactory, InvoiceLineFactory, ItemFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,6 +35,22 @@ def mixed_invoice(org, *, customer=None, taxable_price=Decimal("100.00"), other_
                        unit_price=other_price, position=1)
     invoice.recalculate()
     return invoice
+
+
+def automated(qbo_sandbox, realm_id) -> None:
+    """The company has automated sales tax on: its rate table is the sandbox's default (CA 8 %, AZ 7.1 % + 2 %)."""
+    qbo_sandbox.configure(realm_id, tax_model="automated")
+
+
+def pay(accountant, invoice, amount):
+    body = {"TotalAmt": amount, "CustomerRef": {"value": qbo_id_of("Customer", invoice.customer)},
+            "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": qbo_id_of("Invoice", invoice), "TxnType": "Invoice"}]}]}
+    return accountant.create("Payment", body, request_id=f"pay-{invoice.pk}-{amount}")
+
+
+def assert_books_match(org) -> None:
+    report = reconcile(org.pk)
+    assert report.books_match, report.lines()
 
 
 def accountant_update(accountant, entity, qbo_id, **fields):
@@ -101,3 +118,112 @@ def test_manual_tax_without_a_code_fails_before_anything_is_sent(org, connection
     assert accountant.count("Invoice") == 0
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.DRAFT
+
+
+# --- automated sales tax -----------------------------------------------------------------------------------------------
+
+
+def test_automated_tax_on_mixed_lines_in_two_states_is_written_back(org, accountant, run_queue, qbo_sandbox,
+                                                                    qbo_realm) -> None:
+    automated(qbo_sandbox, qbo_realm)
+    in_california = mixed_invoice(org, customer=CustomerFactory(organization=org, bill_region="CA"))
+    in_tucson = mixed_invoice(org, customer=CustomerFactory(organization=org, bill_region="AZ"))
+    assert in_california.total == in_california.subtotal == Decimal("140.00")  # a draft: QuickBooks decides tax
+    push_invoices(org, [in_california, in_tucson], run_queue)
+
+    for invoice, tax in ((in_california, Decimal("8.00")),  # 8 % of the taxable 100.00 only
+                         (in_tucson, Decimal("9.10"))):  # 7.1 % + 2 % of 100.00, each rounded to cents
+        invoice.refresh_from_db()
+        remote = accountant.read("Invoice", qbo_id_of("Invoice", invoice))
+        assert Decimal(str(remote["TxnTaxDetail"]["TotalTax"])) == tax
+        assert invoice.status == Invoice.Status.SENT
+        assert (invoice.subtotal, invoice.tax_amount, invoice.total) == (Decimal("140.00"), tax,
+                                                                         Decimal("140.00") + tax)
+        assert invoice.amount_due == invoice.total == Decimal(str(remote["Balance"]))
+        assert invoice.payment_status == Invoice.PaymentStatus.OPEN
+        mapping = EntityMapping.objects.get(entity_type="Invoice", object_id=str(invoice.pk))
+        assert mapping.last_error == ""  # tax is not a total mismatch
+    assert_books_match(org)
+
+
+def test_a_tax_exempt_customer_is_charged_no_tax(org, accountant, run_queue, qbo_sandbox, qbo_realm) -> None:
+    automated(qbo_sandbox, qbo_realm)
+    invoice = mixed_invoice(org, customer=CustomerFactory(organization=org, taxable=False))
+    push_invoices(org, [invoice], run_queue)
+    invoice.refresh_from_db()
+    assert (invoice.tax_amount, invoice.total, invoice.amount_due) == (Decimal("0.00"), Decimal("140.00"),
+                                                                       Decimal("140.00"))
+    assert_books_match(org)
+
+
+def test_a_partial_payment_of_a_taxed_invoice_leaves_the_taxed_balance_due(org, accountant, run_queue, qbo_sandbox,
+                                                                          qbo_realm) -> None:
+    automated(qbo_sandbox, qbo_realm)
+    invoice = mixed_invoice(org)
+    push_invoices(org, [invoice], run_queue)
+    start_pull(org.pk, "Payment")
+    run_queue()
+    pay(accountant, invoice, 140.0)  # the pre-tax amount: the tax is still owed
+    start_pull(org.pk, "Payment")
+    run_queue()
+    invoice.refresh_from_db()
+    assert invoice.total == Decimal("148.00")
+    assert invoice.payment_status == Invoice.PaymentStatus.PARTIAL
+    assert (invoice.amount_paid, invoice.amount_due) == (Decimal("140.00"), Decimal("8.00"))
+    assert_books_match(org)
+
+    pay(accountant, invoice, 8.0)
+    start_pull(org.pk, "Payment")
+    run_queue()
+    invoice.refresh_from_db()
+    assert invoice.payment_status == Invoice.PaymentStatus.PAID and invoice.amount_due == Decimal("0.00")
+    assert_books_match(org)
+
+
+def test_a_void_of_a_taxed_invoice_keeps_what_was_billed(org, accountant, run_queue, qbo_sandbox, qbo_realm) -> None:
+    automated(qbo_sandbox, qbo_realm)
+    invoice = mixed_invoice(org)
+    push_invoices(org, [invoice], run_queue)
+    invoice.refresh_from_db()
+    invoice.void()
+    run_queue()
+    remote = accountant.read("Invoice", qbo_id_of("Invoice", invoice))
+    assert Decimal(str(remote["TotalAmt"])) == 0 and Decimal(str(remote["TxnTaxDetail"]["TotalTax"])) == 0
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.VOID and invoice.amount_due == Decimal("0.00")
+    assert (invoice.tax_amount, invoice.total) == (Decimal("8.00"), Decimal("148.00"))  # the void's record
+    assert_books_match(org)
+
+
+def test_a_tax_difference_is_its_own_drift_and_a_repull_settles_it(org, accountant, run_queue, qbo_sandbox,
+                                                                   qbo_realm) -> None:
+    automated(qbo_sandbox, qbo_realm)
+    invoice = mixed_invoice(org)
+    push_invoices(org, [invoice], run_queue)
+    Invoice.objects.filter(pk=invoice.pk).update(tax_amount=Decimal("7.00"))  # e.g. a host that guessed the tax
+    report = reconcile(org.pk)
+    assert [d.kind for d in report.drift] == ["tax_differs"]
+    assert "sales tax" in report.drift[0].message and "8.00" in report.drift[0].message
+    reconcile(org.pk, repair=True)
+    run_queue()
+    invoice.refresh_from_db()
+    assert invoice.tax_amount == Decimal("8.00")
+    assert_books_match(org)
+
+
+# --- manual sales tax, with a code -------------------------------------------------------------------------------------
+
+
+def test_manual_tax_sends_the_configured_code(org, connection, accountant, run_queue, qbo_sandbox, qbo_realm,
+                                              settings) -> None:
+    qbo_sandbox.configure(qbo_realm, tax_model="manual")
+    code = qbo_sandbox.tax_rates(qbo_realm)["AZ"]["TaxCode"]
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "TAX_MODEL": "manual", "TAX_CODE": code}
+    invoice = mixed_invoice(org)  # a California customer: in a manual company the code decides, not the address
+    item = push_invoices(org, [invoice], run_queue)[str(invoice.pk)]
+    assert item.status == "completed", item.last_error
+    remote = accountant.read("Invoice", qbo_id_of("Invoice", invoice))
+    assert remote["TxnTaxDetail"]["TxnTaxCodeRef"]["value"] == code
+    invoice.refresh_from_db()
+    assert (invoice.tax_amount, invoice.total) == (Decimal("9.10"), Decimal("149.10"))
+    assert_books_match(org)
