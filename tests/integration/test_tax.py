@@ -120,7 +120,7 @@ def test_manual_tax_without_a_code_fails_before_anything_is_sent(org, connection
     assert invoice.status == Invoice.Status.DRAFT
 
 
-# --- automated sales tax -----------------------------------------------------------------------------------------------
+# --- automated sales tax ----------------------------------------------------------------------------------------------
 
 
 def test_automated_tax_on_mixed_lines_in_two_states_is_written_back(org, accountant, run_queue, qbo_sandbox,
@@ -211,7 +211,7 @@ def test_a_tax_difference_is_its_own_drift_and_a_repull_settles_it(org, accounta
     assert_books_match(org)
 
 
-# --- manual sales tax, with a code -------------------------------------------------------------------------------------
+# --- manual sales tax, with a code ------------------------------------------------------------------------------------
 
 
 def test_manual_tax_sends_the_configured_code(org, connection, accountant, run_queue, qbo_sandbox, qbo_realm,
