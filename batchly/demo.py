@@ -1,13 +1,15 @@
 """The main job: a whole sync story on the embedded default (SQLite + the bundled QBO sandbox).
 
 1. start the bundled QuickBooks sandbox with a company that already has an accountant's customers, items,
-   invoices and payments;
-2. create the demo organization's own data in Batchly (customers, items, thousands of invoices);
+   invoices and payments, and automated sales tax turned on (as most US companies have it);
+2. create the demo organization's own data in Batchly (customers in California and Arizona, one tax-exempt;
+   taxable and non-taxable items; thousands of invoices);
 3. connect through the real OAuth flow, import (linking records that exist on both sides), push everything,
    with progress on screen;
 4. the accountant edits a customer and records payments in QuickBooks while Batchly edits the same customer;
 5. pull: the edits merge, a conflict is recorded, payment states come back onto the invoices;
-6. a summary table of what moved in each direction and how long it took.
+6. reconcile: both sides' books compared (totals, QuickBooks' sales tax, balances), ending in "books match";
+7. a summary table of what moved in each direction and how long it took.
 
 The database and the sandbox state (``var/sandbox-state.json``) are left in place for the admin to show.
 """
@@ -38,6 +40,7 @@ from qbo_sync.sandbox import Sandbox
 from qbo_sync.services import jobs
 from qbo_sync.services.drain import drain
 from qbo_sync.services.progress import job_progress
+from qbo_sync.services.reconcile import reconcile
 
 STATE_FILE = Path(settings.BASE_DIR) / "var" / "sandbox-state.json"
 DEMO_SLUG = "demo"
@@ -80,6 +83,9 @@ class Demo:
             self.configure(sandbox)
             realm = sandbox.create_realm(starter_data=True)
             sandbox.default_realm = realm
+            # The accountant's company computes sales tax itself (CA 8 %, AZ 7.1 % + 2 %): Batchly sends each line's
+            # taxability and shows what QuickBooks charged.
+            sandbox.configure(realm, tax_model="automated")
             self.step("Batchly data", self.create_batchly_data)
             self.step("Connect (OAuth)", lambda: call_command("qbo_sync", "connect", "--org", DEMO_SLUG,
                                                               stdout=_Quiet(self.write)))
@@ -91,6 +97,7 @@ class Demo:
             self.step("Pull changes", lambda: self.run_jobs([
                 jobs.start_pull(self.org.pk, "Customer"), jobs.start_pull(self.org.pk, "Item"),
                 jobs.start_pull(self.org.pk, "Payment")]))
+            self.step("Reconcile", self.reconcile)
             sandbox.save_state()
         finally:
             sandbox.stop()
@@ -127,13 +134,19 @@ class Demo:
             customers += [Customer(organization=self.org, display_name=f"Demo Customer {n:04d}",
                                    company_name=f"Demo Customer {n:04d} LLC", given_name="Pat",
                                    family_name=f"Example{n}", email=f"customer{n}@example.com",
-                                   bill_line1=f"{n} Market St", bill_city="San Francisco", bill_region="CA",
-                                   bill_postal_code="94105", bill_country="USA")
+                                   # every fifth in Tucson (AZ's two rates), one school that is tax-exempt
+                                   bill_line1=f"{n} Market St", bill_city="Tucson" if n % 5 == 0 else "San Francisco",
+                                   bill_region="AZ" if n % 5 == 0 else "CA",
+                                   bill_postal_code="85701" if n % 5 == 0 else "94105", bill_country="USA",
+                                   taxable=n != 3)
                           for n in range(1, self.n_customers)]
             Customer.objects.bulk_create(customers)
-            items = [Item(organization=self.org, name="Design", description="Custom design", unit_price=Decimal("75"))]
+            # Design is a service (not taxable); every fourth demo item too.
+            items = [Item(organization=self.org, name="Design", description="Custom design", unit_price=Decimal("75"),
+                          taxable=False)]
             items += [Item(organization=self.org, name=f"Demo Item {n:03d}", sku=f"DEMO-{n:03d}",
-                           description=f"Demo item {n}", unit_price=Decimal(self.rng.randint(5, 200)) + Decimal("0.50"))
+                           description=f"Demo item {n}", unit_price=Decimal(self.rng.randint(5, 200)) + Decimal("0.50"),
+                           taxable=n % 4 != 0)
                       for n in range(1, self.n_items)]
             Item.objects.bulk_create(items)
             customers = list(Customer.objects.filter(organization=self.org))
@@ -250,6 +263,17 @@ class Demo:
         self.write(f"The accountant edited 2 customers and recorded {paid} full and {partial} partial payments; "
                    "Batchly edited one of the same customers.")
 
+    def reconcile(self) -> None:
+        report = reconcile(self.org.pk)
+        totals = report.totals.get("Invoice", {})
+        self.write(f"  invoices: Batchly total {totals.get('host_total')} / QuickBooks {totals.get('qbo_total')} "
+                   f"(sales tax included); due {totals.get('host_due')} / balance {totals.get('qbo_balance')}")
+        for line in report.held:
+            self.write(f"  {line}")
+        for line in report.lines():
+            self.write(f"  {line}")
+        self.write("  Books match." if report.books_match else f"  Books differ: {len(report.drift)} drift line(s).")
+
     def summary(self, seconds: float, sandbox: Sandbox, realm: str) -> None:
         m = EntityMapping.objects.filter(organization_id=self.org.pk)
         invoices = Invoice.objects.filter(organization=self.org)
@@ -263,6 +287,9 @@ class Demo:
              m.filter(entity_type="Customer", last_pushed_at__isnull=True).count()),
             ("QuickBooks → Batchly", "items imported or linked",
              m.filter(entity_type="Item", last_pushed_at__isnull=True).count()),
+            ("QuickBooks → Batchly", "invoices taxed by QuickBooks", invoices.filter(tax_amount__gt=0).count()),
+            ("QuickBooks → Batchly", "sales tax charged", sum(invoices.values_list("tax_amount", flat=True),
+                                                               Decimal("0.00"))),
             ("QuickBooks → Batchly", "invoices paid", invoices.filter(payment_status="paid").count()),
             ("QuickBooks → Batchly", "invoices partly paid", invoices.filter(payment_status="partial").count()),
             ("both", "conflicts resolved by policy", Conflict.objects.filter(

@@ -8,8 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
-    help = ("Run the whole sync story against the bundled QuickBooks sandbox: import, push thousands of invoices "
-            "with progress, an accountant's edits and payments, a conflict, and a summary table.")
+    help = ("Run the whole sync story against the bundled QuickBooks sandbox (a company with automated sales tax): "
+            "import, push thousands of invoices with progress, an accountant's edits and payments, a conflict, a "
+            "reconciliation ending in 'Books match.', and a summary table.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--invoices", type=int, default=3000, help="Invoices to create and push (default 3000).")
