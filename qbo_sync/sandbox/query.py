@@ -36,6 +36,7 @@ FILTERABLE: dict[str, tuple[str, ...]] = {
     "CompanyInfo": ("Id", "CompanyName", *_META),
     "TaxCode": ("Id", "Name", "Active", "Taxable", "TaxGroup", "Description", *_META),
     "TaxRate": ("Id", "Name", "Active", "RateValue", "Description", *_META),
+    "Preferences": ("Id", *_META),
 }
 ENTITY_NAMES = {name.lower(): name for name in FILTERABLE}
 _DATE_PROPS = {"TxnDate", "DueDate"}

@@ -336,12 +336,21 @@ class Sandbox:
                 self.realms[realm_id].overrides[key] = value
             else:
                 self.options[key] = float(value) if key == "time_scale" else value
+        self._refresh_preferences([self.realms[realm_id]] if realm_id else list(self.realms.values()))
+
+    def _refresh_preferences(self, realms: list[Realm]) -> None:
+        """Options that are company preferences show in each company's Preferences entity."""
+        now = self.clock.time()
+        for realm in realms:
+            with realm.lock:
+                tax.refresh_preferences(realm, now)
 
     def reset(self, realm_id: str) -> None:
         """Forget a realm's option overrides and empty its throttle windows."""
         realm = self.realms[realm_id]
         realm.overrides.clear()
         self.limiters[realm_id].reset()
+        self._refresh_preferences([realm])
 
     def opt(self, realm: Realm | None, key: str) -> Any:
         if realm is not None and key in realm.overrides:
@@ -750,7 +759,7 @@ class Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _kind(method: str, rest: list[str], params: dict, body: bytes) -> str:
         head = rest[0].lower() if rest else ""
-        if head in ("query", "cdc", "batch", "companyinfo"):
+        if head in ("query", "cdc", "batch", "companyinfo", "preferences"):
             return head
         if method == "GET":
             return "read"
@@ -777,6 +786,12 @@ class Handler(BaseHTTPRequestHandler):
                     return 200, dumps({"QueryResponse": resp, "time": fmt_time(sb.clock.time())}), False, []
             if kind == "cdc":
                 return self._cdc(realm, params)
+            if kind == "preferences":
+                if method != "GET" or len(rest) != 1:
+                    raise self._unsupported(path)
+                with realm.lock:
+                    prefs = realm.entities["Preferences"]["1"]
+                    return 200, dumps({"Preferences": prefs, "time": fmt_time(sb.clock.time())}), False, []
             if kind == "companyinfo":
                 if method != "GET" or len(rest) != 2 or rest[1] not in (realm.id, "1"):
                     raise self._unsupported(path)

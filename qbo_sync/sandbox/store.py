@@ -8,12 +8,12 @@ from typing import Any
 
 ENTITY_TYPES = (
     "Account", "Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "CompanyInfo", "TaxCode",
-    "TaxRate",
+    "TaxRate", "Preferences",
 )
 NAME_LISTS = ("Account", "Customer", "Item")
 TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "RefundReceipt")
-READ_ONLY_ENTITIES = ("CompanyInfo", "TaxCode", "TaxRate")  # no create/update/delete through the API
-NOT_IN_CDC = ("TaxCode", "TaxRate")  # Intuit's CDC page lists them as unsupported
+READ_ONLY_ENTITIES = ("CompanyInfo", "TaxCode", "TaxRate", "Preferences")  # no create/update/delete via the API
+NOT_IN_CDC = ("TaxCode", "TaxRate")  # Intuit's CDC page lists them as unsupported (Preferences is not listed)
 # company preferences a realm answers with until the server binds ``Realm.opt`` to its options
 REALM_PREFERENCES: dict[str, Any] = {"tax_model": "none", "custom_txn_numbers": None}
 REQUESTID_CACHE = 10_000  # remembered requestids per realm (no retention window is documented)

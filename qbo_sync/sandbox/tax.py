@@ -97,7 +97,8 @@ def _stamp(obj: dict, now: float, create: bool) -> None:
 
 
 def bootstrap(realm: Realm, now: float) -> None:
-    """The pseudo codes TAX/NON and the default rate table (once per company)."""
+    """The company's Preferences, the pseudo codes TAX/NON and the default rate table (once per company)."""
+    refresh_preferences(realm, now)
     codes = realm.entities["TaxCode"]
     if codes:
         return
@@ -180,6 +181,37 @@ def _destination_state(realm: Realm, invoice: dict, customer: dict) -> str:
         if isinstance(addr, dict) and str(addr.get("CountrySubDivisionCode") or "").strip():
             return str(addr["CountrySubDivisionCode"]).strip().upper()
     return ""
+
+
+def refresh_preferences(realm: Realm, now: float) -> dict:
+    """The company's ``Preferences`` (Id 1) as its options say: ``TaxPrefs`` from ``tax_model``,
+    ``SalesFormsPrefs.CustomTxnNumbers`` from ``custom_txn_numbers``. A change bumps SyncToken and
+    LastUpdatedTime; unchanged preferences stay as they are."""
+    model = check_model(realm.opt("tax_model"))
+    tax_prefs: dict[str, Any] = {"UsingSalesTax": model != "none", "PartnerTaxEnabled": model == "automated"}
+    prefs = {
+        "AccountingInfoPrefs": {"TrackDepartments": False, "ClassTrackingPerTxn": False,
+                                "ClassTrackingPerTxnLine": False, "CustomerTerminology": "Customers"},
+        "ProductAndServicesPrefs": {"ForSales": True, "ForPurchase": True, "QuantityWithPriceAndRate": True,
+                                    "QuantityOnHand": True},
+        "SalesFormsPrefs": {"CustomTxnNumbers": realm.opt("custom_txn_numbers") is True, "AllowDeposit": False,
+                            "AllowDiscount": True, "AllowShipping": False, "AllowServiceDate": False,
+                            "AllowEstimates": True, "ETransactionEnabledStatus": "NotApplicable"},
+        "TaxPrefs": tax_prefs,
+        "CurrencyPrefs": {"MultiCurrencyEnabled": False, "HomeCurrency": {"value": "USD"}},
+        "OtherPrefs": {"NameValue": []},
+        "domain": "QBO", "sparse": False, "Id": "1",
+    }
+    objs = realm.entities["Preferences"]
+    current = objs.get("1")
+    if current is None:
+        obj = {**prefs, "SyncToken": "0"}
+        _stamp(obj, now, True)
+        objs["1"] = obj
+    elif any(current.get(k) != v for k, v in prefs.items()):
+        current.update(prefs)
+        _stamp(current, now, False)
+    return objs["1"]
 
 
 def _invalid_code(value: Any) -> QBOError:

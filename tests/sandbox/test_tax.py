@@ -8,6 +8,7 @@ import pytest
 
 from qbo_sync.sandbox import Sandbox
 from qbo_sync.sandbox.__main__ import main as sandbox_main
+from qbo_sync.sandbox.util import fmt_meta
 from tests.sandbox.conftest import Api, fault_code
 
 CA = {"Line1": "4581 Finch St.", "City": "Bayshore", "CountrySubDivisionCode": "CA", "PostalCode": "94326"}
@@ -258,3 +259,26 @@ def test_constructor_cli_and_state_file(tmp_path, capsys):
         assert set(sb2.tax_rates("77")) == {"NY"}
         api = Api(sb2, "77", sb2.issue_tokens("77")["access_token"])
         assert d(api.invoice(cust["Id"], item["Id"])["TxnTaxDetail"]["TotalTax"]) == d("8.50")
+
+
+def test_preferences_say_the_tax_model_and_the_numbering(qbo_sandbox, api):
+    r = api.get("preferences")
+    assert r.status_code == 200
+    prefs = r.json()["Preferences"]
+    assert prefs["TaxPrefs"] == {"UsingSalesTax": False, "PartnerTaxEnabled": False}
+    assert prefs["SalesFormsPrefs"]["CustomTxnNumbers"] is False and prefs["Id"] == "1"
+    assert prefs["CurrencyPrefs"] == {"MultiCurrencyEnabled": False, "HomeCurrency": {"value": "USD"}}
+    qbo_sandbox.configure(api.realm, tax_model="automated", custom_txn_numbers=True)
+    got = api.query("select * from Preferences").json()["QueryResponse"]["Preferences"][0]
+    assert got["TaxPrefs"] == {"UsingSalesTax": True, "PartnerTaxEnabled": True}
+    assert got["SalesFormsPrefs"]["CustomTxnNumbers"] is True and got["SyncToken"] == "1"
+    qbo_sandbox.configure(api.realm, tax_model="manual")
+    assert api.get("preferences").json()["Preferences"]["TaxPrefs"] == {"UsingSalesTax": True,
+                                                                         "PartnerTaxEnabled": False}
+    qbo_sandbox.reset(api.realm)
+    assert api.get("preferences").json()["Preferences"]["TaxPrefs"]["UsingSalesTax"] is False
+    # read-only here; in CDC (Intuit's CDC page doesn't list it among the unsupported entities)
+    assert fault_code(api.post("preferences", {"Id": "1", "SyncToken": "3"})) == "500"
+    since = qbo_sandbox.clock.time() - 86400
+    r = api.get("cdc", entities="Preferences", changedSince=fmt_meta(since))
+    assert r.json()["CDCResponse"][0]["QueryResponse"][0]["Preferences"][0]["Id"] == "1"
