@@ -10,8 +10,8 @@ from qbo_sync.cli import Subcommand
 
 class Purge(Subcommand):
     name = "purge"
-    help = ("Delete finished jobs and queue items, sync log rows and webhook events older than their retention "
-            "(QBO_SYNC['RETENTION_DAYS']). Pending, failed and dead work is never deleted.")
+    help = ("Delete finished jobs and queue items, sync log rows, webhook events and refused-delivery counts older "
+            "than their retention (QBO_SYNC['RETENTION_DAYS']). Pending, failed and dead work is never deleted.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")

@@ -7,7 +7,8 @@ holds a long write lock:
 - ``jobs``: jobs that ended ``completed`` or ``cancelled`` more than N days ago, with their queue items, and
   real-time queue items (no job) that ended ``completed`` or ``cancelled`` more than N days ago;
 - ``sync_log``: sync log rows older than N days;
-- ``webhook_events``: received webhook events older than N days.
+- ``webhook_events``: received webhook events older than N days, and the per-minute counts of refused deliveries
+  (``RefusalCount``, reported as ``webhook_refusals``).
 
 Never purged: pending, processing, failed or dead items and the jobs that hold them ("completed with failures"
 waits for a person to retry or cancel it), conflicts, mappings, cursors and connections. ``None`` or ``0`` keeps a
@@ -25,7 +26,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from qbo_sync.conf import qbo_settings
-from qbo_sync.models import QueueItem, SyncJob, SyncLog, WebhookEvent
+from qbo_sync.models import QueueItem, RefusalCount, SyncJob, SyncLog, WebhookEvent
 
 KINDS = ("jobs", "sync_log", "webhook_events")
 DEFAULT_RETENTION_DAYS: dict[str, int | None] = {"jobs": 30, "sync_log": 90, "webhook_events": 30}
@@ -81,6 +82,8 @@ def purge(now: datetime | None = None, *, dry_run: bool = False) -> PurgeReport:
     if report.cutoffs["webhook_events"] is not None:
         report.deleted["webhook_events"] = _delete(
             WebhookEvent.objects.filter(received_at__lt=report.cutoffs["webhook_events"]), dry_run)
+        report.deleted["webhook_refusals"] = _delete(
+            RefusalCount.objects.filter(minute__lt=report.cutoffs["webhook_events"]), dry_run)
     return report
 
 

@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from qbo_sync import tasks
-from qbo_sync.models import QueueItem, SyncJob, SyncLog, WebhookEvent
+from qbo_sync.models import QueueItem, RefusalCount, SyncJob, SyncLog, WebhookEvent
 from qbo_sync.services import queue
 from qbo_sync.services.retention import purge
 from tests.queue.conftest import make_org
@@ -49,6 +49,9 @@ def _history(org) -> dict[str, object]:
     WebhookEvent.objects.create(realm_id="r", entity="Customer", qbo_id="1", operation="Update")
     _age(WebhookEvent.objects.all(), 40, "received_at")
     WebhookEvent.objects.create(realm_id="r", entity="Customer", qbo_id="2", operation="Update")
+    now = timezone.now().replace(second=0, microsecond=0)
+    RefusalCount.objects.create(endpoint="webhooks", reason="signature", minute=now - dt.timedelta(days=40), count=500)
+    RefusalCount.objects.create(endpoint="webhooks", reason="signature", minute=now, count=3)
     return {"old_done": old_done, "old_failed": old_failed, "new_done": new_done, "pending_old": pending_old}
 
 
@@ -56,7 +59,8 @@ def test_purge_deletes_only_what_is_past_its_retention(db) -> None:
     made = _history(make_org())
 
     counted = purge(dry_run=True)
-    assert counted.deleted == {"queue_items": 7, "jobs": 1, "sync_log": 1, "webhook_events": 1}
+    assert counted.deleted == {"queue_items": 7, "jobs": 1, "sync_log": 1, "webhook_events": 1,
+                               "webhook_refusals": 1}
     assert QueueItem.objects.count() == 13  # a dry run deletes nothing
 
     report = purge()
@@ -69,14 +73,16 @@ def test_purge_deletes_only_what_is_past_its_retention(db) -> None:
     # The purged job's log row keeps its text; only its job link is cleared.
     assert list(SyncLog.objects.values_list("event", "job")) == [("new", None)]
     assert list(WebhookEvent.objects.values_list("qbo_id", flat=True)) == ["2"]
-    assert purge().deleted == {"queue_items": 0, "jobs": 0, "sync_log": 0, "webhook_events": 0}
+    assert list(RefusalCount.objects.values_list("count", flat=True)) == [3]
+    assert purge().deleted == {"queue_items": 0, "jobs": 0, "sync_log": 0, "webhook_events": 0,
+                                 "webhook_refusals": 0}
 
 
 @override_settings(QBO_SYNC={"RETENTION_DAYS": {"sync_log": None, "jobs": 0}})
 def test_none_or_zero_keeps_a_kind_forever(db) -> None:
     _history(make_org())
     report = purge()
-    assert report.deleted == {"webhook_events": 1}
+    assert report.deleted == {"webhook_events": 1, "webhook_refusals": 1}
     assert report.cutoffs["sync_log"] is None and report.cutoffs["jobs"] is None
 
 
@@ -90,7 +96,8 @@ def test_purge_command_and_nightly_task(db, capsys) -> None:
     _history(make_org())
     call_command("qbo_sync", "purge", "--dry-run")
     assert capsys.readouterr().out.strip() == (
-        "Would delete 7 queue items, 1 jobs, 1 sync log, 1 webhook events.")
+        "Would delete 7 queue items, 1 jobs, 1 sync log, 1 webhook events, 1 webhook refusals.")
     call_command("qbo_sync", "purge", "--json")
     assert json.loads(capsys.readouterr().out)["deleted"]["queue_items"] == 7
-    assert tasks.nightly_purge()["deleted"] == {"queue_items": 0, "jobs": 0, "sync_log": 0, "webhook_events": 0}
+    assert tasks.nightly_purge()["deleted"] == {"queue_items": 0, "jobs": 0, "sync_log": 0, "webhook_events": 0,
+                                 "webhook_refusals": 0}
