@@ -932,7 +932,8 @@ def _apply_payment(realm: Realm, payment: dict, links: dict[str, Decimal], now: 
 
 
 def _sales_form_write(realm: Realm, etype: str, existing: dict | None, body: dict, now: float, sparse: bool):
-    """CreditMemo and RefundReceipt: sales lines like an invoice's, TotalAmt computed (a sent one is ignored).
+    """CreditMemo and RefundReceipt: sales lines like an invoice's, TotalAmt computed (a sent one is ignored),
+    sales tax as on an invoice (the realm's tax model).
 
     A credit memo starts with ``Balance`` = ``RemainingCredit`` = ``TotalAmt``; payments that use it lower both.
     A refund receipt is cash paid back to the customer: ``Balance`` 0, it links to nothing and lowers no
@@ -946,6 +947,8 @@ def _sales_form_write(realm: Realm, etype: str, existing: dict | None, body: dic
     else:
         cust = None
     lines, total = _lines(realm, obj.get("Line") if (not sparse or "Line" in body) else _strip_sub(obj["Line"]))
+    tax_detail, total_tax = tax.compute(realm, realm.opt("tax_model"), obj, cust or {}, lines, total)
+    total += total_tax
     used = sum((existing or {}).get("_applied", {}).values(), ZERO)
     if total < used:
         raise business("The credit memo total would be less than the credit already used.")
@@ -969,7 +972,7 @@ def _sales_form_write(realm: Realm, etype: str, existing: dict | None, body: dic
     if cust is not None:
         out["CustomerRef"] = ref_to(cust)
     out["Line"] = lines
-    out["TxnTaxDetail"] = {"TotalTax": ZERO}
+    out["TxnTaxDetail"] = tax_detail
     out["TotalAmt"] = total
     if etype == "CreditMemo":
         out["RemainingCredit"] = total - used

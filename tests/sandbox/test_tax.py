@@ -282,3 +282,25 @@ def test_preferences_say_the_tax_model_and_the_numbering(qbo_sandbox, api):
     since = qbo_sandbox.clock.time() - 86400
     r = api.get("cdc", entities="Preferences", changedSince=fmt_meta(since))
     assert r.json()["CDCResponse"][0]["QueryResponse"][0]["Preferences"][0]["Id"] == "1"
+
+
+def test_credit_memo_and_refund_receipt_are_taxed_like_the_invoice(qbo_sandbox, api, goods):
+    qbo_sandbox.configure(api.realm, tax_model="automated")
+    _, _, lines = goods
+    ca = api.customer("Bayshore Birds", BillAddr=CA)
+    inv = invoice(api, ca, lines).json()["Invoice"]
+    memo = api.create("CreditMemo", {"CustomerRef": {"value": ca["Id"]}, "Line": lines})
+    assert d(memo["TxnTaxDetail"]["TotalTax"]) == d("23.28")
+    assert d(memo["TotalAmt"]) == d(memo["RemainingCredit"]) == d(inv["TotalAmt"]) == d("404.28")
+    # the taxed credit closes the taxed invoice exactly
+    api.create("Payment", {"CustomerRef": {"value": ca["Id"]}, "TotalAmt": 0, "Line": [
+        {"Amount": "404.28", "LinkedTxn": [{"TxnId": memo["Id"], "TxnType": "CreditMemo"},
+                                           {"TxnId": inv["Id"], "TxnType": "Invoice"}]}]})
+    assert api.read("Invoice", inv["Id"])["Balance"] == 0 and api.read("CreditMemo", memo["Id"])["Balance"] == 0
+    refund = api.create("RefundReceipt", {"CustomerRef": {"value": ca["Id"]}, "DepositToAccountRef": {"value": "2"},
+                                          "Line": lines[:1]})
+    assert d(refund["TxnTaxDetail"]["TotalTax"]) == d("22.00") and d(refund["TotalAmt"]) == d("297.00")
+    # manual: the same code rule as an invoice
+    qbo_sandbox.configure(api.realm, tax_model="manual")
+    r = api.post("creditmemo", {"CustomerRef": {"value": ca["Id"]}, "Line": lines})
+    assert r.status_code == 400 and fault_code(r) == "2020"
