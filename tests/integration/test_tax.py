@@ -227,3 +227,57 @@ def test_manual_tax_sends_the_configured_code(org, connection, accountant, run_q
     invoice.refresh_from_db()
     assert (invoice.tax_amount, invoice.total) == (Decimal("9.10"), Decimal("149.10"))
     assert_books_match(org)
+
+
+# --- a host without tax fields ---------------------------------------------------------------------------------------
+
+def _without_tax(values):
+    values = {k: v for k, v in values.items() if k != "taxable"}
+    if "lines" in values:
+        values["lines"] = [{k: v for k, v in line.items() if k != "taxable"} for line in values["lines"]]
+    return values
+
+
+class _UntaxedNames:
+    def to_values(self, obj):
+        return _without_tax(super().to_values(obj))
+
+
+class _UntaxedInvoices(_UntaxedNames):
+    def apply_payment_state(self, obj, state):
+        super().apply_payment_state(obj, {k: v for k, v in state.items() if k not in ("tax_amount", "total")})
+
+    def payment_state(self, obj):
+        return {"amount_due": obj.amount_due, "payment_status": obj.payment_status}
+
+
+def test_a_host_without_tax_fields_keeps_working_in_a_taxed_company(org, accountant, run_queue, qbo_sandbox,
+                                                                    qbo_realm, settings) -> None:
+    """Every tax key is optional: a host that sends no taxability and keeps no tax amount still syncs, QuickBooks
+    still taxes what its own item settings say, and reconciliation compares totals before tax and the taxed
+    balance."""
+    from batchly import qbo_adapters
+    from qbo_sync.adapters import registry
+
+    automated(qbo_sandbox, qbo_realm)
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "ENTITY_ADAPTERS": {
+        "Customer": type("Customer", (_UntaxedNames, qbo_adapters.CustomerAdapter), {}),
+        "Item": type("Item", (_UntaxedNames, qbo_adapters.ItemAdapter), {}),
+        "Invoice": type("Invoice", (_UntaxedInvoices, qbo_adapters.InvoiceAdapter), {})}}
+    registry.reset()
+    try:
+        invoice = mixed_invoice(org)
+        taxed_item = invoice.lines.get(position=0).item
+        run_queue()  # customers and items go first, without Taxable
+        assert "Taxable" not in accountant.read("Item", qbo_id_of("Item", taxed_item))
+        accountant_update(accountant, "Item", qbo_id_of("Item", taxed_item), Taxable=True)  # set up in QuickBooks
+        item = push_invoices(org, [invoice], run_queue)[str(invoice.pk)]
+        assert item.status == "completed", item.last_error
+        remote = accountant.read("Invoice", qbo_id_of("Invoice", invoice))
+        assert Decimal(str(remote["TotalAmt"])) == Decimal("148.00")  # QuickBooks taxed the line of its item
+        invoice.refresh_from_db()
+        assert invoice.amount_due == Decimal("148.00") and invoice.tax_amount == Decimal("0.00")
+        assert EntityMapping.objects.get(entity_type="Invoice").last_error == ""
+        assert_books_match(org)
+    finally:
+        registry.reset()
