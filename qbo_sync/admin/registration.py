@@ -34,7 +34,16 @@ from qbo_sync.admin.actions import job_url
 from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, may
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
-from qbo_sync.models import AuditEntry, Conflict, PullCursor, QboConnection, QueueItem, SyncJob, SyncLog
+from qbo_sync.models import (
+    AuditEntry,
+    Conflict,
+    PullCursor,
+    QboConnection,
+    QueueItem,
+    RefusalCount,
+    SyncJob,
+    SyncLog,
+)
 from qbo_sync.permissions import Action, Actor
 from qbo_sync.services import operations
 from qbo_sync.services.jobs import QboInputError
@@ -417,3 +426,20 @@ class PullCursorAdmin(QboReadOnlyAdmin):
                     "running_since")
     list_filter = ("entity_type", ORGANIZATION_FILTER)
     readonly_fields = [f.name for f in PullCursor._meta.fields]
+
+
+@admin.register(RefusalCount)
+class RefusalCountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Refused webhook deliveries per reason and minute. They belong to no organization (a refused delivery proved
+    nothing about whose it is) and carry addresses: superusers only."""
+
+    list_display = ("minute", "endpoint", "reason", "count", "last_message", "last_address")
+    list_filter = ("endpoint", "reason")
+    date_hierarchy = "minute"
+    readonly_fields = [f.name for f in RefusalCount._meta.fields]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)

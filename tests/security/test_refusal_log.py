@@ -55,3 +55,20 @@ def test_refusals_are_counted_per_reason_and_minute(verifier):
     assert table_rows() == 9  # 3 reasons x 3 minutes, whatever the number of posts
     assert sorted(set(RefusalCount.objects.values_list("reason", "count"))) == [
         ("bad_length", 20), ("signature", 20), ("too_large", 20)]
+
+
+def test_the_admin_lists_refusals_to_superusers_only(verifier):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    Client().post(URL, BODY, content_type="application/json")
+    root, staff = Client(), Client()
+    root.force_login(UserFactory(username="root", is_superuser=True))
+    member = UserFactory(username="staff")
+    member.user_permissions.add(*Permission.objects.filter(content_type__app_label="qbo_sync"))
+    staff.force_login(member)
+    page = root.get("/admin/qbo_sync/refusalcount/")
+    assert page.status_code == 200 and "signature" in page.content.decode()
+    assert staff.get("/admin/qbo_sync/refusalcount/").status_code == 403
+    assert root.post("/admin/qbo_sync/refusalcount/add/", {}).status_code == 403
