@@ -10,7 +10,8 @@ buttons that call ``qbo_sync.services.operations``, each guarded by an action of
 - queue items: retry, retry including dead, cancel (``operate``: ``change_syncjob``);
 - conflicts: keep the host's value (named by ``QBO_SYNC["HOST_LABEL"]``), keep QuickBooks', edit then keep
   (``resolve``: ``change_conflict``);
-- sync log, audit log and pull cursors: read-only, nothing to act on (the logs are append-only: no delete either).
+- sync log, audit log and pull cursors: read-only, nothing to act on (the logs are append-only: no delete either);
+- refused webhook deliveries (counts per reason and minute): read-only, superusers only (no organization's rows).
 
 Staff who are not superusers see only their organizations' rows (``OrganizationScopedAdmin``).
 """
