@@ -165,9 +165,10 @@ def rate_table(realm: Realm) -> dict[str, dict]:
 
 def line_code(value: Any, taxable_item: bool) -> dict:
     """A sales line's ``TaxCodeRef``: TAX or NON as sent (anything else is QBO's 6100), else from the item."""
-    if value in (None, "", {}):
+    code = value.get("value") if isinstance(value, dict) else value
+    if code is None or (isinstance(code, str) and not code.strip()):
         return {"value": "TAX" if taxable_item else "NON"}
-    code = str(value.get("value", "") if isinstance(value, dict) else value).strip()
+    code = str(code).strip()
     if code.upper() not in PSEUDO_CODES:
         raise QBOError("6100", "Invalid Line TaxCode in the request",
                        f"Valid line TaxCodes for US should be TAX or NON. Supplied value: {code}",

@@ -304,3 +304,28 @@ def test_credit_memo_and_refund_receipt_are_taxed_like_the_invoice(qbo_sandbox, 
     qbo_sandbox.configure(api.realm, tax_model="manual")
     r = api.post("creditmemo", {"CustomerRef": {"value": ca["Id"]}, "Line": lines})
     assert r.status_code == 400 and fault_code(r) == "2020"
+
+
+@pytest.mark.parametrize("model", ["none", "automated", "manual"])
+def test_odd_tax_inputs_get_a_fault_never_a_500(qbo_sandbox, api, goods, model):
+    qbo_sandbox.configure(api.realm, tax_model=model)
+    widget, _, _ = goods
+    cust = api.customer("Odd Inputs", BillAddr=CA)
+
+    def line(ref):
+        return [{"Amount": 10, "DetailType": "SalesItemLineDetail",
+                 "SalesItemLineDetail": {"ItemRef": {"value": widget["Id"]}, "TaxCodeRef": ref}}]
+
+    for extra in ({"TxnTaxDetail": "x"}, {"TxnTaxDetail": {"TxnTaxCodeRef": 5}},
+                  {"TxnTaxDetail": {"TxnTaxCodeRef": {"value": {"a": 1}}}}, {"TxnTaxDetail": []},
+                  {"ApplyTaxAfterDiscount": "yes"}):
+        r = invoice(api, cust, line(None), **extra)
+        assert r.status_code in (200, 400), (extra, r.text)
+    for ref in ([], 5, {"value": None}, {"value": ""}, {"value": ["TAX"]}, "tax", {"value": "non"}):
+        r = invoice(api, cust, line(ref), TxnTaxDetail={"TxnTaxCodeRef": {"value": codes(api)["California"]["Id"]}})
+        assert r.status_code in (200, 400), (ref, r.text)
+        if r.status_code == 200:
+            assert r.json()["Invoice"]["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"]["value"] in ("TAX", "NON")
+    assert api.post("customer", {"DisplayName": "Odd Taxable", "Taxable": "maybe"}).status_code in (200, 400)
+    assert api.post("item", {"Name": "Odd", "Type": "Service", "IncomeAccountRef": {"value": "1"},
+                             "Taxable": 3}).status_code in (200, 400)
