@@ -124,7 +124,7 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[che
         errors.append(checks.Error(
             "SECRET_KEY is a development key while DEBUG is off: sessions can be forged and every QuickBooks "
             "token decrypts from a database dump.",
-            hint=f"Set SECRET_KEY to a long random value (50+ characters). See {DOCS}security.md.",
+            hint=f"Set SECRET_KEY to a long random value (50+ characters). See {DOCS}permissions.md.",
             id="qbo_sync.E014",
         ))
     if not qbo_settings.TOKEN_KEYS:
@@ -133,7 +133,7 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[che
             "development default (a key derived from SECRET_KEY).",
             hint='Set QBO_SYNC["TOKEN_KEYS"] to one or more Fernet keys, newest first (python -c "from '
                  "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"). "
-                 f"See {DOCS}security.md.",
+                 f"See {DOCS}permissions.md.",
             id="qbo_sync.E015",
         ))
     if not qbo_settings.WEBHOOK_VERIFIER_TOKEN and _webhooks_routed():
@@ -141,7 +141,7 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[che
             'QBO_SYNC["WEBHOOK_VERIFIER_TOKEN"] is empty while DEBUG is off and the webhook endpoint is routed: '
             "every delivery from QuickBooks is refused.",
             hint="Copy the verifier token of your Intuit app's webhooks into QBO_SYNC[\"WEBHOOK_VERIFIER_TOKEN\"], "
-                 f"or do not route qbo_sync's webhooks/ URL. See {DOCS}security.md.",
+                 f"or do not route qbo_sync's webhooks/ URL. See {DOCS}permissions.md.",
             id="qbo_sync.E016",
         ))
     return errors

@@ -63,7 +63,7 @@ NOT_FOUND = OpenApiResponse(OpenApiTypes.OBJECT, description="No such object in 
                                                             "organization the caller cannot see included).")
 NO_AUTH = OpenApiResponse(OpenApiTypes.OBJECT, description="Not authenticated, a member of no organization, or "
                                                           "without the permission this action needs (see "
-                                                          "docs/security.md).")
+                                                          "the permissions page of the docs).")
 
 
 #: The largest offset (or limit) a page request may name: far beyond any table, within every database's integers.
