@@ -39,6 +39,9 @@ class EntityMapping(models.Model):
     last_pulled_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     last_error = models.TextField(blank=True)
+    # The QBO record this one was merged into by the accountant while another host row is linked to that record:
+    # nothing is sent for this row (``qbo_id`` names a deleted record) until a person settles it.
+    merged_into = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

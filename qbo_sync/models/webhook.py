@@ -18,6 +18,8 @@ class WebhookEvent(models.Model):
     last_updated = models.CharField(max_length=40, blank=True)
     event_id = models.CharField(max_length=128, blank=True)
     format = models.CharField(max_length=12, default="legacy")
+    deleted_id = models.CharField(max_length=32, blank=True, help_text="A Merge: the merged-away record's id "
+                                  "(``qbo_id`` is the survivor).")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     job = models.ForeignKey("qbo_sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -113,6 +113,7 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
         return counts
     cursor, _ = PullCursor.objects.get_or_create(organization_id=ctx.organization_id, entity_type=entity)
     started = timezone.now()
+    apply_merge_events(ctx, entity, counts)
     if full or cursor.changed_since is None:
         sql = f"SELECT * FROM {entity} WHERE Active IN (true, false) ORDERBY Id"  # noqa: S608
         page: list[dict[str, Any]] = []
@@ -125,8 +126,10 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
         until = started
     else:
         result = ctx.client.cdc([entity], cursor.changed_since - OVERLAP)
-        apply_page(ctx, entity, result.changed.get(entity, []), counts)
+        # Deletions first: a merged-away customer's row is re-linked to the survivor before the survivor's own
+        # change is applied (else the survivor, unlinked, would get a new host row of its own).
         apply_deleted(ctx, entity, result.deleted.get(entity, []), counts)
+        apply_page(ctx, entity, result.changed.get(entity, []), counts)
         until = result.until
     PullCursor.objects.filter(pk=cursor.pk).update(changed_since=until, last_run_at=started,
                                                    last_success_at=timezone.now())
@@ -226,12 +229,18 @@ def unlinked_host_rows_by_key(ctx: SyncContext, adapter: HostAdapter) -> dict[tu
 
 
 def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]], counts: dict[str, int]) -> None:
-    """Customers and items cannot be deleted in QBO, but merged ones come back as deleted: deactivate the twin."""
+    """Customers and items cannot be deleted in QBO, but merged ones come back as deleted. A customer whose
+    survivor is known (a ``Merge`` webhook, or where its invoices went) is re-linked or flagged
+    (:func:`apply_merge`); any other such record's twin is deactivated."""
     adapter = get_adapter(entity)
     mappings = maps.mappings_for_qbo_ids(ctx.realm_id, entity, [s["Id"] for s in stubs])
     for stub in stubs:
         mapping = mappings.get(str(stub["Id"]))
-        if mapping is None:
+        if mapping is None or mapping.merged_into:
+            continue
+        survivor = find_survivor(ctx, mapping) if entity == "Customer" else None
+        if survivor:
+            apply_merge(ctx, adapter, mapping, survivor, counts)
             continue
         obj = adapter.get_queryset(ctx.organization_id).filter(pk=mapping.object_id).first()
         if obj is not None:
@@ -243,6 +252,80 @@ def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]]
                  f"the row in {host_label()} was deactivated", level=SyncLog.Level.WARNING, entity_type=entity,
                  object_id=mapping.object_id, qbo_id=stub["Id"], job_id=ctx.job_id)
         counts["deactivated"] += 1
+
+
+# --- customer merges --------------------------------------------------------------------------------------------
+
+
+def apply_merge_events(ctx: SyncContext, entity: str, counts: dict[str, int]) -> None:
+    """``Merge`` webhooks that name a record still linked here: settle them now, whether or not CDC shows the
+    merged-away record deleted yet (QuickBooks may take its time)."""
+    if entity != "Customer":
+        return
+    from qbo_sync.models import WebhookEvent
+
+    merges = dict(WebhookEvent.objects.filter(organization_id=ctx.organization_id, realm_id=ctx.realm_id,
+                                              entity=entity, operation="Merge").exclude(deleted_id="")
+                  .values_list("deleted_id", "qbo_id"))
+    if not merges:
+        return
+    adapter = get_adapter(entity)
+    for lost, mapping in maps.mappings_for_qbo_ids(ctx.realm_id, entity, merges).items():
+        if not mapping.merged_into and merges[lost] != lost:
+            apply_merge(ctx, adapter, mapping, merges[lost], counts)
+
+
+def find_survivor(ctx: SyncContext, mapping: EntityMapping) -> str | None:
+    """The customer a deleted one was merged into: from a ``Merge`` webhook, else from where QuickBooks moved the
+    invoices we sent for it (one bounded query). ``None`` when neither tells."""
+    from qbo_sync.models import WebhookEvent
+
+    event = (WebhookEvent.objects.filter(realm_id=ctx.realm_id, entity="Customer", operation="Merge",
+                                         deleted_id=mapping.qbo_id).values_list("qbo_id", flat=True).first())
+    if event:
+        return str(event)
+    invoice_ids = list(EntityMapping.objects.filter(
+        organization_id=ctx.organization_id, realm_id=ctx.realm_id, entity_type="Invoice", qbo_id__isnull=False,
+        snapshot__customer_object_id=mapping.object_id).values_list("qbo_id", flat=True)[:20])
+    if not invoice_ids:
+        return None
+    owners = {_customer_of(i) for i in query_in(ctx, "Invoice", "Id", invoice_ids)} - {"", str(mapping.qbo_id)}
+    return owners.pop() if len(owners) == 1 else None
+
+
+def apply_merge(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, survivor_id: str,
+                counts: dict[str, int]) -> None:
+    """The accountant merged this row's QBO customer into ``survivor_id``. If no other host row is linked to the
+    survivor, link this row to it and merge its version in (so the row's invoices point at a live customer and
+    every later push goes to the survivor). If another row is, flag this one for a person: ``merged_into`` is set
+    and nothing is sent for it (nor for invoices that need it) until then."""
+    entity, lost = adapter.entity, str(mapping.qbo_id)
+    other = maps.mappings_for_qbo_ids(ctx.realm_id, entity, [survivor_id]).get(str(survivor_id))
+    obj = adapter.get_queryset(ctx.organization_id).filter(pk=mapping.object_id).first()
+    if obj is None:
+        return
+    if other is not None and other.pk != mapping.pk:
+        name = adapter.to_values(obj).get("display_name") or str(obj)
+        message = (f"{entity} {name} (QuickBooks id {lost}) was merged in QuickBooks into {entity.lower()} "
+                   f"{survivor_id}, which is linked to another row of {host_label()} ({other.object_id}). Merge the "
+                   f"two rows in {host_label()} (or link this one again); nothing is sent for it until then.")
+        EntityMapping.objects.filter(pk=mapping.pk).update(merged_into=str(survivor_id), last_error=message,
+                                                           state=EntityMapping.State.FAILED)
+        maps.log(ctx.organization_id, "merged_in_qbo", message, level=SyncLog.Level.WARNING, entity_type=entity,
+                 object_id=mapping.object_id, qbo_id=lost, job_id=ctx.job_id, survivor=str(survivor_id))
+        counts["flagged"] = counts.get("flagged", 0) + 1
+        return
+    try:
+        payload = ctx.client.read(entity, survivor_id)
+    except QboNotFound:
+        return
+    EntityMapping.objects.filter(pk=mapping.pk).update(qbo_id=str(survivor_id), merged_into="", last_error="")
+    mapping.refresh_from_db()
+    reconcile_one(ctx, adapter, mapping, obj, payload)
+    maps.log(ctx.organization_id, "merged_in_qbo", f"{entity} {lost} was merged into {survivor_id} in QuickBooks; "
+             f"the row in {host_label()} is now linked to {survivor_id}", entity_type=entity,
+             object_id=mapping.object_id, qbo_id=str(survivor_id), job_id=ctx.job_id, merged_away=lost)
+    counts["relinked"] = counts.get("relinked", 0) + 1
 
 
 # --- payments -----------------------------------------------------------------------------------------------------

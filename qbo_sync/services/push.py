@@ -32,6 +32,7 @@ from qbo_sync.exceptions import (
     QboApiError,
     QboAuthError,
     QboDuplicateName,
+    QboNotFound,
     QboReauthRequired,
     QboStaleObject,
     QboSyncError,
@@ -237,6 +238,10 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
             outcomes[item.pk] = Outcome.completed("the row no longer exists in this organization; nothing to send")
             continue
         mapping = mappings.get(item.object_id) or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
+        if mapping.merged_into:  # its QBO record was merged away: never write to the deleted id
+            outcomes[item.pk] = Outcome.failed(mapping.last_error or f"{entity} {obj} was merged in QuickBooks into "
+                                               f"{mapping.merged_into}; settle it first", code="merged")
+            continue
         try:
             write = plan_name_write(ctx, adapter, mapper, item, obj, mapping,
                                     held={f: c.qbo_value for f, c in held.get(mapping.pk, {}).items()})
@@ -377,6 +382,19 @@ def handle_name_error(ctx: SyncContext, adapter: HostAdapter, w: Write, exc: Exc
         except QboApiError as again:
             return outcome_for_error(again)
         return Outcome.completed("QuickBooks had changed too: merged and pushed")
+    if isinstance(exc, QboNotFound) and w.operation == "update" and entity == "Customer":
+        # Gone from QuickBooks: merged away by the accountant (customers cannot be deleted). Re-link to the
+        # survivor or flag the row (pull.apply_merge); the write is sent again only to a live record.
+        from qbo_sync.services.pull import apply_merge, find_survivor
+
+        survivor = find_survivor(ctx, w.mapping)
+        if survivor:
+            apply_merge(ctx, adapter, w.mapping, survivor, {})
+            w.mapping.refresh_from_db()
+            if w.mapping.merged_into:
+                return Outcome.failed(w.mapping.last_error, code="merged")
+            # apply_merge merged the survivor's version in; what the host still has to say is queued there.
+            return Outcome.completed(f"merged in QuickBooks into {survivor}: re-linked; the change goes there next")
     outcome = outcome_for_error(exc)
     if outcome.result == "failed":
         maps.record_failure(w.mapping, f"{entity} {w.obj}: {exc}")
@@ -518,9 +536,11 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     dependency_errors = ensure_dependencies(ctx, [obj for _, obj, _ in pending])
     writes: list[Write] = []
     all_values = {item.pk: adapter.to_values(obj) for item, obj, _ in pending}
-    customer_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
-        get_adapter("Customer"), {v["customer_object_id"] for v in all_values.values()}, ctx.organization_id,
-        ctx.realm_id).values()}
+    customer_maps = maps.mappings_for_objects(get_adapter("Customer"),
+                                              {v["customer_object_id"] for v in all_values.values()},
+                                              ctx.organization_id, ctx.realm_id).values()
+    customer_ids = {m.object_id: m.qbo_id for m in customer_maps}
+    merged_away = {m.object_id: m.last_error for m in customer_maps if m.merged_into}
     item_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
         get_adapter("Item"), {line["item_object_id"] for v in all_values.values() for line in v["lines"]},
         ctx.organization_id, ctx.realm_id).values()}
@@ -531,6 +551,12 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             # Retry while a dependency may still get through; fail with its reason when it never will.
             outcomes[item.pk] = next((o for o in blocked if o.result == "failed"), blocked[0])
             maps.record_failure(mapping if mapping.pk else None, outcomes[item.pk].message)
+            continue
+        if values["customer_object_id"] in merged_away:
+            message = (f"Invoice {values.get('doc_number')} was not sent: its customer needs a person first. "
+                       f"{merged_away[values['customer_object_id']]}")
+            maps.record_failure(mapping if mapping.pk else None, message)
+            outcomes[item.pk] = Outcome.failed(message, code="merged")
             continue
         values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
         for line in values["lines"]:
@@ -645,8 +671,10 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
             # QuickBooks' answer carries the invoice's Balance (= TotalAmt when nothing is paid): apply it now; a
             # pull would skip this version as already known.
             apply_payment_state(ctx, adapter, w.mapping, w.obj, payload, record_version=False)
+            # The customer row is kept so a customer merged away in QuickBooks can be traced by its invoices.
             maps.set_synced(w.mapping, payload, {"doc_number": w.values["doc_number"],
-                                                 "total": payload.get("TotalAmt")},
+                                                 "total": payload.get("TotalAmt"),
+                                                 "customer_object_id": w.values["customer_object_id"]},
                             qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
                             pushed=True)
             # The host's total is before tax (QuickBooks decides the tax; apply_payment_state wrote it back above):

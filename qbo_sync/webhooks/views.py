@@ -72,7 +72,7 @@ def record_changes(changes: list) -> tuple[int, int, int]:
                 WebhookEvent.objects.create(
                     realm_id=change.realm_id, organization_id=org_id, entity=change.entity, qbo_id=change.qbo_id,
                     operation=change.operation, last_updated=change.last_updated, event_id=change.event_id,
-                    format=change.format)
+                    format=change.format, deleted_id=change.deleted_id)
         except IntegrityError:
             duplicates += 1
             continue
