@@ -256,6 +256,9 @@ def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]]
 
 # --- customer merges --------------------------------------------------------------------------------------------
 
+#: How a merge event's operation is stored: legacy "Merge", CloudEvents ``qbo.customer.merged.v1`` -> "Merged".
+MERGE_OPERATIONS = ("Merge", "Merged")
+
 
 def apply_merge_events(ctx: SyncContext, entity: str, counts: dict[str, int]) -> None:
     """``Merge`` webhooks that name a record still linked here: settle them now, whether or not CDC shows the
@@ -265,7 +268,7 @@ def apply_merge_events(ctx: SyncContext, entity: str, counts: dict[str, int]) ->
     from qbo_sync.models import WebhookEvent
 
     merges = dict(WebhookEvent.objects.filter(organization_id=ctx.organization_id, realm_id=ctx.realm_id,
-                                              entity=entity, operation="Merge").exclude(deleted_id="")
+                                              entity=entity, operation__in=MERGE_OPERATIONS).exclude(deleted_id="")
                   .values_list("deleted_id", "qbo_id"))
     if not merges:
         return
@@ -280,7 +283,7 @@ def find_survivor(ctx: SyncContext, mapping: EntityMapping) -> str | None:
     invoices we sent for it (one bounded query). ``None`` when neither tells."""
     from qbo_sync.models import WebhookEvent
 
-    event = (WebhookEvent.objects.filter(realm_id=ctx.realm_id, entity="Customer", operation="Merge",
+    event = (WebhookEvent.objects.filter(realm_id=ctx.realm_id, entity="Customer", operation__in=MERGE_OPERATIONS,
                                          deleted_id=mapping.qbo_id).values_list("qbo_id", flat=True).first())
     if event:
         return str(event)

@@ -43,7 +43,8 @@ class WebhookPayloadError(ValueError):
     """The body verified but is not a webhook payload we understand."""
 
 
-_CLOUD_ENTITY = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
+_CLOUD_ENTITY = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment",
+                 "creditmemo": "CreditMemo", "refundreceipt": "RefundReceipt"}
 
 
 def parse(body: bytes) -> list[EntityChange]:

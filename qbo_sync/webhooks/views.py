@@ -17,8 +17,10 @@ from qbo_sync.webhooks.verify import WebhookPayloadError, parse, verify
 
 logger = logging.getLogger(__name__)
 
-#: Entity names in events -> the pull that reads their change. Invoices and payments change payment state.
-PULL_FOR = {"Customer": "Customer", "Item": "Item", "Invoice": "Payment", "Payment": "Payment"}
+#: Entity names in events -> the pull that reads their change. Invoices, payments, credit memos and refund receipts
+#: change payment state (a refund receipt changes no invoice in QuickBooks: only its own event tells).
+PULL_FOR = {"Customer": "Customer", "Item": "Item", "Invoice": "Payment", "Payment": "Payment",
+            "CreditMemo": "Payment", "RefundReceipt": "Payment"}
 
 
 @csrf_exempt

@@ -137,3 +137,14 @@ def test_a_refund_goes_to_the_customers_newest_paid_invoice_first(org, accountan
     newer.refresh_from_db()
     assert newer.amount_refunded == newer.total and newer.payment_status == "refunded"
     assert older.amount_refunded == Decimal("70.00") - newer.total and older.payment_status == "paid"
+
+
+def test_a_refund_receipt_webhook_asks_for_a_payments_pull(client, sandbox_settings, connection) -> None:
+    from qbo_sync.models import SyncJob
+    from tests.integration.test_webhooks import TOKEN, legacy, post
+
+    sandbox_settings.QBO_SYNC = {**sandbox_settings.QBO_SYNC, "WEBHOOK_VERIFIER_TOKEN": TOKEN}
+    body = legacy(connection.realm_id, ("RefundReceipt", "7", "Create", "2026-11-23T10:00:00Z"),
+                  ("CreditMemo", "8", "Create", "2026-11-23T10:00:00Z"))
+    assert post(client, body).json() == {"stored": 2, "duplicates": 0, "ignored": 0}
+    assert list(SyncJob.objects.values_list("entity_type", flat=True)) == ["Payment"]

@@ -4,13 +4,15 @@ a live QuickBooks customer, and nothing is ever written to the merged-away id. C
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from batchly.models import Customer
 from qbo_sync.models import EntityMapping, QueueItem, SyncLog, WebhookEvent
 from qbo_sync.services.queue import create_job, start_pull
 from tests.factories import CustomerFactory, InvoiceFactory
-from tests.integration.test_webhooks import TOKEN, URL
+from tests.integration.test_webhooks import TOKEN, URL, post
 
 
 @pytest.fixture
@@ -140,3 +142,23 @@ def test_a_push_that_meets_the_merged_away_id_relinks_and_lands_on_the_survivor(
 
     assert mapping_of("Customer", invoice.customer).qbo_id == survivor["Id"]
     assert accountant.read("Customer", survivor["Id"])["PrimaryPhone"]["FreeFormNumber"] == "(555) 555-0177"
+
+
+def test_a_cloudevents_merge_is_understood_too(client, webhook_settings, connection, accountant, qbo_sandbox,
+                                               qbo_realm, run_queue) -> None:
+    org = connection.organization
+    customer = CustomerFactory(organization=org)
+    run_queue()
+    pull_customers(org, run_queue)
+    lost = mapping_of("Customer", customer).qbo_id
+    survivor = survivor_in_qbo(accountant)
+    qbo_sandbox.merge_customers(qbo_realm, lost, survivor["Id"])
+    body = json.dumps([{"specversion": "1.0", "id": "evt-merge-1", "source": "intuit.test",
+                        "type": "qbo.customer.merged.v1", "datacontenttype": "application/json",
+                        "time": "2026-11-23T10:00:00Z", "intuitentityid": survivor["Id"],
+                        "intuitaccountid": qbo_realm, "data": {"deletedid": lost}}]).encode()
+
+    assert post(client, body).status_code == 200
+    run_queue()
+
+    assert mapping_of("Customer", customer).qbo_id == survivor["Id"]
