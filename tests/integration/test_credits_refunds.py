@@ -148,3 +148,20 @@ def test_a_refund_receipt_webhook_asks_for_a_payments_pull(client, sandbox_setti
                   ("CreditMemo", "8", "Create", "2026-11-23T10:00:00Z"))
     assert post(client, body).json() == {"stored": 2, "duplicates": 0, "ignored": 0}
     assert list(SyncJob.objects.values_list("entity_type", flat=True)) == ["Payment"]
+
+
+def test_reconcile_counts_a_credited_invoice_as_settled_not_as_drift(org, accountant, run_queue) -> None:
+    from qbo_sync.services.reconcile import reconcile
+
+    invoice = InvoiceFactory(organization=org)
+    push(org, [invoice], run_queue)
+    pull_payments(org, run_queue)
+    memo = credit_memo(accountant, invoice, invoice.total)
+    apply_credit(accountant, invoice, memo, invoice.total)
+    pull_payments(org, run_queue)
+    invoice.refresh_from_db()
+    assert invoice.payment_status == "credited"
+
+    report = reconcile(org.pk)
+
+    assert [d.kind for d in report.drift if d.object_id == str(invoice.pk)] == []
