@@ -310,8 +310,8 @@ def apply_merge(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, 
     if other is not None and other.pk != mapping.pk:
         name = adapter.to_values(obj).get("display_name") or str(obj)
         message = (f"{entity} {name} (QuickBooks id {lost}) was merged in QuickBooks into {entity.lower()} "
-                   f"{survivor_id}, which is linked to another row of {host_label()} ({other.object_id}). Merge the "
-                   f"two rows in {host_label()} (or link this one again); nothing is sent for it until then.")
+                   f"{survivor_id}, which is linked to another row of {host_label()} ({other.object_id}). They are one "
+                   f"customer now: use the other row in {host_label()}; nothing is sent for this one.")
         EntityMapping.objects.filter(pk=mapping.pk).update(merged_into=str(survivor_id), last_error=message,
                                                            state=EntityMapping.State.FAILED)
         maps.log(ctx.organization_id, "merged_in_qbo", message, level=SyncLog.Level.WARNING, entity_type=entity,

@@ -111,7 +111,7 @@ def test_both_rows_linked_flags_the_merged_away_one_and_sends_nothing_for_it(org
     mapping = mapping_of("Customer", lost_row)
     assert mapping.merged_into == kept and mapping.state == "failed" and mapping.qbo_id == lost
     assert f"merged in QuickBooks into customer {kept}" in mapping.last_error
-    assert "Merge the two rows" in mapping.last_error
+    assert "use the other row" in mapping.last_error
     assert mapping_of("Customer", kept_row).qbo_id == kept  # the other row keeps its link
     before = qbo_sandbox.stats(qbo_realm)["requests"].get("update", 0)
 
