@@ -49,10 +49,10 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 def check_tax_model(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from qbo_sync.mapping.invoices import TAX_MODELS
 
-    if qbo_settings.TAX_MODEL not in TAX_MODELS:
+    if qbo_settings.TAX_MODEL not in ("detect", *TAX_MODELS):
         return [checks.Error(
             f'QBO_SYNC["TAX_MODEL"] is {qbo_settings.TAX_MODEL!r}.',
-            hint=f"Use one of: {', '.join(TAX_MODELS)} (how the QuickBooks company charges sales tax).",
+            hint=f"Use one of: detect, {', '.join(TAX_MODELS)} (how the QuickBooks company charges sales tax).",
             id="qbo_sync.E017",
         )]
     return []

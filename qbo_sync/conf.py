@@ -91,9 +91,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_ADDRESS_HEADER": "",  # request.META key a trusted proxy sets (e.g. HTTP_X_REAL_IP); "" = REMOTE_ADDR
     "CRITICAL_FIELDS": {},  # {"Customer": ["email"]}: conflicts on these wait for a person
     "INCOME_ACCOUNT_NAME": "Sales of Product Income",
-    # Sales tax (mapping/invoices.py): "automated" (QBO computes it), "manual" (an invoice names TAX_CODE) or
-    # "none"; a connection's own tax_model / tax_code, when set, take precedence.
-    "TAX_MODEL": "automated",
+    # Sales tax (mapping/invoices.py): "detect" (read the company's Preferences.TaxPrefs), "automated" (QBO computes
+    # it), "manual" (an invoice names TAX_CODE) or "none"; a connection's own tax_model / tax_code take precedence.
+    "TAX_MODEL": "detect",
     "TAX_CODE": "",
     # Queue and workers
     "CHUNK_SIZE": 60,  # items per claim; bulk imports run faster at 300 (docs/performance.md)

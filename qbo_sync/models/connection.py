@@ -67,10 +67,11 @@ class QboConnection(models.Model):
         return f"{self.organization} → {self.company_name or self.realm_id or 'not connected'} ({self.status})"
 
     def sales_tax(self) -> tuple[str, str]:
-        """``(tax model, tax code)`` for this company: its own settings, else QBO_SYNC TAX_MODEL / TAX_CODE."""
+        """``(tax model, tax code)`` as configured: its own, else QBO_SYNC TAX_MODEL / TAX_CODE. A model of
+        ``"detect"`` is resolved from the company's Preferences by ``services.push.sales_tax``."""
         from qbo_sync.conf import qbo_settings
 
-        return (self.tax_model or qbo_settings.TAX_MODEL or "automated",
+        return (self.tax_model or qbo_settings.TAX_MODEL or "detect",
                 self.tax_code or qbo_settings.TAX_CODE or "")
 
     @property

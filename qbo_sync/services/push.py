@@ -501,6 +501,28 @@ def income_account_id(ctx: SyncContext) -> str:
     return ctx.cache[key]
 
 
+def sales_tax(ctx: SyncContext) -> tuple[str, str]:
+    """``(tax model, tax code)`` of the connected company. The model is configured (the connection's own, else
+    ``QBO_SYNC["TAX_MODEL"]``) or, with ``"detect"`` (the default), read once per context from the company's
+    Preferences as QuickBooks states it: ``TaxPrefs.UsingSalesTax`` false -> ``none``; ``PartnerTaxEnabled`` (the
+    Automated Sales Tax engine) true -> ``automated``; otherwise ``manual``."""
+    model, code = ctx.connection.sales_tax()
+    if model != "detect":
+        return model, code
+    if "tax_model" not in ctx.cache:
+        rows = ctx.client.query("SELECT * FROM Preferences").rows
+        prefs = (rows[0] if rows else {}).get("TaxPrefs") or {}
+        if not prefs.get("UsingSalesTax", True):
+            ctx.cache["tax_model"] = "none"
+        elif prefs.get("PartnerTaxEnabled"):
+            ctx.cache["tax_model"] = "automated"
+        elif "PartnerTaxEnabled" in prefs or "UsingSalesTax" in prefs:
+            ctx.cache["tax_model"] = "manual"
+        else:  # the company says nothing about tax: let QuickBooks decide, as in an automated company
+            ctx.cache["tax_model"] = "automated"
+    return ctx.cache["tax_model"], code
+
+
 # --- invoices ----------------------------------------------------------------------------------------------------
 
 
@@ -561,7 +583,7 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
         values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
         for line in values["lines"]:
             line["item_qbo_id"] = item_ids.get(line["item_object_id"], "")
-        tax_model, tax_code = ctx.connection.sales_tax()
+        tax_model, tax_code = sales_tax(ctx)
         issues = mapper.validate(values, tax_model=tax_model, tax_code=tax_code)
         if issues:
             message = (f"Invoice {values.get('doc_number')} is not valid and was not sent: "

@@ -192,6 +192,6 @@ def test_migrate_refuses_to_run_without_a_tenant_model(tmp_path) -> None:
 def test_an_unknown_tax_model_is_named() -> None:
     with with_qbo(TAX_MODEL="manuall"):
         assert ids() == ["qbo_sync.E017"]
-    for model in ("automated", "manual", "none"):
+    for model in ("detect", "automated", "manual", "none"):
         with with_qbo(TAX_MODEL=model):
             assert ids() == []

@@ -211,6 +211,23 @@ def test_a_tax_difference_is_its_own_drift_and_a_repull_settles_it(org, accounta
     assert_books_match(org)
 
 
+def test_the_tax_model_is_read_from_the_companys_preferences(org, accountant, run_queue, qbo_sandbox,
+                                                            qbo_realm) -> None:
+    """Nothing configured: a manual-tax company is recognised (TaxPrefs: using sales tax, not the automated engine),
+    so an invoice with a taxable line and no tax code fails readably before anything is sent."""
+    qbo_sandbox.configure(qbo_realm, tax_model="manual")
+    invoice = mixed_invoice(org)
+    item = push_invoices(org, [invoice], run_queue)[str(invoice.pk)]
+    assert item.status == "failed" and "manual sales tax" in item.last_error
+    assert accountant.count("Invoice") == 0
+
+    qbo_sandbox.configure(qbo_realm, tax_model="none")  # the company stopped charging tax: nothing needed
+    item = push_invoices(org, [invoice], run_queue)[str(invoice.pk)]
+    assert item.status == "completed", item.last_error
+    invoice.refresh_from_db()
+    assert (invoice.tax_amount, invoice.total) == (Decimal("0.00"), Decimal("140.00"))
+
+
 # --- manual sales tax, with a code ------------------------------------------------------------------------------------
 
 
@@ -218,7 +235,7 @@ def test_manual_tax_sends_the_configured_code(org, connection, accountant, run_q
                                               settings) -> None:
     qbo_sandbox.configure(qbo_realm, tax_model="manual")
     code = qbo_sandbox.tax_rates(qbo_realm)["AZ"]["TaxCode"]
-    settings.QBO_SYNC = {**settings.QBO_SYNC, "TAX_MODEL": "manual", "TAX_CODE": code}
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "TAX_CODE": code}  # the model is read from the company's Preferences
     invoice = mixed_invoice(org)  # a California customer: in a manual company the code decides, not the address
     item = push_invoices(org, [invoice], run_queue)[str(invoice.pk)]
     assert item.status == "completed", item.last_error
