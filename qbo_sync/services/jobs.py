@@ -179,13 +179,16 @@ def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = 
     objects = {str(pk): o for pk, o in adapter.get_queryset(organization_id).in_bulk(object_ids).items()}
     mappings = maps.mappings_for_objects(adapter, object_ids, organization_id)
     held = held_conflicts(m.pk for m in mappings.values())
+    connection = QboConnection.objects.filter(organization_id=organization_id).first()
+    # A configured tax model is checked as the push checks it; "detect" needs QuickBooks, which a preview never asks.
+    tax_model, tax_code = connection.sales_tax() if connection is not None else ("detect", "")
     rows = []
     for oid in object_ids:
         obj: models.Model = objects[oid]
         mapping = mappings.get(oid)
         label = str(obj)
         if entity == "Invoice":
-            rows.append(_preview_invoice(adapter, mapper, obj, mapping, label))
+            rows.append(_preview_invoice(adapter, mapper, obj, mapping, label, tax_model, tax_code))
         elif mapping is None or not mapping.qbo_id:
             rows.append(PreviewRow(oid, label, "create"))
         else:
@@ -202,7 +205,7 @@ def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = 
 
 
 def _preview_invoice(adapter: Any, mapper: Any, obj: models.Model, mapping: EntityMapping | None,
-                     label: str) -> PreviewRow:
+                     label: str, tax_model: str = "detect", tax_code: str = "") -> PreviewRow:
     oid = str(obj.pk)
     sent = mapping is not None and bool(mapping.qbo_id)
     if adapter.is_void(obj):
@@ -217,7 +220,7 @@ def _preview_invoice(adapter: Any, mapper: Any, obj: models.Model, mapping: Enti
     for line in values["lines"]:
         line["item_qbo_id"] = "pending"
     try:
-        issues = mapper.validate(values)
+        issues = mapper.validate(values, tax_model=tax_model, tax_code=tax_code)
     except MappingError as exc:
         return PreviewRow(oid, label, "skip", f"invalid: {exc}")
     if issues:

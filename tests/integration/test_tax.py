@@ -118,6 +118,11 @@ def test_manual_tax_without_a_code_fails_before_anything_is_sent(org, connection
     assert accountant.count("Invoice") == 0
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.DRAFT
+    # The dry-run preview says the same before anything is queued (it asks QuickBooks nothing).
+    from qbo_sync.services.jobs import preview_push
+
+    [row] = preview_push(org.pk, "Invoice", [invoice.pk])
+    assert row.action == "skip" and "tax_code" in row.reason and "manual sales tax" in row.reason
 
 
 # --- automated sales tax ----------------------------------------------------------------------------------------------
