@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from qbo_sync.adapters import get_adapter
 from qbo_sync.mapping.base import jsonable
-from qbo_sync.models import Conflict, EntityMapping, QueueItem
+from qbo_sync.models import Conflict, EntityMapping, QboConnection, QueueItem
 from qbo_sync.services import queue
 from qbo_sync.services.echo import applying_qbo_changes
 from qbo_sync.services.jobs import QboInputError
@@ -73,7 +73,11 @@ def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: 
         conflict.resolved_by = user if getattr(user, "is_authenticated", False) else None
         conflict.resolved_at = timezone.now()
         conflict.save()
-        if jsonable(chosen) != conflict.qbo_value:
+        # Keeping QuickBooks' value needs a push too when the conflict's link belongs to a company the organization
+        # has since left: the host changed, and the company connected now never saw that value.
+        connected_realm = (QboConnection.objects.filter(organization_id=mapping.organization_id)
+                           .values_list("realm_id", flat=True).first())
+        if jsonable(chosen) != conflict.qbo_value or mapping.realm_id != connected_realm:
             queue.enqueue(mapping.organization_id, conflict.entity_type, [mapping.object_id],
                           QueueItem.Operation.PUSH)
     return conflict

@@ -40,3 +40,47 @@ def test_a_host_edit_of_only_a_quickbooks_owned_field_is_put_back(org, accountan
     assert item.unit_price == Decimal("7.50")
     conflict = Conflict.objects.get(field="unit_price")
     assert conflict.rule == "qbo_owns" and conflict.winner == "qbo" and conflict.state == "auto_resolved"
+
+
+def test_resolving_a_conflict_of_a_former_company_reaches_the_company_connected_now(
+        org, connection, accountant, run_queue, qbo_sandbox, settings) -> None:
+    """Shrunk history: the critical email changed on both sides, a pull opens the conflict, the organization moves
+    to another company ("sync all" there), then a person keeps QuickBooks' value. The host took it, but nothing was
+    queued (the value was QuickBooks' already, in the former company): the company connected now kept the host's
+    old email, with no conflict left."""
+    from qbo_sync.services.conflicts import resolve_conflict
+    from qbo_sync.services.jobs import start_sync
+    from tests.factories import CustomerFactory
+    from tests.integration.conftest import connect_org
+
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "CRITICAL_FIELDS": {"Customer": ["email"]}}
+    customer = CustomerFactory(organization=org, display_name="Moving Customer", email="base@example.com")
+    run_queue()
+    qbo_id = EntityMapping.objects.get(entity_type="Customer", object_id=str(customer.pk)).qbo_id
+    current = accountant.read("Customer", qbo_id)
+    accountant.update("Customer", {"Id": qbo_id, "SyncToken": current["SyncToken"], "sparse": True,
+                                   "PrimaryEmailAddr": {"Address": "qbo@example.com"}}, request_id="reg-move-1")
+    customer.refresh_from_db()
+    customer.email = "host@example.com"
+    customer.save()
+    start_pull(org.pk, "Customer")
+    run_queue()
+    conflict = Conflict.objects.get(field="email", state="open")
+
+    other = qbo_sandbox.create_realm()
+    connection.delete()
+    connect_org(qbo_sandbox, other, org)
+    start_sync(org.pk)
+    run_queue()
+    resolve_conflict(conflict, "qbo")
+    run_queue()
+
+    customer.refresh_from_db()
+    assert customer.email == "qbo@example.com"
+    moved = EntityMapping.objects.get(entity_type="Customer", object_id=str(customer.pk), realm_id=other)
+    tokens = qbo_sandbox.issue_tokens(other)
+    import requests
+    remote = requests.get(f"{qbo_sandbox.base_url}/v3/company/{other}/customer/{moved.qbo_id}",
+                          headers={"Authorization": f"Bearer {tokens['access_token']}",
+                                   "Accept": "application/json"}, timeout=10).json()["Customer"]
+    assert remote["PrimaryEmailAddr"]["Address"] == "qbo@example.com"
