@@ -51,6 +51,7 @@ from hypothesis.stateful import (
 from batchly.models import Customer, Invoice, InvoiceLine, Item
 from qbo_sync.adapters import get_adapter
 from qbo_sync.client import InMemoryTokenProvider, InProcessThrottle, QboClient, TokenSet
+from qbo_sync.exceptions import QboApiError
 from qbo_sync.mapping import get_mapper
 from qbo_sync.mapping.base import Policy, values_equal
 from qbo_sync.models import Conflict, EntityMapping, QboConnection, QueueItem
@@ -77,6 +78,10 @@ KEEP_HOST = "host" if "host" in conflict_service.KEEP_CHOICES else "batchly"
 HELD_FIELD_FIX_LANDED = True
 #: (3) two queue items for the same never-synced row crash the chunk (IntegrityError uniq_mapping_host_row).
 DUPLICATE_MAPPING_FIX_LANDED = True
+#: Found by the soak, not fixed yet (reported): the host edits a held field while its conflict is open, then both
+#: sides agree or the host moves on, and the open conflict keeps showing the host's old value. Until a fix lands,
+#: the host does not edit a field that is held.
+HELD_HOST_EDIT_FIX_LANDED = False
 #: (4) links are not bound to the realm: a reconnect to another company reuses the old company's ids.
 REALM_BOUND_LINKS_LANDED = True
 
@@ -214,6 +219,10 @@ class SyncModel(RuleBasedStateMachine):
     def open_conflict(self) -> Conflict | None:
         return Conflict.objects.filter(organization_id=self.org.pk, state=Conflict.State.OPEN).order_by("pk").first()
 
+    def field_held(self, customer: Customer, field: str) -> bool:
+        return Conflict.objects.filter(organization_id=self.org.pk, state=Conflict.State.OPEN, field=field,
+                                       mapping__object_id=str(customer.pk), entity_type="Customer").exists()
+
     def has_open_conflict(self, customer: Customer) -> bool:
         return Conflict.objects.filter(organization_id=self.org.pk, state=Conflict.State.OPEN,
                                        mapping__object_id=str(customer.pk), entity_type="Customer").exists()
@@ -240,6 +249,8 @@ class SyncModel(RuleBasedStateMachine):
         customer = rows[i % len(rows)]
         if not HELD_FIELD_FIX_LANDED and self.has_open_conflict(customer):
             return  # defect 1 (held field pushed): enabled once its fix is on main
+        if not HELD_HOST_EDIT_FIX_LANDED and self.field_held(customer, field):
+            return
         text = {"company_name": f"Host Co {value}", "phone": f"(555) 100-000{ord(value) % 10}",
                 "email": f"host-{value}@example.com", "bill_city": f"Hostville {value}"}[field]
         setattr(customer, field, text)
@@ -345,6 +356,8 @@ class SyncModel(RuleBasedStateMachine):
             return
         mapping = links[i % len(links)]
         customer = Customer.objects.get(pk=mapping.object_id)
+        if not HELD_HOST_EDIT_FIX_LANDED and self.field_held(customer, "email"):
+            return
         n = _uid()
         self.acct.update("Customer", mapping.qbo_id, PrimaryEmailAddr={"Address": f"both-{n}@example.com"})
         customer.email = f"both-{n}@example.com" if same else f"host-{n}@example.com"
@@ -383,10 +396,13 @@ class SyncModel(RuleBasedStateMachine):
             return
         amount = balance if full else (balance / 2).quantize(Decimal("0.01"))
         n = _uid()
-        payment = self.acct.api().create("Payment", {
-            "CustomerRef": invoice["CustomerRef"], "TotalAmt": float(amount),
-            "Line": [{"Amount": float(amount), "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]},
-            request_id=f"acct-pay-{n}")
+        try:
+            payment = self.acct.api().create("Payment", {
+                "CustomerRef": invoice["CustomerRef"], "TotalAmt": float(amount),
+                "Line": [{"Amount": float(amount), "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]},
+                request_id=f"acct-pay-{n}")
+        except QboApiError:
+            return  # QuickBooks refused the accountant (e.g. the customer was made inactive): nothing recorded
         self.acct.created["Payment"].add(str(payment["Id"]))
         self.acct.payments[str(payment["Id"])] = str(invoice["Id"])
 
