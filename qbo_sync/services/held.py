@@ -13,6 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils import timezone
+
+from qbo_sync.mapping.base import jsonable
 from qbo_sync.models import Conflict, EntityMapping
 
 
@@ -33,6 +36,19 @@ def held_fields(mapping: EntityMapping | None) -> dict[str, Any]:
     if mapping is None or mapping.pk is None:
         return {}
     return {name: c.qbo_value for name, c in held_conflicts([mapping.pk]).get(mapping.pk, {}).items()}
+
+
+def track_host_values(conflicts: dict[str, Conflict], host_values: dict[str, Any]) -> None:
+    """The host edited a held field again: nothing is sent, but its open conflict shows the host's value now (what
+    "keep the app's value" writes). Called by the push for every row it finds held; one UPDATE per changed field."""
+    for name, conflict in conflicts.items():
+        if name not in host_values:
+            continue
+        now = jsonable(host_values[name])
+        if now != conflict.host_value:
+            Conflict.objects.filter(pk=conflict.pk, state=Conflict.State.OPEN).update(
+                host_value=now, host_updated_at=timezone.now())
+            conflict.host_value = now
 
 
 def describe(conflicts: dict[str, Conflict]) -> str:

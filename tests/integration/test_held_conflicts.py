@@ -64,6 +64,21 @@ def held(org, accountant, run_queue, settings):
     return customer
 
 
+def test_a_host_edit_of_the_held_field_is_not_sent_but_the_conflict_shows_it(org, accountant, run_queue,
+                                                                              held) -> None:
+    """Found by the model soak (seed 2347090212): the conflict kept showing the host's old value."""
+    held.email = "again@example.com"
+    held.save()
+    run_queue()
+
+    assert qbo_email(accountant, held) == ACCOUNTANT  # still held: nothing sent
+    conflict = Conflict.objects.get(field="email")
+    assert conflict.state == "open" and (conflict.host_value, conflict.qbo_value) == ("again@example.com", ACCOUNTANT)
+    resolve_conflict(conflict, "host")
+    run_queue()
+    assert qbo_email(accountant, held) == "again@example.com"  # "keep the app's value" wrote the value it has now
+
+
 def test_a_push_of_another_field_never_sends_the_held_one(org, accountant, run_queue, held) -> None:
     held.phone = "(555) 303-0303"
     held.save()

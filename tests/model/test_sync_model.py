@@ -81,7 +81,7 @@ DUPLICATE_MAPPING_FIX_LANDED = True
 #: Found by the soak, not fixed yet (reported): the host edits a held field while its conflict is open, then both
 #: sides agree or the host moves on, and the open conflict keeps showing the host's old value. Until a fix lands,
 #: the host does not edit a field that is held.
-HELD_HOST_EDIT_FIX_LANDED = False
+HELD_HOST_EDIT_FIX_LANDED = True
 #: (4) links are not bound to the realm: a reconnect to another company reuses the old company's ids.
 REALM_BOUND_LINKS_LANDED = True
 
