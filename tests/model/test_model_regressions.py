@@ -9,7 +9,8 @@ import pytest
 from batchly.models import Item
 from qbo_sync.models import Conflict, EntityMapping
 from qbo_sync.services.queue import start_pull
-from tests.factories import ItemFactory
+from tests.factories import ItemFactory, OrganizationFactory
+from tests.model.test_sync_model import model_settings  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +85,28 @@ def test_resolving_a_conflict_of_a_former_company_reaches_the_company_connected_
                           headers={"Authorization": f"Bearer {tokens['access_token']}",
                                    "Accept": "application/json"}, timeout=10).json()["Customer"]
     assert remote["PrimaryEmailAddr"]["Address"] == "qbo@example.com"
+
+
+@pytest.mark.usefixtures("model_settings")
+def test_a_refused_invoice_voided_before_its_push_is_retried(qbo_sandbox) -> None:
+    """Found by the soak (seed 3809886570): an invoice for a customer made inactive is sent; a worker does the write
+    (QuickBooks refuses it, code 610, the mapping keeps the reason) and dies before recording the outcome; the host
+    voids the invoice; the retried push completes ("void before it was sent; nothing to send"). Nothing is lost: the
+    model must not require a failed queue item for a refused invoice the host voided since."""
+    from tests.integration.conftest import connect_org
+    from tests.model.test_sync_model import SyncModel, bystander_state
+
+    realm = qbo_sandbox.create_realm()
+    connect_org(qbo_sandbox, realm, OrganizationFactory(name="Bystander"))
+    SyncModel.sandbox = qbo_sandbox
+    SyncModel.bystander = {"realm": realm, "state": bystander_state(qbo_sandbox, realm)}
+    state = SyncModel()
+    state.start_with_some_host_data(customers=1, items=1)
+    state.host_sets_customer_active(i=0, active=False)
+    state.worker_drains()
+    state.host_creates_invoice(customer=0, lines=1, send=True)
+    state.worker_dies_mid_chunk()
+    state.host_voids_invoice(i=0)
+    failed = EntityMapping.objects.get(organization_id=state.org.pk, entity_type="Invoice")
+    assert failed.state == EntityMapping.State.FAILED and "code=610" in failed.last_error
+    state.teardown()
