@@ -38,17 +38,22 @@ def held_fields(mapping: EntityMapping | None) -> dict[str, Any]:
     return {name: c.qbo_value for name, c in held_conflicts([mapping.pk]).get(mapping.pk, {}).items()}
 
 
-def track_host_values(conflicts: dict[str, Conflict], host_values: dict[str, Any]) -> None:
-    """The host edited a held field again: nothing is sent, but its open conflict shows the host's value now (what
-    "keep the app's value" writes). Called by the push for every row it finds held; one UPDATE per changed field."""
+def track_values(conflicts: dict[str, Conflict], host_values: dict[str, Any] | None = None,
+                 qbo_values: dict[str, Any] | None = None) -> None:
+    """Keep each open conflict showing what each side holds now (what "keep ..." then writes), though the field is
+    neither sent nor pulled over while held. The push passes the host's values (a host edit of a held field), the
+    pull both sides' (a new QuickBooks version, even one that now agrees with the host). One UPDATE per change."""
+    now = timezone.now()
     for name, conflict in conflicts.items():
-        if name not in host_values:
-            continue
-        now = jsonable(host_values[name])
-        if now != conflict.host_value:
-            Conflict.objects.filter(pk=conflict.pk, state=Conflict.State.OPEN).update(
-                host_value=now, host_updated_at=timezone.now())
-            conflict.host_value = now
+        updates: dict[str, Any] = {}
+        if host_values is not None and name in host_values and jsonable(host_values[name]) != conflict.host_value:
+            updates.update(host_value=jsonable(host_values[name]), host_updated_at=now)
+        if qbo_values is not None and name in qbo_values and jsonable(qbo_values[name]) != conflict.qbo_value:
+            updates.update(qbo_value=jsonable(qbo_values[name]), qbo_updated_at=now)
+        if updates:
+            Conflict.objects.filter(pk=conflict.pk, state=Conflict.State.OPEN).update(**updates)
+            for field, value in updates.items():
+                setattr(conflict, field, value)
 
 
 def describe(conflicts: dict[str, Conflict]) -> str:

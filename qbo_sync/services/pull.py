@@ -28,7 +28,7 @@ from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
 from qbo_sync.services.echo import applying_qbo_changes
-from qbo_sync.services.held import held_fields
+from qbo_sync.services.held import held_conflicts, held_fields, track_values
 from qbo_sync.services.outcomes import Outcome
 from qbo_sync.services.push import outcome_for_error
 
@@ -72,6 +72,8 @@ def reconcile_one(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping
         maps.record_synced(mapping, payload, snapshot, qbo_updated_at=mapper.qbo_updated_at(payload),
                            host_updated_at=adapter.updated_at(obj), pulled=True, state=state)
         maps.record_conflicts(mapping, result.conflicts)
+        if held:  # a held field both sides now agree on raises no conflict: its open one still shows them as now
+            track_values(held_conflicts([mapping.pk]).get(mapping.pk, {}), host_values, qbo_values)
     if result.to_host:
         from qbo_sync.signals import entity_pulled
 

@@ -51,7 +51,7 @@ from qbo_sync.models import EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
 from qbo_sync.services.held import describe as describe_held
-from qbo_sync.services.held import held_conflicts, held_fields, track_host_values
+from qbo_sync.services.held import held_conflicts, held_fields, track_values
 from qbo_sync.services.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
                                                f"{mapping.merged_into}; settle it first", code="merged")
             continue
         if mapping.pk in held:
-            track_host_values(held[mapping.pk], adapter.to_values(obj))
+            track_values(held[mapping.pk], host_values=adapter.to_values(obj))
         try:
             write = plan_name_write(ctx, adapter, mapper, item, obj, mapping,
                                     held={f: c.qbo_value for f, c in held.get(mapping.pk, {}).items()})

@@ -79,6 +79,20 @@ def test_a_host_edit_of_the_held_field_is_not_sent_but_the_conflict_shows_it(org
     assert qbo_email(accountant, held) == "again@example.com"  # "keep the app's value" wrote the value it has now
 
 
+def test_both_sides_agreeing_on_a_held_field_show_in_its_open_conflict(org, accountant, run_queue, held) -> None:
+    """Found by the model soak (seed 2382827903): a new QuickBooks version that agrees with the host raised no
+    conflict, so the open one kept QuickBooks' old value."""
+    held.email = "agreed@example.com"
+    held.save()
+    accountant_edits(accountant, mapping_of(held).qbo_id, PrimaryEmailAddr={"Address": "agreed@example.com"})
+    run_queue()
+    pull(org, run_queue)
+
+    conflict = Conflict.objects.get(field="email")
+    assert conflict.state == "open"  # a person still settles it; it now shows what both sides hold
+    assert (conflict.host_value, conflict.qbo_value) == ("agreed@example.com", "agreed@example.com")
+
+
 def test_a_push_of_another_field_never_sends_the_held_one(org, accountant, run_queue, held) -> None:
     held.phone = "(555) 303-0303"
     held.save()
