@@ -11,24 +11,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from qbo_sync.models import AuditEntry, QboConnection
-from tests.api.conftest import connect
-from tests.factories import CustomerFactory, MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import CustomerFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def org_a(db):
-    org = OrganizationFactory(slug="org-a", name="Org A")
-    connect(org, "9001")
-    return org
-
-
-@pytest.fixture
-def org_b(db):
-    org = OrganizationFactory(slug="org-b", name="Org B")
-    connect(org, "9002")
-    return org
 
 
 def api_as(user, address: str = "203.0.113.7") -> APIClient:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
-from rest_framework.test import APIClient
 
 from qbo_sync.admin.tenancy import visible_organization_ids
 from qbo_sync.api.permissions import viewable_organizations
@@ -21,34 +20,14 @@ from qbo_sync.permissions import (
     visible_organizations,
 )
 from qbo_sync.services import operations
-from tests.api.conftest import connect
-from tests.factories import CustomerFactory, MembershipFactory, OrganizationFactory, UserFactory
+from tests.api.conftest import client_for as api_for
+from tests.factories import CustomerFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def org_a(db):
-    org = OrganizationFactory(slug="org-a", name="Org A")
-    connect(org, "9001")
-    return org
-
-
-@pytest.fixture
-def org_b(db):
-    org = OrganizationFactory(slug="org-b", name="Org B")
-    connect(org, "9002")
-    return org
-
-
 def member(org, role: str, **user_fields):
     return MembershipFactory(organization=org, role=role, user=UserFactory(**user_fields)).user
-
-
-def api_for(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 def browser(user) -> Client:
