@@ -30,11 +30,28 @@ from typing import Literal, Protocol, runtime_checkable
 
 from qbo_sync.exceptions import QboRateLimited
 
-__all__ = ["InProcessThrottle", "RequestKind", "Throttle", "default_throttle"]
+__all__ = ["InProcessThrottle", "RequestKind", "Throttle", "ThrottleLimits", "default_throttle"]
 
 logger = logging.getLogger(__name__)
 
 RequestKind = Literal["request", "batch"]
+
+
+class ThrottleLimits:
+    """The limits every throttle takes (in-process or shared across processes), checked once."""
+
+    def __init__(self, requests_per_minute: int, max_in_flight: int, batch_per_minute: int,
+                 requests_per_second: int | None, time_scale: float, max_wait: float) -> None:
+        if requests_per_minute < 1 or max_in_flight < 1 or batch_per_minute < 1:
+            raise ValueError("throttle limits must be positive")
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.requests_per_minute = requests_per_minute
+        self.max_in_flight = max_in_flight
+        self.batch_per_minute = batch_per_minute
+        self.requests_per_second = requests_per_second
+        self.time_scale = time_scale
+        self.max_wait = max_wait
 
 
 @runtime_checkable
@@ -67,7 +84,7 @@ class _RealmState:
     penalty_until: float = 0.0
 
 
-class InProcessThrottle:
+class InProcessThrottle(ThrottleLimits):
     """Sliding-window limits plus a semaphore, shared by the threads of one process.
 
     Correct for one process per realm (scripts, tests, a single worker); several processes need the shared
@@ -94,16 +111,8 @@ class InProcessThrottle:
         max_wait: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if requests_per_minute < 1 or max_in_flight < 1 or batch_per_minute < 1:
-            raise ValueError("throttle limits must be positive")
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
-        self.requests_per_minute = requests_per_minute
-        self.max_in_flight = max_in_flight
-        self.batch_per_minute = batch_per_minute
-        self.requests_per_second = requests_per_second
-        self.time_scale = time_scale
-        self.max_wait = max_wait
+        super().__init__(requests_per_minute, max_in_flight, batch_per_minute, requests_per_second, time_scale,
+                         max_wait)
         self._minute = (60.0 + slack_seconds) / time_scale
         self._second = (1.0 + slack_seconds / 60.0) / time_scale
         self._clock = clock

@@ -35,7 +35,7 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 
-from qbo_sync.client.throttle import InProcessThrottle, RequestKind, Throttle
+from qbo_sync.client.throttle import InProcessThrottle, RequestKind, Throttle, ThrottleLimits
 from qbo_sync.conf import qbo_settings
 from qbo_sync.exceptions import QboConfigurationError, QboRateLimited
 
@@ -48,7 +48,7 @@ _POLL_MIN = 0.002
 _POLL_MAX = 0.05
 
 
-class SharedThrottle:
+class SharedThrottle(ThrottleLimits):
     """The waiting loop and the per-process semaphore; subclasses implement one atomic check-and-take."""
 
     def __init__(
@@ -64,17 +64,9 @@ class SharedThrottle:
         lease_seconds: float = 180.0,
         max_wait: float = 300.0,
     ) -> None:
-        if requests_per_minute < 1 or max_in_flight < 1 or batch_per_minute < 1:
-            raise ValueError("throttle limits must be positive")
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
-        self.requests_per_minute = requests_per_minute
-        self.max_in_flight = max_in_flight
-        self.batch_per_minute = batch_per_minute
-        self.requests_per_second = requests_per_second
-        self.time_scale = time_scale
+        super().__init__(requests_per_minute, max_in_flight, batch_per_minute, requests_per_second, time_scale,
+                         max_wait)
         self.lease_seconds = lease_seconds
-        self.max_wait = max_wait
         # slack_seconds is in QBO seconds (scaled like the windows it widens); latency_slack is real seconds: QBO
         # stamps a request when it handles it, which can be that much later than our stamp (network, scheduling),
         # and an old request stamped late there is still in its window when ours has already moved on.
