@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import faults
 from .server import DEFAULTS, Sandbox, parse_latency
 from .tax import parse_rates_arg
 
@@ -42,13 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=d["concurrency"], help="requests in flight per realm (0=off)")
     p.add_argument("--batch-rate", type=int, default=d["batch_rate"], help="batch calls per minute per realm (0=off)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="maximum items in one batch call")
-    p.add_argument("--fault-rate", type=float, default=0.0, help="share of calls answered 500/503 SystemFault")
-    p.add_argument("--reset-rate", type=float, default=0.0, help="share of calls whose connection is reset")
-    p.add_argument("--slow-rate", type=float, default=0.0, help="share of calls delayed 5-15 s (scaled)")
-    p.add_argument("--lost-response-rate", type=float, default=0.0,
-                   help="share of writes whose response is lost AFTER the write committed")
-    p.add_argument("--garbage-rate", type=float, default=0.0,
-                   help="share of calls answered with a truncated JSON 200 or an HTML 502 page (no write)")
+    for option in faults.RATE_OPTIONS:  # one flag per rate option of the fault registry
+        p.add_argument(f"--{option.replace('_', '-')}", type=float, default=0.0, metavar="SHARE",
+                       help=faults.option_help(option))
     p.add_argument("--access-token-ttl", type=float, default=d["access_token_ttl"], help="access token lifetime, s")
     p.add_argument("--refresh-rotate-after", type=float, default=d["refresh_rotate_after"],
                    help="age (s) after which a refresh returns a new refresh token")
@@ -76,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"--latency-ms: {exc}", file=sys.stderr)
         return 2
+    for option in faults.RATE_OPTIONS:
+        try:
+            faults.check_rate(option, getattr(args, option))
+        except ValueError as exc:
+            print(f"--{option.replace('_', '-')}: {exc}", file=sys.stderr)
+            return 2
     try:
         tax_rates = parse_rates_arg(args.tax_rate) if args.tax_rate else None
     except ValueError as exc:
@@ -86,11 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_id=args.client_id, client_secret=args.client_secret, webhook_url=args.webhook_url,
         verifier_token=args.verifier_token, cloudevents=args.cloudevents, latency_ms=args.latency_ms,
         rate_limit=args.rate_limit, concurrency=args.concurrency, batch_rate=args.batch_rate,
-        batch_size=args.batch_size, fault_rate=args.fault_rate, reset_rate=args.reset_rate,
-        slow_rate=args.slow_rate, lost_response_rate=args.lost_response_rate, garbage_rate=args.garbage_rate,
-        access_token_ttl=args.access_token_ttl, refresh_rotate_after=args.refresh_rotate_after,
+        batch_size=args.batch_size, access_token_ttl=args.access_token_ttl,
+        refresh_rotate_after=args.refresh_rotate_after,
         time_scale=args.time_scale, state_file=args.state, verbose=args.verbose, tax_model=args.tax_model,
         tax_rates=tax_rates, custom_txn_numbers=args.custom_txn_numbers,
+        **{option: getattr(args, option) for option in faults.RATE_OPTIONS},
     )
     sb.start()
     print(f"QBO sandbox listening on {sb.base_url}", flush=True)

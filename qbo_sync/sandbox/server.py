@@ -18,13 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from . import entities, query, tax
+from . import entities, faults, query, tax
 from .limits import RealmLimiter, throttle_body
 from .oauth import OAuth, OAuthError
 from .store import ENTITY_TYPES, NOT_IN_CDC, Realm, stats_snapshot
 from .util import (
     Clock,
     QBOError,
+    auth_fault,
     dumps,
     fmt_meta,
     fmt_time,
@@ -55,11 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 10,
     "batch_rate": 40,
     "batch_size": 30,
-    "fault_rate": 0.0,
-    "reset_rate": 0.0,
-    "slow_rate": 0.0,
-    "lost_response_rate": 0.0,
-    "garbage_rate": 0.0,
+    **{option: 0.0 for option in faults.RATE_OPTIONS},
     "access_token_ttl": 3600,
     "refresh_rotate_after": 86400,
     "time_scale": 1.0,
@@ -68,12 +65,11 @@ DEFAULTS: dict[str, Any] = {
     "custom_txn_numbers": None,
 }
 # options that may also be set for one realm only (Sandbox.configure(realm_id=..., ...))
-REALM_OPTIONS = ("latency_ms", "rate_limit", "concurrency", "batch_rate", "batch_size", "fault_rate",
-                 "reset_rate", "slow_rate", "lost_response_rate", "garbage_rate", "tax_model", "custom_txn_numbers")
+REALM_OPTIONS = ("latency_ms", "rate_limit", "concurrency", "batch_rate", "batch_size", *faults.RATE_OPTIONS,
+                 "tax_model", "custom_txn_numbers")
 RUNTIME_OPTIONS = (*REALM_OPTIONS, "client_id", "client_secret", "webhook_url", "verifier_token", "cloudevents",
                    "access_token_ttl", "refresh_rotate_after", "time_scale")
 PATH_ENTITIES = {t.lower(): t for t in ENTITY_TYPES}
-SLOW_SECONDS = (5.0, 15.0)  # a "slow" response takes this long (divided by time_scale)
 CDC_LOOKBACK = 30 * 86400
 CDC_MAX = 1000
 MIN_MINOR_VERSION = 75
@@ -152,9 +148,9 @@ class Sandbox:
 
     ``Sandbox(host="127.0.0.1", port=0, realms=(), starter_data=False, client_id=None, client_secret=None,
     webhook_url=None, verifier_token=None, cloudevents=False, latency_ms=None, rate_limit=500, concurrency=10,
-    batch_rate=40, batch_size=30, fault_rate=0, reset_rate=0, slow_rate=0, lost_response_rate=0,
-    garbage_rate=0, access_token_ttl=3600, refresh_rotate_after=86400, time_scale=1.0, state_file=None,
-    tax_model="none", custom_txn_numbers=None, tax_rates=None, clock=None, verbose=False)``
+    batch_rate=40, batch_size=30, access_token_ttl=3600, refresh_rotate_after=86400, time_scale=1.0, state_file=None,
+    tax_model="none", custom_txn_numbers=None, tax_rates=None, clock=None, verbose=False, **rates)``, where
+    ``rates`` are the rate options of :mod:`.faults` (``fault_rate=0.1`` ...: the share of calls served that fault).
 
     Use ``start()``/``stop()`` or ``with Sandbox(...) as sb:``. ``base_url`` is the root for every URL:
     ``{base_url}/v3/company/{realmId}/...`` (API), ``{base_url}/oauth2/v1/tokens/bearer`` and ``/revoke``,
@@ -170,20 +166,22 @@ class Sandbox:
                  starter_data: bool = False, client_id: str | None = None, client_secret: str | None = None,
                  webhook_url: str | None = None, verifier_token: str | None = None, cloudevents: bool = False,
                  latency_ms: Any = None, rate_limit: int | None = 500, concurrency: int | None = 10,
-                 batch_rate: int | None = 40, batch_size: int = 30, fault_rate: float = 0.0,
-                 reset_rate: float = 0.0, slow_rate: float = 0.0, lost_response_rate: float = 0.0,
-                 garbage_rate: float = 0.0, access_token_ttl: float = 3600,
+                 batch_rate: int | None = 40, batch_size: int = 30, access_token_ttl: float = 3600,
                  refresh_rotate_after: float = 86400, time_scale: float = 1.0,
                  state_file: str | None = None, tax_model: str = "none", custom_txn_numbers: bool | None = None,
-                 tax_rates: dict | None = None, clock: Clock | None = None, verbose: bool = False):
+                 tax_rates: dict | None = None, clock: Clock | None = None, verbose: bool = False,
+                 **rates: float):
+        unknown = sorted(set(rates) - set(faults.RATE_OPTIONS))
+        if unknown:
+            raise TypeError(f"Sandbox() got an unexpected keyword argument {unknown[0]!r}")
         self.options: dict[str, Any] = dict(DEFAULTS)
         self.options.update(
             host=host, port=port, realms=tuple(realms), starter_data=starter_data, client_id=client_id,
             client_secret=client_secret, webhook_url=webhook_url, verifier_token=verifier_token,
             cloudevents=cloudevents, latency_ms=parse_latency(latency_ms), rate_limit=rate_limit,
-            concurrency=concurrency, batch_rate=batch_rate, batch_size=batch_size, fault_rate=fault_rate,
-            reset_rate=reset_rate, slow_rate=slow_rate, lost_response_rate=lost_response_rate,
-            garbage_rate=garbage_rate, access_token_ttl=access_token_ttl,
+            concurrency=concurrency, batch_rate=batch_rate, batch_size=batch_size,
+            **{option: faults.check_rate(option, value) for option, value in rates.items()},
+            access_token_ttl=access_token_ttl,
             refresh_rotate_after=refresh_rotate_after, time_scale=float(time_scale), state_file=state_file,
             tax_model=tax.check_model(tax_model), custom_txn_numbers=_tri_state(custom_txn_numbers))
         if tax_rates is not None:
@@ -330,6 +328,8 @@ class Sandbox:
                 value = tax.check_model(value)
             if key == "custom_txn_numbers":
                 value = _tri_state(value)
+            if key in faults.RATE_OPTIONS:
+                value = faults.check_rate(key, value)
             if key == "time_scale" and float(value) <= 0:
                 raise ValueError("time_scale must be > 0")
             if realm_id:
@@ -469,21 +469,6 @@ def _tri_state(value: Any) -> bool | None:
 # ====================================================================== HTTP
 
 
-def _auth_fault(status: int, token: str | None, expired: bool, now: float) -> dict:
-    if status == 401:
-        code, msg, ftype = "3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401", "AUTHENTICATION"
-        detail = f"Token expired: {(token or '')[:50]}" if expired else "Token invalid"
-    else:
-        code, msg, ftype = "3100", "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403", \
-            "AUTHORIZATION"
-        detail = "The token is not valid for this company (realmId)"
-    return {"warnings": None, "intuitObject": None,
-            "fault": {"error": [{"message": msg, "detail": detail, "code": code, "element": None}], "type": ftype},
-            "report": None, "queryResponse": None, "batchItemResponse": [], "attachableResponse": [],
-            "syncErrorResponse": None, "requestId": None, "time": int(now * 1000), "status": None,
-            "cdcresponse": []}
-
-
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nginx"
@@ -520,7 +505,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     # ------------------------------------------------------------------ plumbing
-    def _send(self, status: int, body: bytes, content_type: str = "application/json;charset=utf-8",
+    def reply(self, status: int, body: bytes, content_type: str = "application/json;charset=utf-8",
               headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -543,10 +528,10 @@ class Handler(BaseHTTPRequestHandler):
             self._headers_buffer.append(body)
         self.flush_headers()
 
-    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, dumps(obj), headers=headers)
+    def reply_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self.reply(status, dumps(obj), headers=headers)
 
-    def _abort(self) -> None:
+    def drop(self) -> None:
         """Close the connection abruptly (TCP RST), no response."""
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -626,7 +611,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 body = self._read_body()
             except BadFraming as err:
-                self._json(err.status, {"error": "invalid_request", "error_description": err.detail}
+                self.reply_json(err.status, {"error": "invalid_request", "error_description": err.detail}
                            if not self._api_call else
                            {"Fault": {"Error": [{"Message": "Bad request", "Detail": err.detail,
                                                  "code": str(err.status)}], "type": "ValidationFault"},
@@ -645,7 +630,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._admin(method, parts.path.rstrip("/"), params, body)
             else:
                 self.sandbox.global_stats["other"] += 1
-                self._json(404, {"error": "not_found", "path": parts.path})
+                self.reply_json(404, {"error": "not_found", "path": parts.path})
         except Abort:
             return
         except (ConnectionError, BrokenPipeError):
@@ -654,7 +639,7 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("sandbox error on %s %s", method, self.path)
             self.close_connection = True
             try:
-                self._json(500, {"Fault": system_fault().fault(), "time": fmt_time(self.sandbox.clock.time())})
+                self.reply_json(500, {"Fault": system_fault().fault(), "time": fmt_time(self.sandbox.clock.time())})
             except OSError:
                 pass
 
@@ -662,8 +647,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api(self, method: str, realm_id: str, rest: list[str], params: dict, body: bytes, path: str) -> None:
         sb = self.sandbox
         now = sb.clock.time()
-        auth = self.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        token = self.bearer_token()
         problem = sb.oauth.check_access(token, realm_id)
         realm = sb.realms.get(realm_id)
         if problem or realm is None:
@@ -671,9 +655,9 @@ class Handler(BaseHTTPRequestHandler):
             if realm is not None:
                 realm.stats["auth_failures"] += 1
             if problem == "forbidden" or (problem is None and realm is None):
-                self._json(403, _auth_fault(403, token, False, now))
+                self.reply_json(403, auth_fault(403, token, False, now))
             else:
-                self._json(401, _auth_fault(401, token, problem == "expired", now),
+                self.reply_json(401, auth_fault(401, token, problem == "expired", now),
                            headers={"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'})
             return
         kind = self._kind(method, rest, params, body)
@@ -683,7 +667,7 @@ class Handler(BaseHTTPRequestHandler):
                               kind == "batch", sb.opt(realm, "batch_rate"))
         if hit:
             realm.stats["throttled"][hit] += 1
-            self._send(429, throttle_body(fmt_time(now)), content_type="application/xml")
+            self.reply(429, throttle_body(fmt_time(now)), content_type="application/xml")
             return
         self._kind_final = kind
         self._counted: Realm | None = realm
@@ -698,16 +682,13 @@ class Handler(BaseHTTPRequestHandler):
                 sb.webhooks.emit(realm_id, events)
             if committed:
                 sb.mark_dirty()
-                rate = sb.opt(realm, "lost_response_rate")
-                if rate and random.random() < rate:
-                    realm.stats["lost_responses"] += 1
-                    self._count()
-                    self._abort()
+                for fault in faults.draw(faults.AFTER, lambda option: sb.opt(realm, option)):
+                    self._serve_fault(realm, fault)
             # bookkeeping before the response leaves: the client may act on it at once
             self._count()
             released = True
             limiter.release()
-            self._send(status, payload, headers={"Qbo-Version": "sandbox",
+            self.reply(status, payload, headers={"Qbo-Version": "sandbox",
                                                  "Service-Time": f"total={int((sb.clock.time() - now) * 1000)}"})
         finally:
             self._count()
@@ -721,40 +702,26 @@ class Handler(BaseHTTPRequestHandler):
 
     def _inject_before(self, realm: Realm) -> None:
         sb = self.sandbox
-        scale = sb.options["time_scale"]
-        rate = sb.opt(realm, "reset_rate")
-        if rate and random.random() < rate:
-            realm.stats["resets"] += 1
-            self._count()
-            self._abort()
-        rate = sb.opt(realm, "fault_rate")
-        if rate and random.random() < rate:
-            status = random.choice((500, 503))
-            realm.stats["faults_injected"][str(status)] += 1
-            self._count()
-            err = system_fault()
-            if status == 503:
-                err.detail = "System Failure Error: Service Unavailable. Please try again later."
-            self._json(status, {"Fault": err.fault(), "time": fmt_time(sb.clock.time())})
-            raise Abort()
-        rate = sb.opt(realm, "garbage_rate")
-        if rate and random.random() < rate:
-            # what a proxy or a broken node answers: a truncated JSON 200 or an HTML 502 page
-            realm.stats["garbage"] += 1
-            self._count()
-            if random.random() < 0.5:
-                self._send(200, b'{"QueryResponse":{"Customer":[{"Id":"1","Displ')
-            else:
-                self._send(502, b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
-                                b"</body></html>", content_type="text/html")
-            raise Abort()
-        rate = sb.opt(realm, "slow_rate")
-        if rate and random.random() < rate:
-            realm.stats["slow"] += 1
-            time.sleep(random.uniform(*SLOW_SECONDS) / scale)
+        for fault in faults.draw(faults.BEFORE, lambda option: sb.opt(realm, option)):
+            self._serve_fault(realm, fault)
         lat = sb.opt(realm, "latency_ms")
         if lat:
-            time.sleep(random.uniform(*lat) / 1000.0 / scale)
+            time.sleep(random.uniform(*lat) / 1000.0 / sb.options["time_scale"])
+
+    def _serve_fault(self, realm: Realm, fault: faults.Fault) -> None:
+        """Count and serve one fault; a final one ends the request (no normal answer follows)."""
+        faults.record(realm.stats, fault)
+        if fault.gate:
+            self._counted = None  # refused at the gate, as a real 401/429: not a served request
+        else:
+            self._count()
+        fault.serve(self, realm)
+        if fault.final:
+            raise Abort()
+
+    def bearer_token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        return auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
     @staticmethod
     def _kind(method: str, rest: list[str], params: dict, body: bytes) -> str:
@@ -984,7 +951,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path in ("/.well-known/openid_configuration", "/.well-known/openid_sandbox_configuration"):
                 base = self._base()
-                self._json(200, {
+                self.reply_json(200, {
                     "issuer": base, "authorization_endpoint": f"{base}/connect/oauth2",
                     "token_endpoint": f"{base}/oauth2/v1/tokens/bearer",
                     "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
@@ -1011,18 +978,18 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     raise OAuthError(400, "unsupported_grant_type")
                 sb.mark_dirty()
-                self._json(200, tokens, headers=nostore)
+                self.reply_json(200, tokens, headers=nostore)
             elif path == "/oauth2/v1/tokens/revoke":
                 sb.oauth.revoke(form.get("token", ""))
                 sb.mark_dirty()
-                self._send(200, b"", headers=nostore)
+                self.reply(200, b"", headers=nostore)
             else:
-                self._json(404, {"error": "not_found"})
+                self.reply_json(404, {"error": "not_found"})
         except OAuthError as err:
             headers = dict(nostore)
             if err.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="Intuit"'
-            self._json(err.status, err.body(), headers=headers)
+            self.reply_json(err.status, err.body(), headers=headers)
 
     @staticmethod
     def _form(body: bytes) -> dict[str, str]:
@@ -1039,7 +1006,7 @@ class Handler(BaseHTTPRequestHandler):
         sb = self.sandbox
         redirect_uri = params.get("redirect_uri", "")
         if not redirect_uri:
-            self._json(400, {"error": "invalid_request", "error_description": "redirect_uri is required"})
+            self.reply_json(400, {"error": "invalid_request", "error_description": "redirect_uri is required"})
             return
         back: dict[str, str] = {}
         if params.get("response_type", "code") != "code":
@@ -1061,7 +1028,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(redirect_uri)
         q = parts.query + ("&" if parts.query else "") + urlencode(back)
         location = urlunsplit((parts.scheme, parts.netloc, parts.path, q, ""))
-        self._send(302, b"", content_type="text/html", headers={"Location": location})
+        self.reply(302, b"", content_type="text/html", headers={"Location": location})
 
     # ------------------------------------------------------------------ observability / admin
     def _admin(self, method: str, path: str, params: dict, body: bytes) -> None:
@@ -1069,57 +1036,57 @@ class Handler(BaseHTTPRequestHandler):
         try:
             data = json.loads(body) if body else {}
         except ValueError:
-            self._json(400, {"error": "invalid JSON"})
+            self.reply_json(400, {"error": "invalid JSON"})
             return
         try:
             if path == "/_sandbox/stats" and method == "GET":
                 realm_id = params.get("realm")
                 if realm_id and realm_id not in sb.realms:
-                    self._json(404, {"error": "unknown realm"})
+                    self.reply_json(404, {"error": "unknown realm"})
                     return
-                self._json(200, sb.stats(realm_id))
+                self.reply_json(200, sb.stats(realm_id))
             elif path == "/_sandbox/health":
-                self._json(200, {"ok": True, "realms": len(sb.realms)})
+                self.reply_json(200, {"ok": True, "realms": len(sb.realms)})
             elif path == "/_sandbox/realms" and method == "POST":
                 rid = sb.create_realm(data.get("realm_id") or data.get("realmId"),
                                       starter_data=data.get("starter_data"))
                 out: dict[str, Any] = {"realmId": rid}
                 if data.get("tokens"):
                     out["tokens"] = sb.issue_tokens(rid)
-                self._json(200, out)
+                self.reply_json(200, out)
             elif path == "/_sandbox/tokens" and method == "POST":
                 rid = data.get("realm_id") or data.get("realmId") or sb.default_realm or sb.create_realm()
-                self._json(200, sb.issue_tokens(rid))
+                self.reply_json(200, sb.issue_tokens(rid))
             elif path == "/_sandbox/configure" and method == "POST":
                 realm_id = data.pop("realm_id", None) or data.pop("realmId", None)
                 sb.configure(realm_id, **data)
-                self._json(200, {"ok": True})
+                self.reply_json(200, {"ok": True})
             elif path == "/_sandbox/tax-rates" and method == "POST":
                 realm_id = data.get("realm_id") or data.get("realmId") or ""
-                self._json(200, {"codes": sb.set_tax_rates(realm_id, data.get("rates"))})
+                self.reply_json(200, {"codes": sb.set_tax_rates(realm_id, data.get("rates"))})
             elif path == "/_sandbox/tax-rates" and method == "GET":
-                self._json(200, sb.tax_rates(params.get("realm", "")))
+                self.reply_json(200, sb.tax_rates(params.get("realm", "")))
             elif path == "/_sandbox/reset" and method == "POST":
                 sb.reset(data.get("realm_id") or data.get("realmId") or params.get("realm", ""))
-                self._json(200, {"ok": True})
+                self.reply_json(200, {"ok": True})
             elif path == "/_sandbox/expire-tokens" and method == "POST":
                 n = sb.expire_access_tokens(data.get("realm_id") or data.get("realmId") or "")
-                self._json(200, {"expired": n})
+                self.reply_json(200, {"expired": n})
             elif path == "/_sandbox/merge" and method == "POST":
                 realm_id = data.get("realm_id") or data.get("realmId") or ""
                 if realm_id not in sb.realms:
-                    self._json(404, {"error": "unknown realm"})
+                    self.reply_json(404, {"error": "unknown realm"})
                     return
                 try:
                     keep = sb.merge_customers(realm_id, data["from_id"], data["into_id"])
                 except QBOError as err:
-                    self._json(400, {"error": err.fault()["Error"][0]["Detail"]})
+                    self.reply_json(400, {"error": err.fault()["Error"][0]["Detail"]})
                     return
-                self._json(200, {"Customer": keep})
+                self.reply_json(200, {"Customer": keep})
             elif path == "/_sandbox/advance" and method == "POST":
                 sb.advance(float(data.get("seconds", 0)))
-                self._json(200, {"offset": sb.clock.offset})
+                self.reply_json(200, {"offset": sb.clock.offset})
             else:
-                self._json(404, {"error": "not_found"})
+                self.reply_json(404, {"error": "not_found"})
         except (KeyError, TypeError, ValueError) as exc:
-            self._json(400, {"error": str(exc)})
+            self.reply_json(400, {"error": str(exc)})

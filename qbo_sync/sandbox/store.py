@@ -6,6 +6,8 @@ import threading
 from collections import OrderedDict, defaultdict
 from typing import Any
 
+from . import faults
+
 ENTITY_TYPES = (
     "Account", "Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "CompanyInfo", "TaxCode",
     "TaxRate", "Preferences",
@@ -74,17 +76,15 @@ class Realm:
 
 
 def new_stats() -> dict[str, Any]:
-    return {
+    stats: dict[str, Any] = {
         "requests": defaultdict(int),  # by kind
         "throttled": defaultdict(int),  # by limit
-        "faults_injected": defaultdict(int),  # by status
-        "resets": 0,
-        "slow": 0,
-        "lost_responses": 0,
-        "garbage": 0,
         "deduplicated": 0,
         "auth_failures": 0,
     }
+    for key, value in faults.new_counters().items():  # each fault's counter (faults.FAULTS)
+        stats.setdefault(key, value)
+    return stats
 
 
 def stats_snapshot(realm: Realm) -> dict[str, Any]:
@@ -96,19 +96,12 @@ def stats_snapshot(realm: Realm) -> dict[str, Any]:
                 continue
             counts[etype] = len(objs)
         deleted = len(realm.deleted)
+        counters = {key: dict(value) if isinstance(value, dict) else value for key, value in s.items()}
     return {
         "realmId": realm.id,
-        "requests": dict(s["requests"]),
-        "requests_total": sum(s["requests"].values()),
-        "throttled": dict(s["throttled"]),
-        "throttled_total": sum(s["throttled"].values()),
-        "faults_injected": dict(s["faults_injected"]),
-        "resets": s["resets"],
-        "slow": s["slow"],
-        "lost_responses": s["lost_responses"],
-        "garbage": s["garbage"],
-        "deduplicated": s["deduplicated"],
-        "auth_failures": s["auth_failures"],
+        **counters,
+        "requests_total": sum(counters["requests"].values()),
+        "throttled_total": sum(counters["throttled"].values()),
         "entities": counts,
         "deleted": deleted,
         "overrides": dict(realm.overrides),

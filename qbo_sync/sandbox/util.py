@@ -175,6 +175,22 @@ def system_fault() -> QBOError:
                     status=500, ftype="SystemFault")
 
 
+def auth_fault(status: int, token: str | None, expired: bool, now: float) -> dict:
+    """The lower-case 401/403 body QBO's gate answers (recorded; ``time`` in epoch milliseconds)."""
+    if status == 401:
+        code, msg, ftype = "3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401", "AUTHENTICATION"
+        detail = f"Token expired: {(token or '')[:50]}" if expired else "Token invalid"
+    else:
+        code, msg, ftype = "3100", "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403", \
+            "AUTHORIZATION"
+        detail = "The token is not valid for this company (realmId)"
+    return {"warnings": None, "intuitObject": None,
+            "fault": {"error": [{"message": msg, "detail": detail, "code": code, "element": None}], "type": ftype},
+            "report": None, "queryResponse": None, "batchItemResponse": [], "attachableResponse": [],
+            "syncErrorResponse": None, "requestId": None, "time": int(now * 1000), "status": None,
+            "cdcresponse": []}
+
+
 # --------------------------------------------------------------------------- JSON
 
 
