@@ -21,8 +21,7 @@ from django.db import models
 from django.utils.module_loading import import_string
 
 from qbo_sync.exceptions import QboConfigurationError
-
-ENTITIES = ("Customer", "Item", "Invoice")
+from qbo_sync.registry import with_adapters
 
 
 class HostAdapter:
@@ -166,10 +165,9 @@ class AdapterRegistry:
             if self._by_entity is None:
                 loaded: dict[str, HostAdapter] = {}
                 for entity, path in (qbo_settings.ENTITY_ADAPTERS or {}).items():
-                    if entity not in ENTITIES:
-                        raise QboConfigurationError(
-                            f"QBO_SYNC['ENTITY_ADAPTERS'] names {entity!r}; qbo_sync syncs {', '.join(ENTITIES)}."
-                        )
+                    if entity not in with_adapters():
+                        raise QboConfigurationError(f"QBO_SYNC['ENTITY_ADAPTERS'] names {entity!r}; qbo_sync syncs "
+                                                    f"{', '.join(with_adapters())}.")
                     try:
                         cls = import_string(path) if isinstance(path, str) else path
                     except ImportError as exc:

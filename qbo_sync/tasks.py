@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from qbo_sync import registry
 from qbo_sync.models import QboConnection
-from qbo_sync.models.base import EntityType
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ DRAIN_TASK_NAME = "qbo_sync-drain"
 #: schedule also recovers it).
 KICK_SECONDS = 10
 
-#: The names the nightly schedules use, and the entity each pulls.
-PULL_ENTITIES = {"payments": EntityType.PAYMENT, "customers": EntityType.CUSTOMER, "items": EntityType.ITEM}
+#: The names the nightly schedules use (each pullable entity's plural), and the entity each pulls.
+PULL_ENTITIES = registry.schedules()
 
 
 def drain_task(organization_id: int | None = None, budget_seconds: float | None = None) -> dict[str, Any]:
@@ -83,7 +83,9 @@ def nightly_pull(entity: str, full: bool = False) -> list[int]:
     organization with a QuickBooks connection. Returns the job ids."""
     from qbo_sync.services.queue import start_pull
 
-    entity_type = PULL_ENTITIES.get(entity) or EntityType(entity)
+    entity_type = PULL_ENTITIES.get(entity, entity)
+    if entity_type not in registry.pullable():
+        raise ValueError(f"{entity!r} is not pulled; use one of {', '.join(PULL_ENTITIES)}.")
     org_ids = QboConnection.objects.filter(
         status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH],
     ).values_list("organization_id", flat=True)

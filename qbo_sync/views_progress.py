@@ -12,10 +12,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from qbo_sync import registry
 from qbo_sync.api.permissions import find_organization, viewable_organizations
 from qbo_sync.conf import host_label
 from qbo_sync.models import Conflict, SyncJob
-from qbo_sync.models.base import EntityType
 from qbo_sync.organizations import organization_ref
 from qbo_sync.services.status import organization_overview
 
@@ -58,7 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     overview = organization_overview(org.pk)
     last_jobs = overview["last_jobs"]
     entities = []
-    for entity in EntityType.values:
+    for entity in registry.names():
         entities.append({
             "name": entity,
             "last_pull": (overview["pulls"].get(entity) or {}).get("last_success_at"),

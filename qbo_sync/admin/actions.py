@@ -31,6 +31,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from qbo_sync import registry as entities
 from qbo_sync.adapters import HostAdapter, registry
 from qbo_sync.admin.tenancy import may
 from qbo_sync.models import SyncJob
@@ -38,8 +39,8 @@ from qbo_sync.permissions import Action, allowed_organization_ids
 from qbo_sync.services import status as status_service
 
 #: Entities a selection can be pushed or (targeted) pulled for from the admin.
-PUSH_ENTITIES = ("Customer", "Item", "Invoice")
-PULL_ENTITIES = ("Customer", "Item")
+PUSH_ENTITIES = entities.pushable()
+PULL_ENTITIES = entities.targeted_pullable()
 
 STATE_LABELS = {
     "synced": "Synced",

@@ -7,25 +7,22 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from qbo_sync import registry
 from qbo_sync.models import AuditEntry, Conflict, QboConnection, QueueItem, SyncJob
-from qbo_sync.models.base import EntityType
 from qbo_sync.organizations import organization_ref
 from qbo_sync.services.conflicts import KEEP_CHOICES
 
 #: Entity names as the API takes them (case-insensitive; a plural is accepted too).
-ENTITY_CHOICES = [e.value.lower() for e in EntityType]
+ENTITY_CHOICES = [name.lower() for name in registry.names()]
+#: The entity column of jobs: a registered entity, or blank (a job of several entities).
+ENTITY_TYPE_CHOICES = [*((name, name) for name in registry.names()), ("", "")]
 MAX_IDS = 10_000
 STATUS_COUNT_FIELDS = [s.value for s in QueueItem.Status]
 
 
 def normalize_entity(value: Any) -> str | None:
     """``"invoices"``/``"Invoice"`` -> ``"Invoice"``; ``None`` when it names no entity."""
-    if not isinstance(value, str):
-        return None
-    key = value.strip().lower()
-    if key not in ENTITY_CHOICES and key.endswith("s"):
-        key = key[:-1]
-    return {e.value.lower(): e.value for e in EntityType}.get(key)
+    return registry.lookup(value)
 
 
 class EntityField(serializers.ChoiceField):
@@ -160,7 +157,7 @@ class JobSerializer(_Counts):
     url = serializers.URLField(help_text="This job's progress in the API.")
     organization = serializers.CharField(help_text="The organization (its ORGANIZATION_LOOKUP_FIELD value).")
     kind = serializers.ChoiceField(choices=SyncJob.Kind.choices)
-    entity_type = serializers.ChoiceField(choices=[*EntityType.choices, ("", "")], allow_blank=True)
+    entity_type = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES, allow_blank=True)
     description = serializers.CharField(allow_blank=True)
     state = serializers.ChoiceField(choices=SyncJob.State.choices)
     created_at = serializers.DateTimeField()
@@ -208,7 +205,7 @@ class JobStartedSerializer(serializers.Serializer):
     url = serializers.URLField(help_text="Poll this for progress (also in the Location header).")
     progress_page = serializers.CharField(allow_null=True)
     kind = serializers.ChoiceField(choices=SyncJob.Kind.choices)
-    entity_type = serializers.ChoiceField(choices=[*EntityType.choices, ("", "")], allow_blank=True)
+    entity_type = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES, allow_blank=True)
     state = serializers.ChoiceField(choices=SyncJob.State.choices)
     total = serializers.IntegerField()
 

@@ -32,6 +32,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from qbo_sync import registry
 from qbo_sync.adapters import get_adapter
 from qbo_sync.api import serializers as s
 from qbo_sync.api.permissions import ORG_HEADER, ORG_QUERY_PARAM, ORG_RULE, IsSyncUser, OrganizationScope
@@ -50,7 +51,7 @@ Status = QueueItem.Status
 ETAG_BUCKET_SECONDS = 15
 MAX_FAILURES_SHOWN = 20
 #: Entities with a host row (the record status badge).
-RECORD_ENTITIES = ["customer", "item", "invoice"]
+RECORD_ENTITIES = [name.lower() for name in registry.with_adapters()]
 
 ORG_PARAMETERS = [
     OpenApiParameter(ORG_QUERY_PARAM, OpenApiTypes.STR, OpenApiParameter.QUERY, required=False, description=ORG_RULE),

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import dateparse, timezone
 
+from qbo_sync import registry
 from qbo_sync.cli import Subcommand, resolve_organizations
 from qbo_sync.cli.progress import (
     add_json_argument,
@@ -64,9 +65,9 @@ def require_entity(options: dict[str, Any], verb: str, choices: tuple[str, ...])
 
 class Push(Subcommand):
     name = "push"
-    help = ("Push the host's rows of one entity (Customer, Item, Invoice) to QuickBooks as one job: --ids 1,2,3 or "
-            "--all. --dry-run prints what each row would get (create / update / void / held / skip with the reason) "
-            "and changes nothing. " + WAIT_NOTE)
+    help = (f"Push the host's rows of one entity ({', '.join(registry.pushable())}) to QuickBooks as one job: --ids "
+            "1,2,3 or --all. --dry-run prints what each row would get (create / update / void / held / skip with the "
+            "reason) and changes nothing. " + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from qbo_sync.services.jobs import PUSHABLE
@@ -131,8 +132,8 @@ class Push(Subcommand):
 
 class Pull(Subcommand):
     name = "pull"
-    help = ("Pull one entity (Customer, Item, Payment) from QuickBooks as one job: what changed since the last "
-            "pull, --full (everything), or --since ISO (changes since then: sets the pull cursor). --dry-run asks "
+    help = (f"Pull one entity ({', '.join(registry.pullable())}) from QuickBooks as one job: what changed since the "
+            "last pull, --full (everything), or --since ISO (changes since then: sets the pull cursor). --dry-run asks "
             "QuickBooks how many records would be read and writes nothing. " + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -226,8 +227,8 @@ class Pull(Subcommand):
                 organization_id=org.pk, entity_type="Invoice", realm_id=org.qbo_connection.realm_id,
                 qbo_id__isnull=False).exclude(qbo_id="").count()
         else:
-            for name in (("Invoice", "Payment") if entity == "Payment" else (entity,)):
-                where = ["Active IN (true, false)"] if name in ("Customer", "Item") else []
+            for name in registry.spec(entity).reads:  # what the pull's change feed reads
+                where = ["Active IN (true, false)"] if name in registry.name_lists() else []
                 if read_from is not None:
                     where.append(f"MetaData.LastUpdatedTime >= {quote_value(read_from)}")
                 counts[name] = client.count(name, " AND ".join(where) or None)

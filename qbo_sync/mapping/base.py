@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "CENT",
@@ -30,6 +30,7 @@ __all__ = [
     "DirectionError",
     "EntitySpec",
     "FieldKind",
+    "Mapper",
     "MappingError",
     "NaturalKey",
     "Policy",
@@ -144,6 +145,18 @@ class EntitySpec:
     them must carry all of them, see :func:`expand_groups`); ``natural_keys`` say how a host row and a QBO record
     are recognised as the same before they are linked (first the one QBO keeps unique, which push looks up
     before creating), the only definition push, pull, reconcile and previews use (:meth:`natural_key_values`).
+
+    What the rest of qbo_sync asks about the entity (the registry, :mod:`qbo_sync.registry`, derives every list of
+    entities from these): ``name_list`` says whether it is a QBO name list (kept unique by name, made inactive
+    rather than deleted: customers, items) or a transaction (invoices, payments); ``depends_on`` names the entities
+    whose records must be in QBO first (an invoice's customer and items), which also orders pushes in a chunk and
+    pulls in an import; ``reads`` are the QBO entities whose changes its pull reads (default: itself, when it
+    pulls; payments read invoices, payments and refund receipts); ``triggered_by`` the QBO entity names whose
+    webhook events ask for its pull (default: ``reads``); ``host_entity`` the entity whose host rows (adapter) it
+    is written onto (default: itself; payment state lands on invoices); ``same_record`` the link predicate: on a
+    natural-key clash, whether the QBO record found is clearly the host row's twin (``None``: the key alone
+    decides); ``qbo_page`` the path of a record's page in QuickBooks' web app (``""``: none); ``plural`` the word
+    for many, which also names its nightly schedule (default: the lowercase name plus "s").
     """
 
     qbo_name: str
@@ -154,8 +167,29 @@ class EntitySpec:
     kinds: Mapping[str, FieldKind] = field(default_factory=dict)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     natural_keys: tuple[NaturalKey, ...] = ()
+    name_list: bool = False
+    depends_on: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    triggered_by: tuple[str, ...] = ()
+    host_entity: str = ""
+    same_record: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None = None
+    qbo_page: str = ""
+    plural: str = ""
 
     def __post_init__(self) -> None:
+        # Defaults that depend on the name and direction (the dataclass is frozen, hence object.__setattr__).
+        if not self.reads and self.direction is not Direction.PUSH:
+            object.__setattr__(self, "reads", (self.qbo_name,))
+        if not self.triggered_by:
+            object.__setattr__(self, "triggered_by", self.reads)
+        if not self.host_entity:
+            object.__setattr__(self, "host_entity", self.qbo_name)
+        if not self.plural:
+            object.__setattr__(self, "plural", f"{self.qbo_name.lower()}s")
+        if self.qbo_name in self.depends_on:
+            raise ValueError(f"{self.qbo_name}: an entity cannot depend on itself")
+        if self.direction is Direction.PUSH and self.reads:
+            raise ValueError(f"{self.qbo_name}: a push-only entity reads nothing from QBO")
         known = set(self.fields)
         unknown_keys = [k.field for k in self.natural_keys if k.field not in known]
         if unknown_keys:
@@ -191,12 +225,45 @@ class EntitySpec:
         return self.natural_keys[0] if self.natural_keys else None
 
     @property
+    def pushes(self) -> bool:
+        """Whether host rows are sent to QBO (both ways or push only)."""
+        return self.direction is not Direction.PULL
+
+    @property
+    def pulls(self) -> bool:
+        """Whether QBO's changes are read into the host (both ways or pull only)."""
+        return self.direction is not Direction.PUSH
+
+    @property
     def qbo_owned_fields(self) -> frozenset[str]:
         return frozenset(f for f in self.fields if self.policy_for(f) is Policy.QBO_OWNS)
 
     @property
     def host_owned_fields(self) -> frozenset[str]:
         return frozenset(f for f in self.fields if self.policy_for(f) is Policy.HOST_OWNS)
+
+
+class Mapper(Protocol):
+    """What every entity's mapping module provides (a module satisfies this Protocol: its functions and ``SPEC``).
+
+    Entity-specific helpers (an invoice's ``validate``, a payment's ``payment_state``) stay in their module and are
+    called through it; the engine reaches an entity's common conversions through this shape only.
+    """
+
+    SPEC: EntitySpec
+
+    def to_qbo(self, values: Mapping[str, Any], *, qbo_id: str | None = None, sync_token: str | None = None,
+               sparse: bool = True, **context: Any) -> dict[str, Any]:
+        """The QBO payload of canonical values (a sparse update when ``qbo_id`` and ``sparse``)."""
+        ...
+
+    def from_qbo(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The canonical values of a (bare or wrapped) QBO record."""
+        ...
+
+    def qbo_updated_at(self, payload: Mapping[str, Any]) -> dt.datetime:
+        """The record's ``MetaData.LastUpdatedTime`` in UTC."""
+        ...
 
 
 # --- money ----------------------------------------------------------------------------------------

@@ -74,6 +74,8 @@ SPEC = EntitySpec(
     groups={"bill_address": tuple(_BILL_ADDR)},
     # The same customer on both sides: DisplayName (unique in QBO, case-insensitively in practice), then email.
     natural_keys=(NaturalKey("display_name", "DisplayName"), NaturalKey("email", "PrimaryEmailAddr.Address")),
+    name_list=True,
+    qbo_page="customerdetail?nameId=",
 )
 
 

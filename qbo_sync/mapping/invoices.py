@@ -82,6 +82,9 @@ SPEC = EntitySpec(
         "total": FieldKind.MONEY,
         "customer_qbo_id": FieldKind.TEXT,
     },
+    # An invoice names a customer and items: they are sent first (in the same chunk, or as queued dependencies).
+    depends_on=("Customer", "Item"),
+    qbo_page="invoice?txnId=",
 )
 
 

@@ -59,6 +59,8 @@ SPEC = EntitySpec(
            "type": FieldKind.RAW},
     # The same item on both sides: Name (unique in QBO), then the SKU (a code: trimmed, case kept).
     natural_keys=(NaturalKey("name", "Name"), NaturalKey("sku", "Sku", trim_text)),
+    name_list=True,
+    qbo_page="items?itemId=",
 )
 
 _TEXT = {"name": "Name", "sku": "Sku", "description": "Description"}

@@ -105,6 +105,14 @@ SPEC = EntitySpec(
         "last_payment_date": FieldKind.DATE,
         "last_payment_id": FieldKind.RAW,
     },
+    # Payment state is written onto synced invoices (the invoice adapter's apply_payment_state).
+    depends_on=("Invoice",),
+    host_entity="Invoice",
+    # A pull reads the invoices (Balance, LinkedTxn), the payments that settle them and the refund receipts QBO links
+    # to nothing. A credit memo reaches an invoice through a Payment (and changes the invoice's Balance), so the
+    # change feed never needs CreditMemo; its webhook event still asks for a payments pull.
+    reads=("Invoice", "Payment", "RefundReceipt"),
+    triggered_by=("Invoice", "Payment", "CreditMemo", "RefundReceipt"),
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models import Case, Value, When
 
+from qbo_sync import registry
 from qbo_sync.adapters import get_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboSyncError
@@ -24,8 +25,9 @@ from qbo_sync.services.held import describe as describe_held
 from qbo_sync.services.held import held_conflicts
 from qbo_sync.services.push import changed_fields
 
-PUSHABLE = ("Customer", "Item", "Invoice")
-PULLABLE = ("Customer", "Item", "Payment")
+#: What can be pushed and pulled (derived from the entity registry; kept as names for callers).
+PUSHABLE = registry.pushable()
+PULLABLE = registry.pullable()
 
 
 class QboInputError(QboSyncError, ValueError):
@@ -44,7 +46,7 @@ def require_connection(organization_id: int) -> QboConnection:
 
 
 def _check_entity(entity: str, allowed: Sequence[str], direction: str) -> str:
-    normalized = {e.lower(): e for e in allowed}.get(str(entity).lower().rstrip("s"))
+    normalized = registry.lookup(str(entity), allowed)
     if normalized is None:
         raise QboInputError(f"{entity!r} cannot be {direction}ed; choose one of: {', '.join(allowed)}.", "entity")
     return normalized
@@ -109,7 +111,7 @@ def start_pull(organization_id: int, entity: str, *, full: bool = False, user: A
 def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str], *, user: Any = None) -> SyncJob:
     """One pull job that re-reads the QuickBooks records linked to the given host rows (one pull item each, carrying
     the QuickBooks id, which the pull processor reads by id). Rows never sent to QuickBooks are left out."""
-    entity = _check_entity(entity, ("Customer", "Item"), "pull")
+    entity = _check_entity(entity, registry.targeted_pullable(), "pull")
     require_connection(organization_id)
     object_ids = resolve_ids(organization_id, entity, object_ids)
     linked = {oid: m.qbo_id for oid, m in maps.mappings_for_objects(get_adapter(entity), object_ids,
@@ -127,21 +129,25 @@ def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str]
 
 
 def start_import(organization_id: int, *, user: Any = None) -> list[SyncJob]:
-    """First import from QuickBooks: every customer and item (linked by natural key first), then payments."""
+    """First import from QuickBooks: every customer and item (linked by natural key first), then payments (every
+    pullable entity, dependencies first)."""
     require_connection(organization_id)
-    return [queue.start_pull(organization_id, entity, full=True, user=user, description=f"Import {entity}s")
-            for entity in ("Customer", "Item", "Payment")]
+    return [queue.start_pull(organization_id, entity, full=True, user=user,
+                             description=f"Import {registry.spec(entity).plural.capitalize()}")
+            for entity in registry.pullable()]
 
 
 def start_sync(organization_id: int, *, user: Any = None) -> list[SyncJob]:
-    """A whole cycle: pull customers and items, push what the host changed, pull payments."""
+    """A whole cycle: pull customers and items, push what the host changed, pull payments (the two-way entities
+    are pulled, then pushed; the pull-only ones pulled last)."""
     require_connection(organization_id)
-    jobs = [queue.start_pull(organization_id, e, user=user) for e in ("Customer", "Item")]
-    for entity in ("Customer", "Item"):
+    both = registry.two_way()
+    jobs = [queue.start_pull(organization_id, e, user=user) for e in both]
+    for entity in both:
         unsynced = unsynced_ids(organization_id, entity)
         if unsynced:
             jobs.append(start_push(organization_id, entity, unsynced, user=user))
-    jobs.append(queue.start_pull(organization_id, "Payment", user=user))
+    jobs.extend(queue.start_pull(organization_id, e, user=user) for e in registry.pullable() if e not in both)
     return jobs
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from qbo_sync import registry
 from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboNotFound
@@ -354,7 +355,7 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
             ids = ", ".join(f"'{i}'" for i in mapped[start:start + 500])
             invoices.extend(ctx.client.query_all(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))  # noqa: S608
     else:
-        result = ctx.client.cdc(["Invoice", "Payment", "RefundReceipt"], cursor.changed_since - OVERLAP)
+        result = ctx.client.cdc(list(registry.spec("Payment").reads), cursor.changed_since - OVERLAP)
         invoices, payments = result.changed.get("Invoice", []), result.changed.get("Payment", [])
         refunds = result.changed.get("RefundReceipt", [])
         note_deleted_invoices(ctx, result.deleted.get("Invoice", []))
@@ -487,9 +488,10 @@ def run_pull_item(ctx: SyncContext, item: QueueItem) -> Outcome:
     full = bool(options.get("full"))
     qbo_ids = [item.qbo_id] if item.qbo_id else []
     try:
-        if item.entity_type in ("Customer", "Item"):
-            counts = pull_names(ctx, item.entity_type, full=full, qbo_ids=qbo_ids)
-        elif item.entity_type in ("Payment", "Invoice"):
+        target = registry.pull_for(item.entity_type)  # an invoice's pull item reads its payment state
+        if target is not None and registry.spec(target).name_list:
+            counts = pull_names(ctx, target, full=full, qbo_ids=qbo_ids)
+        elif target == "Payment":
             counts = pull_payments(ctx, full=full, qbo_ids=qbo_ids)
         else:
             return Outcome.failed(f"{item.entity_type} is never pulled")

@@ -639,7 +639,7 @@ def ensure_dependencies(ctx: SyncContext, invoices: Sequence[models.Model]) -> d
     from qbo_sync.adapters import registry
 
     invoice_adapter = get_adapter("Invoice")
-    needed: dict[str, dict[str, models.Model]] = {"Customer": {}, "Item": {}}
+    needed: dict[str, dict[str, models.Model]] = {e: {} for e in get_mapper("Invoice").SPEC.depends_on}
     for invoice in invoices:
         for dep in invoice_adapter.dependencies(invoice):
             dep_adapter = registry.for_model(type(dep))

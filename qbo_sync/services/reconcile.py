@@ -36,6 +36,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from qbo_sync import registry
 from qbo_sync.adapters import get_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError
@@ -48,7 +49,8 @@ from qbo_sync.services.held import held_conflicts
 
 logger = logging.getLogger(__name__)
 
-NAME_ENTITIES = ("Customer", "Item")
+#: Name lists are compared row by row through the natural key (the registry's name lists).
+NAME_ENTITIES = registry.name_lists()
 IN_FLIGHT = (QueueItem.Status.PENDING, QueueItem.Status.PROCESSING)
 #: The payment state fields compared when the host invoice has them (the keys of ``payments.payment_state``).
 OPEN_STATES = {"open", "overdue"}

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Count
 
+from qbo_sync import registry
 from qbo_sync.adapters import get_adapter
 from qbo_sync.conf import qbo_settings
 from qbo_sync.models import Conflict, EntityMapping, PullCursor, QboConnection, QueueItem, SyncJob
@@ -22,8 +23,8 @@ def qbo_url(entity: str, qbo_id: str | None) -> str:
     host = {"production": "https://app.qbo.intuit.com", "sandbox": "https://app.sandbox.qbo.intuit.com"}.get(env)
     if host is None:
         return ""
-    page = {"Customer": "customerdetail?nameId=", "Item": "items?itemId=", "Invoice": "invoice?txnId="}[entity]
-    return f"{host}/app/{page}{qbo_id}"
+    page = registry.spec(entity).qbo_page
+    return f"{host}/app/{page}{qbo_id}" if page else ""
 
 
 def record_status(organization_id: int, entity: str, object_id: str) -> dict[str, Any]:

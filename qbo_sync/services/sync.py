@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from django.utils import timezone
 
+from qbo_sync import registry
 from qbo_sync.exceptions import QboApiError, QboConfigurationError, QboSyncError
 from qbo_sync.models import QboConnection, QueueItem
 from qbo_sync.services import pull, push
@@ -21,7 +22,8 @@ from qbo_sync.services.outcomes import Outcome, Result
 
 logger = logging.getLogger(__name__)
 
-ORDER = ["Customer", "Item", "Invoice"]
+#: Push order inside a chunk (the registry's dependency order).
+ORDER = list(registry.push_order())
 
 
 def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int, Outcome]:
@@ -55,9 +57,10 @@ def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int,
             outcomes.update({i.pk: outcome for i in batch if i.pk not in outcomes})
 
     push_ops = (QueueItem.Operation.PUSH, QueueItem.Operation.CREATE, QueueItem.Operation.UPDATE)
-    for entity in ("Customer", "Item"):
-        for op in push_ops:
-            run((entity, op), push.push_names, entity)
+    for entity in registry.push_order():
+        if registry.spec(entity).name_list:
+            for op in push_ops:
+                run((entity, op), push.push_names, entity)
     for op in push_ops:
         run(("Invoice", op), push.push_invoices)
     run(("Invoice", QueueItem.Operation.VOID), push.void_invoices)

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from qbo_sync import registry
 from qbo_sync.exceptions import QboWebhookSignatureError
 
 
@@ -43,8 +44,8 @@ class WebhookPayloadError(ValueError):
     """The body verified but is not a webhook payload we understand."""
 
 
-_CLOUD_ENTITY = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment",
-                 "creditmemo": "CreditMemo", "refundreceipt": "RefundReceipt"}
+#: CloudEvents name entities in lowercase (``qbo.creditmemo.created``): back to QBO's names for those we know.
+_CLOUD_ENTITY = {name.lower(): name for name in registry.qbo_names()}
 
 
 def parse(body: bytes) -> list[EntityChange]:

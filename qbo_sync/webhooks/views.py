@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from qbo_sync import registry
 from qbo_sync.conf import qbo_settings
 from qbo_sync.exceptions import QboWebhookSignatureError
 from qbo_sync.models import QboConnection, WebhookEvent
@@ -17,10 +18,10 @@ from qbo_sync.webhooks.verify import WebhookPayloadError, parse, verify
 
 logger = logging.getLogger(__name__)
 
-#: Entity names in events -> the pull that reads their change. Invoices, payments, credit memos and refund receipts
-#: change payment state (a refund receipt changes no invoice in QuickBooks: only its own event tells).
-PULL_FOR = {"Customer": "Customer", "Item": "Item", "Invoice": "Payment", "Payment": "Payment",
-            "CreditMemo": "Payment", "RefundReceipt": "Payment"}
+#: Entity names in events -> the pull that reads their change (each spec's ``triggered_by``). Invoices, payments,
+#: credit memos and refund receipts change payment state (a refund receipt changes no invoice in QuickBooks: only its
+#: own event tells).
+PULL_FOR = registry.webhook_routes()
 
 
 @csrf_exempt

@@ -55,7 +55,7 @@ def test_pull_dry_run_counts_in_qbo_and_writes_nothing(org, accountant, qbo, run
     since = timezone.now() + dt.timedelta(days=-1)
     data = last_json(qbo("pull", "Payment", "--org", org.slug, "--since", since.isoformat(), "--dry-run", "--json"))
     (report,) = data["organizations"]
-    assert report["mode"] == "incremental" and set(report["counts"]) == {"Invoice", "Payment"}
+    assert report["mode"] == "incremental" and set(report["counts"]) == {"Invoice", "Payment", "RefundReceipt"}
     assert _state() == before
 
 
