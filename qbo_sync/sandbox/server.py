@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import socket
 import struct
@@ -198,6 +199,7 @@ class Sandbox:
         self.oauth = OAuth(self)
         self.webhooks = Dispatcher(self)
         self.global_stats: dict[str, int] = {"oauth": 0, "unauthorized": 0, "other": 0}
+        self.scripts = faults.Scripts()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._dirty = threading.Event()
@@ -346,9 +348,10 @@ class Sandbox:
                 tax.refresh_preferences(realm, now)
 
     def reset(self, realm_id: str) -> None:
-        """Forget a realm's option overrides and empty its throttle windows."""
+        """Forget a realm's option overrides and scripted faults, and empty its throttle windows."""
         realm = self.realms[realm_id]
         realm.overrides.clear()
+        self.scripts.clear(realm_id)
         self.limiters[realm_id].reset()
         self._refresh_preferences([realm])
 
@@ -360,9 +363,34 @@ class Sandbox:
     def stats(self, realm_id: str | None = None) -> dict:
         """Counters for one realm, or global counters plus every realm's when ``realm_id`` is None."""
         if realm_id is not None:
-            return stats_snapshot(self.realms[realm_id])
-        return {"realms": {rid: stats_snapshot(r) for rid, r in list(self.realms.items())},
-                "global": dict(self.global_stats), "webhooks": self.webhooks.stats()}
+            return {**stats_snapshot(self.realms[realm_id]), "scripted_pending": self.scripts.pending(realm_id)}
+        return {"realms": {rid: self.stats(rid) for rid in list(self.realms)},
+                "global": dict(self.global_stats), "webhooks": self.webhooks.stats(),
+                "scripted_pending": self.scripts.pending()}
+
+    # ------------------------------------------------------------------ scripted faults
+    def fail_next(self, fault: str, times: int = 1, *, realm_id: str | None = None, method: str | None = None,
+                  entity: str | None = None, operation: str | Iterable[str] | None = None,
+                  path: str | None = None) -> dict:
+        """Serve ``fault`` (a name of :data:`.faults.FAULTS`) to the next ``times`` API requests that match every
+        filter given: ``realm_id``, ``method`` ("POST"), ``entity`` ("Customer"; a batch matches when one of its
+        items names it, a query by its FROM, cdc by its ``entities``), ``operation`` (read, create, update,
+        delete, void, query, cdc, batch, companyinfo, preferences, or "write" for any write; one or a list) and
+        ``path`` (a glob after ``/v3/company/{realmId}``, e.g. ``"/customer/*"``). Scripts are consumed in the
+        order they were added; a request refused by authentication or a throttle does not consume one. Returns
+        the script (its ``id``, ``remaining`` ...)."""
+        if realm_id is not None and realm_id not in self.realms:
+            raise KeyError(f"unknown realm {realm_id!r}")
+        return self.scripts.add(fault, times, realm=realm_id, method=method, entity=entity, operation=operation,
+                                path=path).as_dict()
+
+    def scripted_faults(self, realm_id: str | None = None) -> list[dict]:
+        """The scripts still waiting (for one realm: its own and those for any realm)."""
+        return self.scripts.pending(realm_id)
+
+    def clear_scripted_faults(self, realm_id: str | None = None) -> int:
+        """Drop the waiting scripts (only ``realm_id``'s own when given); returns how many were dropped."""
+        return self.scripts.clear(realm_id)
 
     # ------------------------------------------------------------------ OAuth helpers
     def issue_tokens(self, realm_id: str, client_id: str | None = None) -> dict:
@@ -450,6 +478,15 @@ class Sandbox:
         self.oauth.load_state(data.get("oauth", {}))
         # keep time monotonic for the stored companies if the previous run had advanced its clock
         self.clock.offset = max(self.clock.offset, float(data.get("clock_offset", 0.0)))
+
+
+_FROM = re.compile(r"\bfrom\s+(\w+)", re.IGNORECASE)
+
+
+def _from_entity(text: str) -> str:
+    """The entity a query reads (its FROM), or "" when there is none."""
+    m = _FROM.search(text)
+    return query.ENTITY_NAMES.get(m.group(1).lower(), m.group(1)) if m else ""
 
 
 def _tri_state(value: Any) -> bool | None:
@@ -676,12 +713,17 @@ class Handler(BaseHTTPRequestHandler):
             mv = params.get("minorversion")
             if mv is not None and mv.isdigit() and int(mv) < MIN_MINOR_VERSION:
                 realm.stats["requests"]["old_minorversion"] += 1
-            self._inject_before(realm)
+            scripted = self._scripted(realm, method, rest, params, body, kind) if sb.scripts else None
+            self._inject_before(realm, scripted)
             status, payload, committed, events = self._handle(realm, kind, method, rest, params, body, path)
             if events:
                 sb.webhooks.emit(realm_id, events)
             if committed:
                 sb.mark_dirty()
+            if scripted is not None:
+                if scripted.after:
+                    self._serve_fault(realm, scripted, scripted=True)
+            elif committed:
                 for fault in faults.draw(faults.AFTER, lambda option: sb.opt(realm, option)):
                     self._serve_fault(realm, fault)
             # bookkeeping before the response leaves: the client may act on it at once
@@ -700,17 +742,54 @@ class Handler(BaseHTTPRequestHandler):
         if realm is not None:
             realm.stats["requests"][self._kind_final] += 1
 
-    def _inject_before(self, realm: Realm) -> None:
+    def _scripted(self, realm: Realm, method: str, rest: list[str], params: dict, body: bytes,
+                  kind: str) -> faults.Fault | None:
+        """The scripted fault this request takes, if one matches it."""
+        if kind == "create" and body:
+            try:
+                data = loads(body)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and data.get("Id") not in (None, ""):
+                kind = "update"
+
+        def named() -> frozenset[str]:
+            if kind == "batch":
+                try:
+                    items = loads(body).get("BatchItemRequest") or []
+                    return frozenset(_from_entity(str(i["Query"])) if "Query" in i else
+                                     next(k for k in i if k not in ("bId", "operation", "optionsData"))
+                                     for i in items if isinstance(i, dict))
+                except (ValueError, AttributeError, StopIteration, TypeError):
+                    return frozenset()
+            if kind == "query":
+                text = params.get("query") if method == "GET" else body.decode("utf-8", "replace")
+                return frozenset([_from_entity(text or "")])
+            if kind == "cdc":
+                return frozenset(n.strip() for n in params.get("entities", "").split(","))
+            return frozenset([PATH_ENTITIES.get(rest[0].lower(), rest[0])] if rest else [])
+
+        request = faults.Request(realm.id, method, "/" + "/".join(rest), kind, named)
+        return self.sandbox.scripts.take(request)
+
+    def _inject_before(self, realm: Realm, scripted: faults.Fault | None) -> None:
+        """A scripted fault decides the request's fate; else the rate options are drawn."""
         sb = self.sandbox
-        for fault in faults.draw(faults.BEFORE, lambda option: sb.opt(realm, option)):
-            self._serve_fault(realm, fault)
+        if scripted is not None:
+            if not scripted.after:
+                self._serve_fault(realm, scripted, scripted=True)
+        else:
+            for fault in faults.draw(faults.BEFORE, lambda option: sb.opt(realm, option)):
+                self._serve_fault(realm, fault)
         lat = sb.opt(realm, "latency_ms")
         if lat:
             time.sleep(random.uniform(*lat) / 1000.0 / sb.options["time_scale"])
 
-    def _serve_fault(self, realm: Realm, fault: faults.Fault) -> None:
+    def _serve_fault(self, realm: Realm, fault: faults.Fault, scripted: bool = False) -> None:
         """Count and serve one fault; a final one ends the request (no normal answer follows)."""
         faults.record(realm.stats, fault)
+        if scripted:
+            realm.stats["scripted"][fault.name] += 1
         if fault.gate:
             self._counted = None  # refused at the gate, as a real 401/429: not a served request
         else:
@@ -1083,6 +1162,18 @@ class Handler(BaseHTTPRequestHandler):
                     self.reply_json(400, {"error": err.fault()["Error"][0]["Detail"]})
                     return
                 self.reply_json(200, {"Customer": keep})
+            elif path == "/_sandbox/faults" and method == "POST":
+                realm_id = data.pop("realm_id", None) or data.pop("realmId", None)
+                fault = data.pop("fault")
+                script = sb.fail_next(fault, data.pop("times", 1), realm_id=realm_id, **data)
+                self.reply_json(200, {"script": script})
+            elif path == "/_sandbox/faults" and method == "GET":
+                registry = [{"name": f.name, "option": f.option, "does": f.does, "answer": f.answer,
+                             "stat": f.stat, "stat_key": f.stat_key} for f in faults.FAULTS]
+                self.reply_json(200, {"faults": registry, "scripted_pending": sb.scripted_faults(params.get("realm"))})
+            elif path == "/_sandbox/faults" and method == "DELETE":
+                realm_id = params.get("realm") or data.get("realm_id") or data.get("realmId")
+                self.reply_json(200, {"cleared": sb.clear_scripted_faults(realm_id)})
             elif path == "/_sandbox/advance" and method == "POST":
                 sb.advance(float(data.get("seconds", 0)))
                 self.reply_json(200, {"offset": sb.clock.offset})

@@ -81,6 +81,7 @@ def new_stats() -> dict[str, Any]:
         "throttled": defaultdict(int),  # by limit
         "deduplicated": 0,
         "auth_failures": 0,
+        "scripted": defaultdict(int),  # scripted faults served, by fault name
     }
     for key, value in faults.new_counters().items():  # each fault's counter (faults.FAULTS)
         stats.setdefault(key, value)

@@ -218,12 +218,14 @@ def test_server_faults_and_resets_are_retried(qbo_sandbox: Sandbox, qbo_realm: s
     assert sum(stats["faults_injected"].values()) + stats["resets"] > 0
 
 
-def test_server_fault_gives_up_as_typed_error(qbo_sandbox: Sandbox, qbo_realm: str) -> None:
+def test_server_fault_gives_up_as_typed_error(qbo_sandbox: Sandbox, qbo_realm: str, qbo_fail_next) -> None:
     client, _, _ = make_client(qbo_sandbox, qbo_realm, max_retries=2)
-    qbo_sandbox.configure(qbo_realm, fault_rate=1.0)
+    qbo_fail_next("service_unavailable", times=3, operation="read")  # the first try and both retries
     with pytest.raises(QboServerError) as info:
         client.read("Customer", "1")
-    assert info.value.retryable and info.value.status in (500, 503) and info.value.intuit_tid
+    assert info.value.retryable and info.value.status == 503 and info.value.intuit_tid
+    assert qbo_sandbox.stats(qbo_realm)["scripted"] == {"service_unavailable": 3}
+    assert client.company_info()  # the script is used up: QuickBooks answers again
 
 
 # --- throttling -----------------------------------------------------------------------------------------------

@@ -195,13 +195,11 @@ def test_a_display_name_clash_with_someone_else_fails_with_a_hint(org, accountan
 
 
 def test_a_lost_response_after_commit_leaves_exactly_one_customer(org, accountant, run_queue, qbo_sandbox,
-                                                                   qbo_realm) -> None:
-    qbo_sandbox.configure(qbo_realm, lost_response_rate=1.0)
+                                                                   qbo_realm, qbo_fail_next) -> None:
+    qbo_fail_next("lost_response", entity="Customer", operation="write")  # the create commits, its answer is lost
     customer = CustomerFactory(organization=org, display_name="Lost Answer Ltd")
-    run_queue(budget=5)
-    qbo_sandbox.configure(qbo_realm, lost_response_rate=0.0)
-    QueueItem.objects.filter(status="pending").update(next_attempt_at=timezone.now())
     run_queue()
+    assert qbo_sandbox.stats(qbo_realm)["scripted"] == {"lost_response": 1}
     assert mapping_of(customer).state == "synced"
     assert accountant.count("Customer", "DisplayName = 'Lost Answer Ltd' AND Active IN (true, false)") == 1
 

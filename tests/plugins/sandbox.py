@@ -10,9 +10,14 @@ Register with ``pytest_plugins = ["tests.plugins.sandbox"]`` in ``tests/conftest
   per-realm overrides and throttle windows are reset (``qbo_sandbox.reset(realm_id)``).
 * ``qbo_tokens`` (function): a token pair for ``qbo_realm`` (``Sandbox.issue_tokens``), as the token endpoint
   returns it plus ``realmId``.
+* ``qbo_fail_next`` (function): ``Sandbox.fail_next`` bound to ``qbo_realm``: ``qbo_fail_next("throttle", times=2,
+  entity="Customer", operation="create")`` serves QBO's 429 to the next two customer creates of that realm. Scripts
+  left over are dropped on teardown (with the realm's overrides).
 """
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 
@@ -41,3 +46,8 @@ def qbo_realm(qbo_sandbox):
 @pytest.fixture
 def qbo_tokens(qbo_sandbox, qbo_realm):
     return qbo_sandbox.issue_tokens(qbo_realm)
+
+
+@pytest.fixture
+def qbo_fail_next(qbo_sandbox, qbo_realm):
+    return functools.partial(qbo_sandbox.fail_next, realm_id=qbo_realm)
