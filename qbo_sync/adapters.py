@@ -128,6 +128,14 @@ class InvoiceAdapterMixin:
         """
         raise NotImplementedError
 
+    def apply_payment_states(self, pairs: Sequence[tuple[models.Model, dict[str, Any]]]) -> None:
+        """``apply_payment_state`` for every invoice of a pushed chunk (the answers QuickBooks gave to the push),
+        inside the one transaction that records them. The default calls ``apply_payment_state`` on each; override
+        to write the rows in a few UPDATEs (and keep the instances in step with their rows, as ``mark_sent_many``
+        does) to save a save per invoice."""
+        for obj, state in pairs:
+            self.apply_payment_state(obj, state)
+
     def payment_state(self, obj: models.Model) -> dict[str, Any] | None:
         """The payment state the invoice row holds now (what ``apply_payment_state`` last wrote), for
         reconciliation to compare with QuickBooks: ``{"amount_due": Decimal, "payment_status": str}``, plus

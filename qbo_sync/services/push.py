@@ -683,7 +683,7 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
     """Record the invoices QuickBooks accepted (or that were found there), a chunk at once: one transaction, the
     host's ``mark_sent_many`` (one UPDATE in a host that overrides it) and one ``bulk_update`` of the mappings,
     instead of a transaction and two UPDATEs per invoice (docs/performance.md, "Fleet")."""
-    from qbo_sync.services.pull import apply_payment_state
+    from qbo_sync.services.pull import apply_payment_state_many
     from qbo_sync.signals import entity_pushed
 
     if not done:
@@ -691,10 +691,10 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
     mapper = get_mapper("Invoice")
     with transaction.atomic():
         adapter.mark_sent_many([w.obj for w, _ in done])  # type: ignore[attr-defined]
+        # QuickBooks' answers carry the invoices' Balance (= TotalAmt when nothing is paid): apply them now, the
+        # chunk at once (the host's apply_payment_states); a pull would skip these versions as already known.
+        apply_payment_state_many(ctx, adapter, [(w.mapping, w.obj, payload) for w, payload in done])
         for w, payload in done:
-            # QuickBooks' answer carries the invoice's Balance (= TotalAmt when nothing is paid): apply it now; a
-            # pull would skip this version as already known.
-            apply_payment_state(ctx, adapter, w.mapping, w.obj, payload, record_version=False)
             # The customer row is kept so a customer merged away in QuickBooks can be traced by its invoices.
             maps.set_synced(w.mapping, payload, {"doc_number": w.values["doc_number"],
                                                  "total": payload.get("TotalAmt"),

@@ -269,6 +269,10 @@ class _UntaxedInvoices(_UntaxedNames):
     def apply_payment_state(self, obj, state):
         super().apply_payment_state(obj, {k: v for k, v in state.items() if k not in ("tax_amount", "total")})
 
+    def apply_payment_states(self, pairs):  # the chunk form (a pushed chunk's answers) ignores them too
+        super().apply_payment_states([(obj, {k: v for k, v in state.items() if k not in ("tax_amount", "total")})
+                                      for obj, state in pairs])
+
     def payment_state(self, obj):
         return {"amount_due": obj.amount_due, "payment_status": obj.payment_status}
 
