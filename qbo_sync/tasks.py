@@ -20,18 +20,15 @@ from typing import Any
 
 from qbo_sync import registry
 from qbo_sync.models import QboConnection
+from qbo_sync.services.schedules import PULL_ENTITIES
+from qbo_sync.services.wakeup import DRAIN_TASK, DRAIN_TASK_NAME, KICK_SECONDS, kick
 
 logger = logging.getLogger(__name__)
 
-DRAIN_TASK = "qbo_sync.tasks.drain_task"
-#: Fixed name and group of every queued drain (visible as such in the django-q2 admin).
-DRAIN_TASK_NAME = "qbo_sync-drain"
-#: A queued drain that has not started after this many seconds is assumed lost and may be queued again (the minute
-#: schedule also recovers it).
-KICK_SECONDS = 10
-
-#: The names the nightly schedules use (each pullable entity's plural), and the entity each pulls.
-PULL_ENTITIES = registry.schedules()
+# Nothing in ``qbo_sync.services`` imports this module: it is the top layer (the kick lives in services/wakeup.py
+# and refers to ``drain_task`` by its dotted name). Re-exported here because their names are public.
+__all__ = ["DRAIN_TASK", "DRAIN_TASK_NAME", "KICK_SECONDS", "PULL_ENTITIES", "drain_task", "kick", "nightly_pull",
+           "nightly_purge", "nightly_reconcile"]
 
 
 def drain_task(organization_id: int | None = None, budget_seconds: float | None = None) -> dict[str, Any]:
@@ -42,40 +39,8 @@ def drain_task(organization_id: int | None = None, budget_seconds: float | None 
     wakeup.clear_queued()  # this drain has started: a later enqueue may queue the next one
     report = drain(budget_seconds=budget_seconds, organization_id=organization_id)
     if report.more_due:
-        _queue_drain(organization_id)
+        wakeup.queue_drain(organization_id)
     return report.as_dict()
-
-
-def kick() -> bool:
-    """Make sure a drain runs soon without flooding the broker: queue one unless one is already queued by any
-    process and not started (for less than KICK_SECONDS). Never raises: a failed kick is recovered by the minute
-    schedule."""
-    from qbo_sync.services import wakeup
-
-    try:
-        if not wakeup.mark_queued(KICK_SECONDS):
-            return False
-    except Exception:
-        logger.warning("Could not record a drain kick; the qbo_sync.drain schedule will pick the work up",
-                       exc_info=True)
-        return False
-    try:
-        _queue_drain()
-    except Exception:
-        logger.warning("Could not queue a drain; the qbo_sync.drain schedule will pick the work up", exc_info=True)
-        try:
-            wakeup.clear_queued()
-        except Exception:  # the row expires on its own after KICK_SECONDS
-            logger.debug("Could not clear the drain kick", exc_info=True)
-        return False
-    return True
-
-
-def _queue_drain(organization_id: int | None = None) -> str:
-    from django_q.tasks import async_task
-
-    kwargs = {"organization_id": organization_id} if organization_id is not None else {}
-    return async_task(DRAIN_TASK, task_name=DRAIN_TASK_NAME, group=DRAIN_TASK_NAME, ack_failure=True, **kwargs)
 
 
 def nightly_pull(entity: str, full: bool = False) -> list[int]:

@@ -212,6 +212,34 @@ def save_synced_many(mappings: Sequence[EntityMapping]) -> None:
             mapping.save()
 
 
+def record_version(mapping: EntityMapping, payload: dict[str, Any], *, qbo_updated_at: dt.datetime | None) -> None:
+    """Record a QBO version whose content was applied elsewhere (an invoice's payment state): its SyncToken and
+    time, nothing else of the link."""
+    mapping.sync_token = str(payload.get("SyncToken", mapping.sync_token))
+    mapping.last_pulled_at = timezone.now()
+    mapping.qbo_updated_at = qbo_updated_at
+    EntityMapping.objects.filter(pk=mapping.pk).update(sync_token=mapping.sync_token,
+                                                       last_pulled_at=mapping.last_pulled_at,
+                                                       qbo_updated_at=qbo_updated_at)
+
+
+def link_to(mapping: EntityMapping, qbo_id: str) -> None:
+    """Point the link at another QBO record (the survivor of a merge); no version of it is known yet, so the next
+    one applied is merged, whatever its SyncToken."""
+    mapping.qbo_id, mapping.sync_token, mapping.merged_into, mapping.last_error = str(qbo_id), "", "", ""
+    EntityMapping.objects.filter(pk=mapping.pk).update(qbo_id=mapping.qbo_id, sync_token="", merged_into="",
+                                                       last_error="", updated_at=timezone.now())
+
+
+def record_merged_away(mapping: EntityMapping, survivor_id: str, message: str) -> None:
+    """The link's QBO record was merged into ``survivor_id``, which another host row is linked to: flag it for a
+    person (nothing is sent for it meanwhile)."""
+    mapping.merged_into, mapping.last_error = str(survivor_id), safe_text(message)
+    mapping.state = EntityMapping.State.FAILED
+    EntityMapping.objects.filter(pk=mapping.pk).update(merged_into=mapping.merged_into, last_error=mapping.last_error,
+                                                       state=mapping.state, updated_at=timezone.now())
+
+
 def record_failure(mapping: EntityMapping | None, message: str) -> None:
     if mapping is None or mapping.pk is None:
         return

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from qbo_sync.exceptions import QboApiError, QboAuthError, QboReauthRequired, QboSyncError
+from qbo_sync.mapping.base import MappingError
+
 
 class Result(StrEnum):
     COMPLETED = "completed"  # done (also: nothing to do, e.g. already in QBO)
@@ -48,3 +51,22 @@ class Outcome:
     @classmethod
     def wait(cls, message: str) -> Outcome:
         return cls(Result.WAIT, message)
+
+
+def outcome_for_error(exc: Exception) -> Outcome:
+    """How a QBO error ends a queue item: retry what may succeed later, fail what never will, wait for a person.
+    Anything that is not an error of ours is re-raised."""
+    if isinstance(exc, QboReauthRequired):
+        return Outcome.wait(str(exc))
+    if isinstance(exc, QboApiError):
+        if exc.retryable:
+            return Outcome.retry(str(exc), code=str(exc.code or exc.status or ""),
+                                 retry_after=getattr(exc, "retry_after", None))
+        if isinstance(exc, QboAuthError):
+            return Outcome.wait(str(exc))
+        return Outcome.failed(str(exc), code=str(exc.code or ""))
+    if isinstance(exc, MappingError):
+        return Outcome.failed(str(exc), code="mapping")
+    if isinstance(exc, QboSyncError):
+        return Outcome.failed(str(exc))
+    raise exc

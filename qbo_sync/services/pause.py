@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from qbo_sync.models import QboConnection, QueueItem
 from qbo_sync.services import mappings as maps
+from qbo_sync.services import wakeup
 from qbo_sync.services.jobs import QboInputError
 
 MAX_REASON = 255
@@ -56,7 +57,5 @@ def resume(organization_id: int, user: Any = None, *, surface: str = "") -> QboC
             maps.log(organization_id, "resumed", "Sync resumed.", surface=surface, user=getattr(user, "pk", None))
             waiting = QueueItem.objects.filter(organization_id=organization_id, status=QueueItem.Status.PENDING)
             if waiting.exists():
-                from qbo_sync import tasks
-
-                transaction.on_commit(tasks.kick)
+                wakeup.kick_on_commit()
     return conn

@@ -21,17 +21,18 @@ from django.utils import timezone
 
 from qbo_sync import registry
 from qbo_sync.adapters import HostAdapter, get_adapter
-from qbo_sync.conf import host_label, qbo_settings
+from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError, QboNotFound
-from qbo_sync.mapping import get_mapper, merge
+from qbo_sync.mapping import get_mapper
 from qbo_sync.mapping.base import MappingError, jsonable, money
 from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
-from qbo_sync.services.context import SyncContext
+from qbo_sync.services.apply import Applied, already_applied, apply_payment_state, apply_qbo_version
+from qbo_sync.services.context import SyncContext, customer_of, query_in
 from qbo_sync.services.echo import applying_qbo_changes
-from qbo_sync.services.held import held_conflicts, held_fields, track_values
-from qbo_sync.services.outcomes import Outcome
-from qbo_sync.services.push import outcome_for_error
+from qbo_sync.services.merges import apply_merge, apply_merge_events, find_survivor
+from qbo_sync.services.outcomes import Outcome, outcome_for_error
+from qbo_sync.services.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -40,63 +41,21 @@ OVERLAP = dt.timedelta(minutes=2)
 PAGE_SIZE = 1000
 
 
-def critical_fields(entity: str) -> frozenset[str]:
-    return frozenset((qbo_settings.CRITICAL_FIELDS or {}).get(entity, ()))
-
-
 # --- one record ---------------------------------------------------------------------------------------------------
 
 
-def reconcile_one(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
-                  payload: dict[str, Any], *, push_now: bool = False) -> None:
-    """Three-way merge of one linked pair, then write each side what it lacks and record every conflict.
+def apply_and_queue_rest(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
+                         payload: dict[str, Any]) -> Applied:
+    """Apply one QBO version (:func:`qbo_sync.services.apply.apply_qbo_version`); what QuickBooks still lacks is
+    queued as a push of the row (the pull never sends anything itself)."""
+    applied = apply_qbo_version(ctx, adapter, mapping, obj, payload)
+    queue_rest(ctx, adapter.entity, mapping, applied)
+    return applied
 
-    ``push_now``: send QBO its share at once (used after a stale-object error on push); otherwise a push is
-    queued for it.
-    """
-    mapper = get_mapper(adapter.entity)
-    spec = mapper.SPEC
-    qbo_values = mapper.from_qbo(payload)
-    host_values = adapter.to_values(obj)
-    held = held_fields(mapping)
-    result = merge(spec, mapping.snapshot or None, host_values, qbo_values,
-                   host_updated_at=adapter.updated_at(obj), qbo_updated_at=mapper.qbo_updated_at(payload),
-                   critical_fields=critical_fields(adapter.entity) | spec.critical_fields, held=frozenset(held))
-    with transaction.atomic():
-        if result.to_host:
-            with applying_qbo_changes():
-                adapter.apply_values(obj, result.to_host)
-        snapshot = dict(result.new_base)
-        for name in result.to_qbo:
-            snapshot[name] = qbo_values[name]  # QBO does not hold it yet: the push below sends the difference
-        state = EntityMapping.State.CONFLICT if result.held or held else EntityMapping.State.SYNCED
-        maps.record_synced(mapping, payload, snapshot, qbo_updated_at=mapper.qbo_updated_at(payload),
-                           host_updated_at=adapter.updated_at(obj), pulled=True, state=state)
-        maps.record_conflicts(mapping, result.conflicts)
-        if held:  # a held field both sides now agree on raises no conflict: its open one still shows them as now
-            track_values(held_conflicts([mapping.pk]).get(mapping.pk, {}), host_values, qbo_values)
-    if result.to_host:
-        from qbo_sync.signals import entity_pulled
 
-        entity_pulled.send(sender=EntityMapping, entity_type=adapter.entity, object_id=mapping.object_id,
-                           fields=sorted(result.to_host))
-    if result.to_qbo:
-        if push_now:
-            from qbo_sync.services.push import plan_name_write, record_name_success, send
-
-            stand_in = QueueItem(pk=-1, organization_id=ctx.organization_id, entity_type=adapter.entity,
-                                 object_id=mapping.object_id, operation=QueueItem.Operation.UPDATE,
-                                 idempotency_key=f"merge-{mapping.pk}-{payload.get('SyncToken')}")
-            write = plan_name_write(ctx, adapter, mapper, stand_in, obj, mapping)
-            if write is not None:
-                answer = send(ctx, adapter.entity, [write])[-1]
-                if isinstance(answer, Exception):
-                    raise answer
-                record_name_success(ctx, adapter, write, answer)
-        else:
-            from qbo_sync.services.queue import enqueue
-
-            enqueue(ctx.organization_id, adapter.entity, [mapping.object_id], QueueItem.Operation.PUSH)
+def queue_rest(ctx: SyncContext, entity: str, mapping: EntityMapping, applied: Applied | None) -> None:
+    if applied is not None and applied.to_qbo:
+        enqueue(ctx.organization_id, entity, [mapping.object_id], QueueItem.Operation.PUSH)
 
 
 # --- customers and items ------------------------------------------------------------------------------------------
@@ -116,7 +75,8 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
         return counts
     cursor, _ = PullCursor.objects.get_or_create(organization_id=ctx.organization_id, entity_type=entity)
     started = timezone.now()
-    apply_merge_events(ctx, entity, counts)
+    for mapping, applied in apply_merge_events(ctx, entity, counts):
+        queue_rest(ctx, entity, mapping, applied)
     if full or cursor.changed_since is None:
         sql = f"SELECT * FROM {entity} WHERE Active IN (true, false) ORDERBY Id"  # noqa: S608
         page: list[dict[str, Any]] = []
@@ -154,10 +114,10 @@ def apply_page(ctx: SyncContext, entity: str, rows: Sequence[dict[str, Any]], co
         mapping = by_qbo.get(str(row["Id"]))
         if mapping is None:
             unlinked.append(row)
-        elif mapping.sync_token == str(row.get("SyncToken")) and mapping.state != EntityMapping.State.CONFLICT:
+        elif already_applied(mapping, row):
             counts["skipped"] += 1  # this version is already applied (or is our own push coming back)
         elif mapping.object_id in host_rows:
-            reconcile_one(ctx, adapter, mapping, host_rows[mapping.object_id], row)
+            apply_and_queue_rest(ctx, adapter, mapping, host_rows[mapping.object_id], row)
             counts["updated"] += 1
     if unlinked:
         link_or_create(ctx, adapter, mapper, unlinked, counts)
@@ -183,9 +143,8 @@ def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: li
             if mapping.qbo_id and mapping.qbo_id != str(row["Id"]):
                 to_create.append((row, values))  # linked meanwhile to another record: this one is new
                 continue
-            mapping.qbo_id, mapping.sync_token = str(row["Id"]), str(row.get("SyncToken", "0"))
-            mapping.save()
-            reconcile_one(ctx, adapter, mapping, match, row)
+            maps.link_to(mapping, str(row["Id"]))
+            apply_and_queue_rest(ctx, adapter, mapping, match, row)
             counts["linked"] += 1
         else:
             to_create.append((row, values))
@@ -243,95 +202,17 @@ def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]]
             continue
         survivor = find_survivor(ctx, mapping) if entity == "Customer" else None
         if survivor:
-            apply_merge(ctx, adapter, mapping, survivor, counts)
+            queue_rest(ctx, entity, mapping, apply_merge(ctx, adapter, mapping, survivor, counts))
             continue
         obj = adapter.get_queryset(ctx.organization_id).filter(pk=mapping.object_id).first()
         if obj is not None:
             with applying_qbo_changes():
                 adapter.apply_values(obj, {"active": False})
-        EntityMapping.objects.filter(pk=mapping.pk).update(state=EntityMapping.State.FAILED,
-                                                           last_error="deleted (merged) in QuickBooks")
+        maps.record_failure(mapping, "deleted (merged) in QuickBooks")
         maps.log(ctx.organization_id, "deleted_in_qbo", f"{entity} {stub['Id']} was deleted or merged in QuickBooks; "
                  f"the row in {host_label()} was deactivated", level=SyncLog.Level.WARNING, entity_type=entity,
                  object_id=mapping.object_id, qbo_id=stub["Id"], job_id=ctx.job_id)
         counts["deactivated"] += 1
-
-
-# --- customer merges --------------------------------------------------------------------------------------------
-
-#: How a merge event's operation is stored: legacy "Merge", CloudEvents ``qbo.customer.merged.v1`` -> "Merged".
-MERGE_OPERATIONS = ("Merge", "Merged")
-
-
-def apply_merge_events(ctx: SyncContext, entity: str, counts: dict[str, int]) -> None:
-    """``Merge`` webhooks that name a record still linked here: settle them now, whether or not CDC shows the
-    merged-away record deleted yet (QuickBooks may take its time)."""
-    if entity != "Customer":
-        return
-    from qbo_sync.models import WebhookEvent
-
-    merges = dict(WebhookEvent.objects.filter(organization_id=ctx.organization_id, realm_id=ctx.realm_id,
-                                              entity=entity, operation__in=MERGE_OPERATIONS).exclude(deleted_id="")
-                  .values_list("deleted_id", "qbo_id"))
-    if not merges:
-        return
-    adapter = get_adapter(entity)
-    for lost, mapping in maps.mappings_for_qbo_ids(ctx.realm_id, entity, merges).items():
-        if not mapping.merged_into and merges[lost] != lost:
-            apply_merge(ctx, adapter, mapping, merges[lost], counts)
-
-
-def find_survivor(ctx: SyncContext, mapping: EntityMapping) -> str | None:
-    """The customer a deleted one was merged into: from a ``Merge`` webhook, else from where QuickBooks moved the
-    invoices we sent for it (one bounded query). ``None`` when neither tells."""
-    from qbo_sync.models import WebhookEvent
-
-    event = (WebhookEvent.objects.filter(realm_id=ctx.realm_id, entity="Customer", operation__in=MERGE_OPERATIONS,
-                                         deleted_id=mapping.qbo_id).values_list("qbo_id", flat=True).first())
-    if event:
-        return str(event)
-    invoice_ids = list(EntityMapping.objects.filter(
-        organization_id=ctx.organization_id, realm_id=ctx.realm_id, entity_type="Invoice", qbo_id__isnull=False,
-        snapshot__customer_object_id=mapping.object_id).values_list("qbo_id", flat=True)[:20])
-    if not invoice_ids:
-        return None
-    owners = {_customer_of(i) for i in query_in(ctx, "Invoice", "Id", invoice_ids)} - {"", str(mapping.qbo_id)}
-    return owners.pop() if len(owners) == 1 else None
-
-
-def apply_merge(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, survivor_id: str,
-                counts: dict[str, int]) -> None:
-    """The accountant merged this row's QBO customer into ``survivor_id``. If no other host row is linked to the
-    survivor, link this row to it and merge its version in (so the row's invoices point at a live customer and
-    every later push goes to the survivor). If another row is, flag this one for a person: ``merged_into`` is set
-    and nothing is sent for it (nor for invoices that need it) until then."""
-    entity, lost = adapter.entity, str(mapping.qbo_id)
-    other = maps.mappings_for_qbo_ids(ctx.realm_id, entity, [survivor_id]).get(str(survivor_id))
-    obj = adapter.get_queryset(ctx.organization_id).filter(pk=mapping.object_id).first()
-    if obj is None:
-        return
-    if other is not None and other.pk != mapping.pk:
-        name = adapter.to_values(obj).get("display_name") or str(obj)
-        message = (f"{entity} {name} (QuickBooks id {lost}) was merged in QuickBooks into {entity.lower()} "
-                   f"{survivor_id}, which is linked to another row of {host_label()} ({other.object_id}). They are one "
-                   f"customer now: use the other row in {host_label()}; nothing is sent for this one.")
-        EntityMapping.objects.filter(pk=mapping.pk).update(merged_into=str(survivor_id), last_error=message,
-                                                           state=EntityMapping.State.FAILED)
-        maps.log(ctx.organization_id, "merged_in_qbo", message, level=SyncLog.Level.WARNING, entity_type=entity,
-                 object_id=mapping.object_id, qbo_id=lost, job_id=ctx.job_id, survivor=str(survivor_id))
-        counts["flagged"] = counts.get("flagged", 0) + 1
-        return
-    try:
-        payload = ctx.client.read(entity, survivor_id)
-    except QboNotFound:
-        return
-    EntityMapping.objects.filter(pk=mapping.pk).update(qbo_id=str(survivor_id), merged_into="", last_error="")
-    mapping.refresh_from_db()
-    reconcile_one(ctx, adapter, mapping, obj, payload)
-    maps.log(ctx.organization_id, "merged_in_qbo", f"{entity} {lost} was merged into {survivor_id} in QuickBooks; "
-             f"the row in {host_label()} is now linked to {survivor_id}", entity_type=entity,
-             object_id=mapping.object_id, qbo_id=str(survivor_id), job_id=ctx.job_id, merged_away=lost)
-    counts["relinked"] = counts.get("relinked", 0) + 1
 
 
 # --- payments -----------------------------------------------------------------------------------------------------
@@ -368,20 +249,6 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
     return counts
 
 
-def query_in(ctx: SyncContext, entity: str, field: str, values: Iterable[str]) -> list[dict[str, Any]]:
-    """Every ``entity`` whose ``field`` is one of ``values`` (ids QuickBooks gave us), 200 values a query."""
-    wanted = sorted({str(v) for v in values if v})
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), 200):
-        listed = ", ".join("'" + v.replace("'", "\\'") + "'" for v in wanted[start:start + 200])
-        rows.extend(ctx.client.query_all(f"SELECT * FROM {entity} WHERE {field} IN ({listed})"))  # noqa: S608
-    return rows
-
-
-def _customer_of(txn: dict[str, Any]) -> str:
-    return str((txn.get("CustomerRef") or {}).get("value") or "")
-
-
 def _received(invoice: dict[str, Any]) -> bool:
     try:
         return money(invoice.get("TotalAmt", 0), field_name="TotalAmt") > money(invoice.get("Balance", 0),
@@ -399,11 +266,11 @@ def credits_and_refunds(ctx: SyncContext, invoices: list[dict[str, Any]], paymen
     payment's lines say which part was credit). A few bounded queries; nothing when no invoice of ours received
     anything and no refund changed. Returns (invoices, payments, {invoice id: amount refunded})."""
     ours = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in invoices])
-    customers = {_customer_of(i) for i in invoices if str(i["Id"]) in ours and _received(i)}
-    customers |= {_customer_of(r) for r in changed_refunds}
+    customers = {customer_of(i) for i in invoices if str(i["Id"]) in ours and _received(i)}
+    customers |= {customer_of(r) for r in changed_refunds}
     customers.discard("")
     refunds = query_in(ctx, "RefundReceipt", "CustomerRef", customers) if customers else []
-    refund_customers = {_customer_of(r) for r in refunds} - {""}
+    refund_customers = {customer_of(r) for r in refunds} - {""}
     if refund_customers:
         known = {str(i["Id"]) for i in invoices}
         others = [i for i in query_in(ctx, "Invoice", "CustomerRef", refund_customers) if str(i["Id"]) not in known]
@@ -426,7 +293,7 @@ def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> 
     for mapping in mappings.values():
         message = (f"Invoice {mapping.snapshot.get('doc_number', mapping.object_id)} was deleted in QuickBooks "
                    f"(id {mapping.qbo_id}); {host_label(capital=True)} still has it. Void it there or re-issue it.")
-        EntityMapping.objects.filter(pk=mapping.pk).update(state=EntityMapping.State.FAILED, last_error=message)
+        maps.record_failure(mapping, message)
         maps.log(ctx.organization_id, "deleted_in_qbo", message, level=SyncLog.Level.WARNING, entity_type="Invoice",
                  object_id=mapping.object_id, qbo_id=mapping.qbo_id, job_id=ctx.job_id)
 
@@ -447,60 +314,6 @@ def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], p
                                       record_version=not known, refunded=(refunded or {}).get(str(invoice["Id"])))
         # A known version is applied again all the same (cheap, idempotent): the host may have missed it.
         counts["updated" if applied and not known else "skipped"] += 1
-
-
-def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
-                        invoice: dict[str, Any], payments: Sequence[dict[str, Any]] = (), *,
-                        record_version: bool = True, refunded: Any = None) -> bool:
-    """Write the payment state one QBO invoice answer carries onto its host invoice (``apply_payment_state`` of the
-    adapter, with the values of ``qbo_sync.mapping.payments.payment_state``).
-
-    Every answer that carries an invoice's ``Balance`` goes through here: a pull, the push's own answer (Balance =
-    TotalAmt: nothing paid yet), a create found again after a lost answer, a void. So a host whose new invoices
-    start at amount due 0 learns the balance at once, not only when a payment bumps the SyncToken. Returns False
-    when the answer holds no usable payment state (logged). ``record_version``: also store its SyncToken.
-    """
-    state = _payment_state(ctx, mapping, invoice, payments, refunded)
-    if state is None:
-        return False
-    if record_version and state["payment_status"] == "void" and not adapter.is_void(obj):  # type: ignore[attr-defined]
-        maps.log(ctx.organization_id, "voided_in_qbo", f"Invoice {invoice.get('DocNumber')} was voided in "
-                 f"QuickBooks, not in {host_label()}", level=SyncLog.Level.WARNING, entity_type="Invoice",
-                 object_id=mapping.object_id, qbo_id=invoice.get("Id"), job_id=ctx.job_id)
-    with transaction.atomic(), applying_qbo_changes():
-        adapter.apply_payment_state(obj, state)  # type: ignore[attr-defined]
-        if record_version and mapping.pk is not None:
-            EntityMapping.objects.filter(pk=mapping.pk).update(
-                sync_token=str(invoice.get("SyncToken", mapping.sync_token)), last_pulled_at=timezone.now(),
-                qbo_updated_at=get_mapper("Invoice").qbo_updated_at(invoice))
-    return True
-
-
-def apply_payment_state_many(ctx: SyncContext, adapter: HostAdapter,
-                             answers: Sequence[tuple[EntityMapping, models.Model, dict[str, Any]]]) -> None:
-    """``apply_payment_state`` (without recording the version) for the answers QuickBooks gave to a pushed chunk,
-    through the adapter's ``apply_payment_states``: a host that overrides it writes the chunk in a few UPDATEs
-    instead of a save per invoice (docs/performance.md, "Our CPU per written invoice")."""
-    pairs = []
-    for mapping, obj, invoice in answers:
-        state = _payment_state(ctx, mapping, invoice, (), None)
-        if state is not None:
-            pairs.append((obj, state))
-    if pairs:
-        with transaction.atomic(), applying_qbo_changes():
-            adapter.apply_payment_states(pairs)  # type: ignore[attr-defined]
-
-
-def _payment_state(ctx: SyncContext, mapping: EntityMapping, invoice: dict[str, Any],
-                   payments: Sequence[dict[str, Any]], refunded: Any) -> dict[str, Any] | None:
-    """The payment state a QBO invoice answer carries, or None (logged) when it holds none usable."""
-    try:
-        return get_mapper("Payment").payment_state(invoice, list(payments), ctx.today, refunded=refunded)
-    except MappingError as exc:
-        maps.log(ctx.organization_id, "payment_state_error", f"Invoice {invoice.get('Id')}: {exc}",
-                 level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=mapping.object_id,
-                 qbo_id=invoice.get("Id"), job_id=ctx.job_id)
-        return None
 
 
 # --- queue items --------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The rules (which fields go, who owns what) come from ``qbo_sync.mapping``; this module decides *what to send*
 and records *what happened*, with these guarantees:
 
-* every write carries a ``requestid`` derived from the queue item (batches: from the sorted keys of their items),
+* every write carries a ``requestid`` derived from its request's key, fixed when a queue item was enqueued (batches:
+  from the sorted keys of their requests),
   so a retry after a lost response is answered with the original result instead of a second record;
 * before a create that may already have reached QuickBooks (a previous attempt started and its answer was lost),
   the record is looked up by its natural key (DisplayName, item Name, invoice DocNumber) and linked, not created;
@@ -28,15 +29,7 @@ from django.utils import timezone
 from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.client import BatchOperation, quote_value
 from qbo_sync.conf import host_label, qbo_settings
-from qbo_sync.exceptions import (
-    QboApiError,
-    QboAuthError,
-    QboDuplicateName,
-    QboNotFound,
-    QboReauthRequired,
-    QboStaleObject,
-    QboSyncError,
-)
+from qbo_sync.exceptions import QboApiError, QboDuplicateName, QboNotFound, QboStaleObject
 from qbo_sync.mapping import get_mapper
 from qbo_sync.mapping.base import (
     MappingError,
@@ -49,44 +42,45 @@ from qbo_sync.mapping.base import (
 )
 from qbo_sync.models import EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
+from qbo_sync.services.apply import Applied, apply_payment_state, apply_payment_state_many, apply_qbo_version
 from qbo_sync.services.context import SyncContext
 from qbo_sync.services.held import describe as describe_held
 from qbo_sync.services.held import held_conflicts, held_fields, track_values
-from qbo_sync.services.outcomes import Outcome
+from qbo_sync.services.merges import apply_merge, find_survivor
+from qbo_sync.services.outcomes import Outcome, outcome_for_error
+from qbo_sync.services.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
 BATCH_NAMESPACE = uuid.UUID("5d7c1f0e-3b7a-4c56-9d0c-2f1e8a4b6c10")
 
 
-def outcome_for_error(exc: Exception) -> Outcome:
-    """How a QBO error ends a queue item: retry what may succeed later, fail what never will, wait for a person."""
-    if isinstance(exc, QboReauthRequired):
-        return Outcome.wait(str(exc))
-    if isinstance(exc, QboApiError):
-        if exc.retryable:
-            return Outcome.retry(str(exc), code=str(exc.code or exc.status or ""),
-                                 retry_after=getattr(exc, "retry_after", None))
-        if isinstance(exc, QboAuthError):
-            return Outcome.wait(str(exc))
-        return Outcome.failed(str(exc), code=str(exc.code or ""))
-    if isinstance(exc, MappingError):
-        return Outcome.failed(str(exc), code="mapping")
-    if isinstance(exc, QboSyncError):
-        return Outcome.failed(str(exc))
-    raise exc
+@dataclass(frozen=True)
+class PushRequest:
+    """One thing to write for one host row: what a queue item asks, or a write the push itself decides to make
+    (a dependency sent first, what a merged QBO version still lacks). Outcomes are keyed by the request."""
+
+    entity: str
+    object_id: str
+    operation: str  # push | create | update | void
+    #: Sent to QuickBooks as the ``requestid`` of a single write (a batch's comes from its requests' keys).
+    idempotency_key: str
+
+    @classmethod
+    def of(cls, item: QueueItem) -> PushRequest:
+        return cls(item.entity_type, str(item.object_id), str(item.operation), item.idempotency_key)
 
 
-def batch_request_id(items: Sequence[QueueItem]) -> str:
-    """Deterministic for the same set of items: a re-run of the same batch gets QBO's original answer."""
-    return str(uuid.uuid5(BATCH_NAMESPACE, ",".join(sorted(i.idempotency_key for i in items))))
+def batch_request_id(requests: Sequence[PushRequest]) -> str:
+    """Deterministic for the same set of requests: a re-run of the same batch gets QBO's original answer."""
+    return str(uuid.uuid5(BATCH_NAMESPACE, ",".join(sorted(r.idempotency_key for r in requests))))
 
 
 @dataclass
 class Write:
-    """One planned write: the queue item, the host row, its mapping and the payload."""
+    """One planned write: the request, the host row, its mapping and the payload."""
 
-    item: QueueItem
+    request: PushRequest
     obj: models.Model
     mapping: EntityMapping
     payload: dict[str, Any]
@@ -97,7 +91,7 @@ class Write:
     sent_fields: tuple[str, ...] = ()
 
 
-def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[int, dict[str, Any] | Exception]:
+def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[PushRequest, dict[str, Any] | Exception]:
     """Send writes: one request for a single write, otherwise groups of up to BATCH_SIZE, several calls in flight.
 
     Throughput (QBO limits per realm): a batch call carries BATCH_SIZE writes but only BATCH_CALLS_PER_MINUTE of
@@ -105,10 +99,10 @@ def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[int, di
     batch or as single requests, keeping this process's mix near the share that fills both budgets (1,200 batched
     + 460 single writes a minute with QBO's limits); a partial group always goes as a batch. Up to
     MAX_CONCURRENT_REQUESTS calls run at once (threads); the throttle paces them. Guarantees kept: a batch's
-    requestid comes from its items' idempotency keys, a single write's from its item's; every write gets its own
+    requestid comes from its requests' idempotency keys, a single write's from its own; every write gets its own
     result or error; ``last_pushed_at`` is marked before anything leaves.
     """
-    results: dict[int, dict[str, Any] | Exception] = {}
+    results: dict[PushRequest, dict[str, Any] | Exception] = {}
     if not writes:
         return results
     # Mark "a push started" before anything leaves: a later attempt then knows to look before creating again.
@@ -122,24 +116,25 @@ def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[int, di
     return results
 
 
-def send_call(ctx: SyncContext, entity: str, call: Sequence[Write]) -> dict[int, dict[str, Any] | Exception]:
-    """One request: a single create/update (requestid = the item's key) or one batch (requestid from its keys)."""
+def send_call(ctx: SyncContext, entity: str, call: Sequence[Write]) -> dict[PushRequest, dict[str, Any] | Exception]:
+    """One request: a single create/update (requestid = the request's key) or one batch (requestid from its keys)."""
     if len(call) == 1:
         w = call[0]
+        key = w.request.idempotency_key
         try:
             payload = jsonable(w.payload)
             if w.operation == "create":
-                return {w.item.pk: ctx.client.create(entity, payload, request_id=w.item.idempotency_key)}
-            return {w.item.pk: ctx.client.update(entity, payload, request_id=w.item.idempotency_key, sparse=True)}
+                return {w.request: ctx.client.create(entity, payload, request_id=key)}
+            return {w.request: ctx.client.update(entity, payload, request_id=key, sparse=True)}
         except QboApiError as exc:
-            return {w.item.pk: exc}
+            return {w.request: exc}
     ops = [BatchOperation(bid=f"b{n}", operation=w.operation, entity=entity, payload=jsonable(w.payload))
            for n, w in enumerate(call)]
     try:
-        answers = ctx.client.batch(ops, request_id=batch_request_id([w.item for w in call]))
+        answers = ctx.client.batch(ops, request_id=batch_request_id([w.request for w in call]))
     except QboApiError as exc:
-        return {w.item.pk: exc for w in call}
-    return {w.item.pk: answer.error if answer.error is not None else (answer.payload or {})
+        return {w.request: exc for w in call}
+    return {w.request: answer.error if answer.error is not None else (answer.payload or {})
             for w, answer in zip(call, answers, strict=True)}
 
 
@@ -179,7 +174,7 @@ def plan_calls(realm_id: str, writes: Sequence[Write]) -> list[list[Write]]:
     return batches + singles
 
 
-def run_concurrently(tasks: Sequence[Callable[[], dict[int, Any]]], results: dict[int, Any]) -> None:
+def run_concurrently(tasks: Sequence[Callable[[], dict[Any, Any]]], results: dict[Any, Any]) -> None:
     """Run the calls on up to MAX_CONCURRENT_REQUESTS threads, in order; their results land in ``results``.
     Each thread closes its own database connections (the shared throttle may have opened one)."""
     pending = list(reversed(tasks))
@@ -217,48 +212,48 @@ def run_concurrently(tasks: Sequence[Callable[[], dict[int, Any]]], results: dic
 # --- customers and items ---------------------------------------------------------------------------------------
 
 
-def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+def push_names(ctx: SyncContext, entity: str, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
     """Create or update customers / items in QuickBooks."""
     adapter = get_adapter(entity)
     mapper = get_mapper(entity)
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[PushRequest, Outcome] = {}
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
-               .in_bulk([i.object_id for i in items]).items()}
-    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in items], objects)
+               .in_bulk([i.object_id for i in requests]).items()}
+    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
     mappings = maps.mappings_for_objects(adapter, objects, ctx.organization_id, ctx.realm_id)
     relinking = maps.linked_in_other_realm(adapter, objects, ctx.organization_id, ctx.realm_id)
     held = held_conflicts(m.pk for m in mappings.values())
     writes: list[Write] = []
-    for item in items:
-        obj = objects.get(item.object_id)
-        if item.object_id in refused:
-            outcomes[item.pk] = Outcome.failed(refused[item.object_id], code="tenancy")
+    for request in requests:
+        obj = objects.get(request.object_id)
+        if request.object_id in refused:
+            outcomes[request] = Outcome.failed(refused[request.object_id], code="tenancy")
             continue
         if obj is None:
-            outcomes[item.pk] = Outcome.completed("the row no longer exists in this organization; nothing to send")
+            outcomes[request] = Outcome.completed("the row no longer exists in this organization; nothing to send")
             continue
-        mapping = mappings.get(item.object_id) or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
+        mapping = mappings.get(request.object_id) or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
         if mapping.merged_into:  # its QBO record was merged away: never write to the deleted id
-            outcomes[item.pk] = Outcome.failed(mapping.last_error or f"{entity} {obj} was merged in QuickBooks into "
+            outcomes[request] = Outcome.failed(mapping.last_error or f"{entity} {obj} was merged in QuickBooks into "
                                                f"{mapping.merged_into}; settle it first", code="merged")
             continue
         if mapping.pk in held:
             track_values(held[mapping.pk], host_values=adapter.to_values(obj))
         try:
-            write = plan_name_write(ctx, adapter, mapper, item, obj, mapping,
+            write = plan_name_write(ctx, adapter, mapper, request, obj, mapping,
                                     held={f: c.qbo_value for f, c in held.get(mapping.pk, {}).items()})
         except MappingError as exc:
             maps.record_failure(mapping, str(exc))
-            outcomes[item.pk] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
+            outcomes[request] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
             continue
         if write is None and mapping.qbo_id and qbo_owned_edits(mapper.SPEC, adapter.to_values(obj), mapping.snapshot):
             # Only QuickBooks-owned fields changed in the host: nothing may be sent, and no later pull would see a
             # new QBO version to merge, so merge the current one now (QuickBooks' value goes back, recorded).
-            outcomes[item.pk] = put_back_qbo_owned(ctx, adapter, mapping, obj)
+            outcomes[request] = put_back_qbo_owned(ctx, adapter, mapping, obj)
             continue
         if write is None:
             waiting = held.get(mapping.pk)
-            outcomes[item.pk] = Outcome.completed(
+            outcomes[request] = Outcome.completed(
                 f"nothing to send: {describe_held(waiting)}" if waiting else "already in step with QuickBooks")
         else:
             writes.append(write)
@@ -272,14 +267,14 @@ def push_names(ctx: SyncContext, entity: str, items: Sequence[QueueItem]) -> dic
             existing = found.get(natural_key_of(entity, w.values))
             if existing is not None:
                 writes.remove(w)
-                outcomes[w.item.pk] = link_existing(ctx, adapter, w, existing)
+                outcomes[w.request] = link_existing(ctx, adapter, w, existing)
     results = send(ctx, entity, writes)
     for w in writes:
-        result = results[w.item.pk]
+        result = results[w.request]
         if isinstance(result, Exception):
-            outcomes[w.item.pk] = handle_name_error(ctx, adapter, w, result)
+            outcomes[w.request] = handle_name_error(ctx, adapter, w, result)
         else:
-            outcomes[w.item.pk] = record_name_success(ctx, adapter, w, result)
+            outcomes[w.request] = record_name_success(ctx, adapter, w, result)
     return outcomes
 
 
@@ -302,17 +297,39 @@ def qbo_owned_edits(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] 
 def put_back_qbo_owned(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping,
                        obj: models.Model) -> Outcome:
     """Merge QuickBooks' current version of a row whose host edits touched only QuickBooks-owned fields."""
-    from qbo_sync.services.pull import reconcile_one
-
     try:
         current = ctx.client.read(adapter.entity, mapping.qbo_id or "")
-        reconcile_one(ctx, adapter, mapping, obj, current)
     except QboApiError as exc:
         return outcome_for_error(exc)
+    queue_rest(ctx, adapter.entity, mapping, apply_qbo_version(ctx, adapter, mapping, obj, current, again=True))
     return Outcome.completed("QuickBooks owns the fields changed here: its values were put back")
 
 
-def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: QueueItem, obj: models.Model,
+def queue_rest(ctx: SyncContext, entity: str, mapping: EntityMapping, applied: Applied | None) -> None:
+    """Queue a push of what an applied QBO version still lacks (when the push cannot send it in this call)."""
+    if applied is not None and applied.to_qbo:
+        enqueue(ctx.organization_id, entity, [mapping.object_id], QueueItem.Operation.PUSH)
+
+
+def send_rest(ctx: SyncContext, adapter: HostAdapter, request: PushRequest, obj: models.Model,
+              mapping: EntityMapping, applied: Applied) -> None:
+    """Send at once, through the normal path (plan, send, record), what an applied QBO version still lacks: after
+    a stale-object error or a first link, the host's values go now, not on a later drain. Its requestid names the
+    merged version, so a retry of this follow-up write is answered with the original result. Raises its error."""
+    if not applied.to_qbo:
+        return
+    follow = replace(request, operation=QueueItem.Operation.UPDATE,
+                     idempotency_key=f"merge-{mapping.pk}-{mapping.sync_token}")
+    write = plan_name_write(ctx, adapter, get_mapper(adapter.entity), follow, obj, mapping)
+    if write is None:
+        return
+    answer = send(ctx, adapter.entity, [write])[follow]
+    if isinstance(answer, Exception):
+        raise answer
+    record_name_success(ctx, adapter, write, answer)
+
+
+def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, request: PushRequest, obj: models.Model,
                     mapping: EntityMapping, *, held: dict[str, Any] | None = None) -> Write | None:
     """The write one row needs, or ``None``. ``held``: its held fields with QuickBooks' values (looked up when
     not given); they are never sent, and a group that must go whole carries QuickBooks' value for them."""
@@ -321,9 +338,9 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: Q
         if mapping.pk is None:
             mapping = maps.save_new(mapping)
             if mapping.qbo_id:  # another worker linked this row meanwhile: an update, if anything
-                return plan_name_write(ctx, adapter, mapper, item, obj, mapping)
+                return plan_name_write(ctx, adapter, mapper, request, obj, mapping)
         context = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
-        return Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values,
+        return Write(request, obj, mapping, mapper.to_qbo(values, **context), "create", values,
                      sent_fields=tuple(f for f in mapper.SPEC.fields if f in values))
     spec = mapper.SPEC
     if held is None:
@@ -335,28 +352,27 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, item: Q
     changed = expand_groups(spec, changed, values)
     changed.update({f: qbo_value for f, qbo_value in held.items() if f in changed})
     payload = mapper.to_qbo(changed, qbo_id=mapping.qbo_id, sync_token=mapping.sync_token or "0", sparse=True)
-    return Write(item, obj, mapping, payload, "update", values, sent_fields=tuple(f for f in changed if f not in held))
+    return Write(request, obj, mapping, payload, "update", values,
+                 sent_fields=tuple(f for f in changed if f not in held))
 
 
 def record_name_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any]) -> Outcome:
-    """Record a write QuickBooks accepted, then merge its answer like a pull would.
+    """Record a write QuickBooks accepted, then apply its answer like any QBO version.
 
     QuickBooks now holds the sent fields, so they join the base. Whatever else its answer shows (a QBO-owned price
     the host had edited, a change QBO made meanwhile) is merged at once: recorded and written to the host now, not
-    left for a later pull that would skip this version as already known.
+    left for a later pull that would skip this version as already known. What the host changed meanwhile is queued.
     """
-    from qbo_sync.services.pull import reconcile_one
     from qbo_sync.signals import entity_pushed
 
     base = dict(w.mapping.snapshot or {})
     base.update({name: w.values[name] for name in w.sent_fields if name in w.values})
     w.mapping.snapshot = jsonable(base)
     w.mapping.qbo_id = str(payload.get("Id") or w.mapping.qbo_id)
-    w.mapping.sync_token = str(payload.get("SyncToken", w.mapping.sync_token))
     w.mapping.last_pushed_at = timezone.now()
     if w.mapping.pk is None:
         w.mapping.save()
-    reconcile_one(ctx, adapter, w.mapping, w.obj, payload)
+    queue_rest(ctx, adapter.entity, w.mapping, apply_qbo_version(ctx, adapter, w.mapping, w.obj, payload))
     entity_pushed.send(sender=EntityMapping, entity_type=adapter.entity, object_id=w.mapping.object_id,
                        qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
     return Outcome.completed(f"{w.operation}d {adapter.entity} {w.mapping.qbo_id}")
@@ -375,27 +391,24 @@ def handle_name_error(ctx: SyncContext, adapter: HostAdapter, w: Write, exc: Exc
         maps.record_failure(w.mapping, message)
         return Outcome.failed(message, code=str(exc.code or "6240"))
     if isinstance(exc, QboStaleObject) and w.operation == "update":
-        # Someone changed it in QuickBooks since our last sync: merge the two versions, then push what remains.
-        from qbo_sync.services.pull import reconcile_one
-
+        # Someone changed it in QuickBooks since our last sync: apply its version, then send what remains.
         try:
             current = ctx.client.read(entity, w.mapping.qbo_id or "")
-            reconcile_one(ctx, adapter, w.mapping, w.obj, current, push_now=True)
+            applied = apply_qbo_version(ctx, adapter, w.mapping, w.obj, current)
+            send_rest(ctx, adapter, w.request, w.obj, w.mapping, applied)
         except QboApiError as again:
             return outcome_for_error(again)
         return Outcome.completed("QuickBooks had changed too: merged and pushed")
     if isinstance(exc, QboNotFound) and w.operation == "update" and entity == "Customer":
         # Gone from QuickBooks: merged away by the accountant (customers cannot be deleted). Re-link to the
-        # survivor or flag the row (pull.apply_merge); the write is sent again only to a live record.
-        from qbo_sync.services.pull import apply_merge, find_survivor
-
+        # survivor or flag the row (merges.apply_merge); the write is sent again only to a live record.
         survivor = find_survivor(ctx, w.mapping)
         if survivor:
-            apply_merge(ctx, adapter, w.mapping, survivor, {})
+            queue_rest(ctx, entity, w.mapping, apply_merge(ctx, adapter, w.mapping, survivor, {}))
             w.mapping.refresh_from_db()
             if w.mapping.merged_into:
                 return Outcome.failed(w.mapping.last_error, code="merged")
-            # apply_merge merged the survivor's version in; what the host still has to say is queued there.
+            # The survivor's version is applied; what the host still has to say is queued there.
             return Outcome.completed(f"merged in QuickBooks into {survivor}: re-linked; the change goes there next")
     outcome = outcome_for_error(exc)
     if outcome.result == "failed":
@@ -466,9 +479,8 @@ def find_by_natural_key(ctx: SyncContext, entity: str, values_list: Sequence[dic
 
 
 def link_existing(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dict[str, Any]) -> Outcome:
-    """Adopt an existing QBO record as this row's twin, then merge the two (no base: a first link)."""
-    from qbo_sync.services.pull import reconcile_one
-
+    """Adopt an existing QBO record as this row's twin, then merge the two (no base: a first link) and send what
+    QuickBooks lacks."""
     taken = EntityMapping.objects.filter(realm_id=ctx.realm_id, entity_type=adapter.entity,
                                          qbo_id=str(payload["Id"])).exclude(pk=w.mapping.pk).first()
     if taken is not None:
@@ -476,12 +488,11 @@ def link_existing(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dic
                    f"row ({taken.object_id}). Rename one of them, then sync again.")
         maps.record_failure(w.mapping, message)
         return Outcome.failed(message, code="link")
-    w.mapping.qbo_id = str(payload["Id"])
-    w.mapping.sync_token = str(payload.get("SyncToken", "0"))
-    w.mapping.snapshot = {}
+    w.mapping.qbo_id, w.mapping.sync_token, w.mapping.snapshot = str(payload["Id"]), "", {}
     w.mapping.save()
     try:
-        reconcile_one(ctx, adapter, w.mapping, w.obj, payload, push_now=True)
+        applied = apply_qbo_version(ctx, adapter, w.mapping, w.obj, payload)
+        send_rest(ctx, adapter, w.request, w.obj, w.mapping, applied)
     except QboApiError as exc:
         return outcome_for_error(exc)
     maps.log(ctx.organization_id, "linked", f"Linked {adapter.entity} {w.obj} to existing QuickBooks record "
@@ -528,38 +539,38 @@ def sales_tax(ctx: SyncContext) -> tuple[str, str]:
 # --- invoices ----------------------------------------------------------------------------------------------------
 
 
-def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
     """Create invoices in QuickBooks, once. Dependencies (customer, items) are pushed first."""
     adapter = get_adapter("Invoice")
     mapper = get_mapper("Invoice")
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[PushRequest, Outcome] = {}
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
-               .in_bulk([i.object_id for i in items]).items()}
-    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in items], objects)
+               .in_bulk([i.object_id for i in requests]).items()}
+    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
     mappings = maps.mappings_for_objects(adapter, objects, ctx.organization_id, ctx.realm_id)
     relinking = maps.linked_in_other_realm(adapter, objects, ctx.organization_id, ctx.realm_id)
-    pending: list[tuple[QueueItem, models.Model, EntityMapping]] = []
-    for item in items:
-        obj = objects.get(item.object_id)
-        mapping = mappings.get(item.object_id)
-        if item.object_id in refused:
-            outcomes[item.pk] = Outcome.failed(refused[item.object_id], code="tenancy")
+    pending: list[tuple[PushRequest, models.Model, EntityMapping]] = []
+    for request in requests:
+        obj = objects.get(request.object_id)
+        mapping = mappings.get(request.object_id)
+        if request.object_id in refused:
+            outcomes[request] = Outcome.failed(refused[request.object_id], code="tenancy")
         elif obj is None:
-            outcomes[item.pk] = Outcome.completed("the invoice no longer exists; nothing to send")
+            outcomes[request] = Outcome.completed("the invoice no longer exists; nothing to send")
         elif mapping is not None and mapping.qbo_id:
-            outcomes[item.pk] = Outcome.completed(f"already in QuickBooks as invoice {mapping.qbo_id}; "
+            outcomes[request] = Outcome.completed(f"already in QuickBooks as invoice {mapping.qbo_id}; "
                                                   "an invoice is sent once")
         elif adapter.is_void(obj):
-            outcomes[item.pk] = Outcome.completed("void before it was sent; nothing to send")
+            outcomes[request] = Outcome.completed("void before it was sent; nothing to send")
         else:
-            pending.append((item, obj, mapping or maps.new_mapping(adapter, obj, ctx.organization_id,
+            pending.append((request, obj, mapping or maps.new_mapping(adapter, obj, ctx.organization_id,
                                                                     ctx.realm_id)))
     if not pending:
         return outcomes
 
     dependency_errors = ensure_dependencies(ctx, [obj for _, obj, _ in pending])
     writes: list[Write] = []
-    all_values = {item.pk: adapter.to_values(obj) for item, obj, _ in pending}
+    all_values = {request: adapter.to_values(obj) for request, obj, _ in pending}
     customer_maps = maps.mappings_for_objects(get_adapter("Customer"),
                                               {v["customer_object_id"] for v in all_values.values()},
                                               ctx.organization_id, ctx.realm_id).values()
@@ -568,19 +579,19 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     item_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
         get_adapter("Item"), {line["item_object_id"] for v in all_values.values() for line in v["lines"]},
         ctx.organization_id, ctx.realm_id).values()}
-    for item, obj, mapping in pending:
-        values = all_values[item.pk]
+    for request, obj, mapping in pending:
+        values = all_values[request]
         blocked = [dependency_errors[key] for key in dependency_keys(values) if key in dependency_errors]
         if blocked:
             # Retry while a dependency may still get through; fail with its reason when it never will.
-            outcomes[item.pk] = next((o for o in blocked if o.result == "failed"), blocked[0])
-            maps.record_failure(mapping if mapping.pk else None, outcomes[item.pk].message)
+            outcomes[request] = next((o for o in blocked if o.result == "failed"), blocked[0])
+            maps.record_failure(mapping if mapping.pk else None, outcomes[request].message)
             continue
         if values["customer_object_id"] in merged_away:
             message = (f"Invoice {values.get('doc_number')} was not sent: its customer needs a person first. "
                        f"{merged_away[values['customer_object_id']]}")
             maps.record_failure(mapping if mapping.pk else None, message)
-            outcomes[item.pk] = Outcome.failed(message, code="merged")
+            outcomes[request] = Outcome.failed(message, code="merged")
             continue
         values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
         for line in values["lines"]:
@@ -593,10 +604,10 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             if mapping.pk is None:
                 mapping = maps.save_new(mapping)
             maps.record_failure(mapping, message)
-            outcomes[item.pk] = Outcome.failed(message, code="invalid")
+            outcomes[request] = Outcome.failed(message, code="invalid")
             continue
         context = {"tax_code": tax_code} if tax_model == "manual" else {}
-        writes.append(Write(item, obj, mapping, mapper.to_qbo(values, **context), "create", values))
+        writes.append(Write(request, obj, mapping, mapper.to_qbo(values, **context), "create", values))
     # Created once under the host-row constraint: a row another worker is pushing right now keeps one mapping.
     stored = maps.save_new_many([w.mapping for w in writes if w.mapping.pk is None])
     for w in list(writes):
@@ -604,7 +615,7 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
             w.mapping = stored[w.mapping.object_id]
             if w.mapping.qbo_id:
                 writes.remove(w)
-                outcomes[w.item.pk] = Outcome.completed(f"already in QuickBooks as invoice {w.mapping.qbo_id}; "
+                outcomes[w.request] = Outcome.completed(f"already in QuickBooks as invoice {w.mapping.qbo_id}; "
                                                         "an invoice is sent once")
 
     maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None or w.mapping.object_id in relinking]
@@ -617,12 +628,12 @@ def push_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Out
     results = send(ctx, "Invoice", writes)
     accepted: list[tuple[Write, dict[str, Any]]] = []
     for w in writes:
-        result = results[w.item.pk]
+        result = results[w.request]
         if isinstance(result, Exception):
             outcome = outcome_for_error(result)
             if outcome.result == "failed":
                 maps.record_failure(w.mapping, f"Invoice {w.values['doc_number']}: {result}")
-            outcomes[w.item.pk] = outcome
+            outcomes[w.request] = outcome
         else:
             accepted.append((w, result))
     outcomes.update(record_invoice_successes(ctx, adapter, accepted))
@@ -653,17 +664,16 @@ def ensure_dependencies(ctx: SyncContext, invoices: Sequence[models.Model]) -> d
         missing = [oid for oid in objs if oid not in mapped]
         if not missing:
             continue
-        # Transient queue items: never saved, they only carry the idempotency key of this dependency push.
-        stand_ins = [QueueItem(pk=-(n + 1), organization_id=ctx.organization_id, entity_type=entity,
-                               object_id=oid, operation=QueueItem.Operation.PUSH,
-                               idempotency_key=str(uuid.uuid5(BATCH_NAMESPACE, f"dep:{entity}:{oid}:{ctx.realm_id}")))
-                     for n, oid in enumerate(missing)]
-        results = push_names(ctx, entity, stand_ins)
-        for stand_in in stand_ins:
-            outcome = results[stand_in.pk]
+        # The dependency's own request: its key is fixed by the row and the company, so a retry reuses it.
+        requests = [PushRequest(entity, oid, QueueItem.Operation.PUSH,
+                                str(uuid.uuid5(BATCH_NAMESPACE, f"dep:{entity}:{oid}:{ctx.realm_id}")))
+                    for oid in missing]
+        results = push_names(ctx, entity, requests)
+        for request in requests:
+            outcome = results[request]
             if outcome.result != "completed":
-                errors[(entity, stand_in.object_id)] = replace(
-                    outcome, message=f"{entity} {objs[stand_in.object_id]} could not be sent first: {outcome.message}")
+                errors[(entity, request.object_id)] = replace(
+                    outcome, message=f"{entity} {objs[request.object_id]} could not be sent first: {outcome.message}")
     return errors
 
 
@@ -679,11 +689,10 @@ def find_invoices_by_doc_number(ctx: SyncContext, numbers: Sequence[str]) -> dic
 
 
 def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Sequence[tuple[Write, dict[str, Any]]],
-                             *, linked: bool = False) -> dict[int, Outcome]:
+                             *, linked: bool = False) -> dict[PushRequest, Outcome]:
     """Record the invoices QuickBooks accepted (or that were found there), a chunk at once: one transaction, the
     host's ``mark_sent_many`` (one UPDATE in a host that overrides it) and one ``bulk_update`` of the mappings,
     instead of a transaction and two UPDATEs per invoice (docs/performance.md, "Fleet")."""
-    from qbo_sync.services.pull import apply_payment_state_many
     from qbo_sync.signals import entity_pushed
 
     if not done:
@@ -715,43 +724,41 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
     for w, payload in done:
         entity_pushed.send(sender=EntityMapping, entity_type="Invoice", object_id=w.mapping.object_id,
                            qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
-        outcomes[w.item.pk] = Outcome.completed(f"{verb} as invoice {payload.get('Id')}")
+        outcomes[w.request] = Outcome.completed(f"{verb} as invoice {payload.get('Id')}")
     return outcomes
 
 
-def void_invoices(ctx: SyncContext, items: Sequence[QueueItem]) -> dict[int, Outcome]:
+def void_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
     """Push voids. The current SyncToken is read first (payments change it), then the void is sent once."""
     adapter = get_adapter("Invoice")
     mapper = get_mapper("Invoice")
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
-               .in_bulk([i.object_id for i in items]).items()}
-    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in items], objects)
-    mappings = maps.mappings_for_objects(adapter, [i.object_id for i in items], ctx.organization_id, ctx.realm_id)
-    outcomes: dict[int, Outcome] = {}
-    for item in items:
-        mapping = mappings.get(item.object_id)
-        if item.object_id in refused:
-            outcomes[item.pk] = Outcome.failed(refused[item.object_id], code="tenancy")
+               .in_bulk([i.object_id for i in requests]).items()}
+    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
+    mappings = maps.mappings_for_objects(adapter, [i.object_id for i in requests], ctx.organization_id, ctx.realm_id)
+    outcomes: dict[PushRequest, Outcome] = {}
+    for request in requests:
+        mapping = mappings.get(request.object_id)
+        if request.object_id in refused:
+            outcomes[request] = Outcome.failed(refused[request.object_id], code="tenancy")
             continue
         if mapping is None or not mapping.qbo_id:
-            outcomes[item.pk] = Outcome.completed("never reached QuickBooks; nothing to void")
+            outcomes[request] = Outcome.completed("never reached QuickBooks; nothing to void")
             continue
         try:
             current = ctx.client.read("Invoice", mapping.qbo_id)
             if not mapper.is_voided(current):
                 current = ctx.client.void("Invoice", mapping.qbo_id, str(current.get("SyncToken", "0")),
-                                          request_id=item.idempotency_key)
+                                          request_id=request.idempotency_key)
         except QboApiError as exc:
-            outcomes[item.pk] = outcome_for_error(exc)
+            outcomes[request] = outcome_for_error(exc)
             continue
         snapshot = dict(mapping.snapshot or {}, total=current.get("TotalAmt"), voided=True)
         with transaction.atomic():
-            obj = objects.get(item.object_id)
+            obj = objects.get(request.object_id)
             if obj is not None:
-                from qbo_sync.services.pull import apply_payment_state
-
                 apply_payment_state(ctx, adapter, mapping, obj, current, record_version=False)
             maps.record_synced(mapping, current, snapshot, qbo_updated_at=mapper.qbo_updated_at(current),
                                host_updated_at=mapping.host_updated_at, pushed=True)
-        outcomes[item.pk] = Outcome.completed(f"voided invoice {mapping.qbo_id}")
+        outcomes[request] = Outcome.completed(f"voided invoice {mapping.qbo_id}")
     return outcomes

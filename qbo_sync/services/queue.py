@@ -66,7 +66,7 @@ def enqueue(organization_id: int, entity_type: str, object_ids: Iterable[Any], o
     Without ``job`` the items are real-time (priority REALTIME by default) and coalesce: an object that already has a
     pending real-time item for this operation gets no second one. A job's items (priority BULK by default) are never
     coalesced away. ``delay`` seconds postpone the first attempt (to coalesce bursts of saves). After the commit a
-    drain is kicked (``qbo_sync.tasks.kick``).
+    drain is kicked (``qbo_sync.tasks.kick``, which is :func:`qbo_sync.services.wakeup.kick`).
     """
     ids = list(dict.fromkeys(str(pk) for pk in object_ids))  # unique, order kept
     if not ids:
@@ -196,6 +196,26 @@ def start_pull(organization_id: int, entity_type: str, full: bool = False, user:
         QueueItem.objects.create(organization_id=organization_id, job=job, entity_type=entity_type, object_id="",
                                  qbo_id="", operation=QueueItem.Operation.PULL, priority=Priority.BULK,
                                  next_attempt_at=timezone.now())
+    _kick_on_commit()
+    return job
+
+
+def start_repull(organization_id: int, entity_type: str, qbo_ids: Iterable[str], *, description: str = "") -> SyncJob:
+    """A reconciliation repair: one job (kind ``reconcile``) holding one pull item per QuickBooks id; the pull
+    processor reads each record by id and applies it (a customer or item merged, an invoice's payment state)."""
+    ids = list(dict.fromkeys(str(i) for i in qbo_ids if i))
+    now = timezone.now()
+    with transaction.atomic():
+        job = SyncJob.objects.create(organization_id=organization_id, kind=SyncJob.Kind.RECONCILE,
+                                     entity_type=entity_type, total=len(ids), options={"full": False, "repull": True},
+                                     description=(description or f"Re-pull {len(ids)} {entity_type} record(s) "
+                                                  "(reconciliation repair)")[:255])
+        QueueItem.objects.bulk_create([
+            QueueItem(organization_id=organization_id, job=job, entity_type=entity_type, object_id="", qbo_id=qbo_id,
+                      operation=QueueItem.Operation.PULL, priority=Priority.BULK, next_attempt_at=now)
+            for qbo_id in ids], batch_size=BATCH_SIZE)
+        if not ids:
+            _finish(job, SyncJob.State.COMPLETED)
     _kick_on_commit()
     return job
 
@@ -565,14 +585,14 @@ def _reap(expired: QuerySet, sibling: QuerySet, max_attempts: int, now: datetime
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 def _kick_on_commit() -> None:
-    from qbo_sync import tasks
+    from qbo_sync.services import wakeup
 
-    transaction.on_commit(tasks.kick)
+    wakeup.kick_on_commit()
 
 
 __all__ = [
     "apply_outcomes", "backoff_seconds", "cancel_items", "cancel_job", "claim_chunk", "close_finished_jobs",
     "create_job", "default_worker_id", "due_organizations", "enqueue", "has_due_work", "next_due_at",
     "reap_expired_leases",
-    "retry_items", "start_pull",
+    "retry_items", "start_pull", "start_repull",
 ]

@@ -349,8 +349,7 @@ def repair(report: Report) -> list[str]:
 
 
 def apply_repairs(report: Report) -> list[str]:
-    from qbo_sync.services import pull
-    from qbo_sync.services.queue import enqueue
+    from qbo_sync.services.queue import enqueue, start_repull
 
     done: list[str] = []
     org = report.organization_id
@@ -365,7 +364,7 @@ def apply_repairs(report: Report) -> list[str]:
             done.append(_relink(report, d))
     ctx = None
     try:
-        if repulls or any(d.repair == "void_duplicate" for d in report.drift):
+        if any(d.repair == "void_duplicate" for d in report.drift):
             ctx = SyncContext.for_organization(org)
         for d in report.drift:
             if d.repair == "void_duplicate" and ctx is not None:
@@ -376,15 +375,9 @@ def apply_repairs(report: Report) -> list[str]:
                 # Forget the version we think we have, so the pull merges the record again instead of skipping it.
                 EntityMapping.objects.filter(organization_id=org, realm_id=report.realm_id, entity_type=entity,
                                              qbo_id__in=[d.qbo_id for d in known]).update(sync_token="")
-            ids = [d.qbo_id for d in lines]
-            try:
-                if entity == "Invoice":
-                    pull.pull_payments(ctx, qbo_ids=ids)
-                else:
-                    pull.pull_names(ctx, entity, qbo_ids=ids)
-                done.append(f"re-pulled {len(ids)} {entity.lower()}(s)")
-            except QboApiError as exc:
-                done.append(f"re-pull of {len(ids)} {entity.lower()}(s) failed: {exc}")
+            # Read by id and applied by the next drain (the pull processor), like any other pull.
+            job = start_repull(org, entity, [d.qbo_id for d in lines])
+            done.append(f"queued a re-pull of {job.total} {entity.lower()}(s) (job {job.pk})")
     finally:
         if ctx is not None:
             ctx.client.close()

@@ -26,9 +26,13 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
+from qbo_sync import registry
 from qbo_sync.conf import qbo_settings
 
 PREFIX = "qbo_sync."
+#: The names the nightly schedules use (each pullable entity's plural), and the entity each pulls
+#: (``qbo_sync.tasks.nightly_pull``'s argument).
+PULL_ENTITIES = registry.schedules()
 DRAIN_SCHEDULE = "qbo_sync.drain"
 DRAIN_EVERY_MINUTES = 1
 RECONCILE_AT = "05:00"
@@ -84,8 +88,6 @@ def wanted_schedules(now: dt.datetime | None = None) -> list[dict[str, Any]]:
 def install_schedules() -> list[Schedule]:
     """Create or update qbo_sync's schedules (by name; running it twice changes nothing) and remove the nightly
     schedules of entities no longer configured. Returns the installed schedules."""
-    from qbo_sync.tasks import PULL_ENTITIES
-
     for entity in qbo_settings.SCHEDULES or {}:
         if entity not in PULL_ENTITIES:
             raise ValueError(f"Unknown schedule {entity!r} in QBO_SYNC['SCHEDULES']; use {', '.join(PULL_ENTITIES)}.")

@@ -18,7 +18,7 @@ from qbo_sync.exceptions import QboApiError, QboConfigurationError, QboSyncError
 from qbo_sync.models import QboConnection, QueueItem
 from qbo_sync.services import pull, push
 from qbo_sync.services.context import SyncContext
-from qbo_sync.services.outcomes import Outcome, Result
+from qbo_sync.services.outcomes import Outcome, Result, outcome_for_error
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int,
     except QboConnection.DoesNotExist:
         return {i.pk: Outcome.wait("this organization is not connected to QuickBooks") for i in items}
     except QboApiError as exc:
-        return {i.pk: push.outcome_for_error(exc) for i in items}
+        return {i.pk: outcome_for_error(exc) for i in items}
     except QboSyncError as exc:  # not connected / needs re-authorisation
         return {i.pk: Outcome.wait(str(exc)) for i in items}
     if not ctx.connection.is_usable:
@@ -50,10 +50,12 @@ def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int,
         batch = groups.pop(key, [])
         if not batch:
             return
+        requests = {push.PushRequest.of(item): item for item in batch}
         try:
-            outcomes.update(func(ctx, *args, batch) if args else func(ctx, batch))
+            done = func(ctx, *args, list(requests)) if args else func(ctx, list(requests))
+            outcomes.update({requests[request].pk: outcome for request, outcome in done.items()})
         except (QboApiError, QboConfigurationError) as exc:
-            outcome = push.outcome_for_error(exc)
+            outcome = outcome_for_error(exc)
             outcomes.update({i.pk: outcome for i in batch if i.pk not in outcomes})
 
     push_ops = (QueueItem.Operation.PUSH, QueueItem.Operation.CREATE, QueueItem.Operation.UPDATE)

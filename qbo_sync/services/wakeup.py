@@ -1,4 +1,5 @@
-"""Who wakes the next drain: the one-row ``DrainSignal`` that every process shares (web, workers, other clusters).
+"""Who wakes the next drain: the one-row ``DrainSignal`` that every process shares (web, workers, other clusters),
+and the kick that queues a drain after an enqueue (:func:`kick`, public as ``qbo_sync.tasks.kick``).
 
 Two questions are answered here, through the database rather than a per-process cache, so that a kick in a web
 process and a drain in a worker process see the same answer:
@@ -14,15 +15,26 @@ process and a drain in a worker process see the same answer:
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from qbo_sync.models import DrainSignal
 
+logger = logging.getLogger(__name__)
+
 #: The row's name.
 DRAIN = "drain"
+#: The drain's django-q2 task, by its dotted name (public API: queued tasks and schedules name it).
+DRAIN_TASK = "qbo_sync.tasks.drain_task"
+#: Fixed name and group of every queued drain (visible as such in the django-q2 admin).
+DRAIN_TASK_NAME = "qbo_sync-drain"
+#: A queued drain that has not started after this many seconds is assumed lost and may be queued again (the minute
+#: schedule also recovers it).
+KICK_SECONDS = 10
 #: A waiter whose wake-up time is this many seconds past is assumed dead.
 WAITER_GRACE_SECONDS = 5.0
 
@@ -61,4 +73,41 @@ def release_wait(worker: str) -> None:
     DrainSignal.objects.filter(name=DRAIN, waiter=worker[:64]).update(waiter="", waiting_until=None)
 
 
-__all__ = ["clear_queued", "hold_wait", "mark_queued", "release_wait"]
+def kick() -> bool:
+    """Make sure a drain runs soon without flooding the broker: queue one unless one is already queued by any
+    process and not started (for less than KICK_SECONDS). Never raises: a failed kick is recovered by the minute
+    schedule."""
+    try:
+        if not mark_queued(KICK_SECONDS):
+            return False
+    except Exception:
+        logger.warning("Could not record a drain kick; the qbo_sync.drain schedule will pick the work up",
+                       exc_info=True)
+        return False
+    try:
+        queue_drain()
+    except Exception:
+        logger.warning("Could not queue a drain; the qbo_sync.drain schedule will pick the work up", exc_info=True)
+        try:
+            clear_queued()
+        except Exception:  # the row expires on its own after KICK_SECONDS
+            logger.debug("Could not clear the drain kick", exc_info=True)
+        return False
+    return True
+
+
+def kick_on_commit() -> None:
+    """Kick a drain once the current transaction commits (what an enqueue or a resume does)."""
+    transaction.on_commit(lambda: kick())
+
+
+def queue_drain(organization_id: int | None = None) -> str:
+    """Put one drain task into django-q2's broker (by the task's dotted name: services never import tasks)."""
+    from django_q.tasks import async_task
+
+    kwargs = {"organization_id": organization_id} if organization_id is not None else {}
+    return async_task(DRAIN_TASK, task_name=DRAIN_TASK_NAME, group=DRAIN_TASK_NAME, ack_failure=True, **kwargs)
+
+
+__all__ = ["DRAIN_TASK", "DRAIN_TASK_NAME", "KICK_SECONDS", "clear_queued", "hold_wait", "kick", "kick_on_commit",
+           "mark_queued", "queue_drain", "release_wait"]

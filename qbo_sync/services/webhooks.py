@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from qbo_sync.models import AuditEntry, QueueItem, SyncJob
 from qbo_sync.permissions import Actor
+from qbo_sync.services import wakeup
 from qbo_sync.services.audit import record
 
 
@@ -31,10 +32,5 @@ def request_pull(organization_id: int, entity: str) -> SyncJob:
         record(Actor.system("webhook"), AuditEntry.Action.START_PULL, organization_id, job=job, entity_type=entity,
                summary=f"QuickBooks webhook: pull of {entity} (job {job.pk})")
 
-    def kick() -> None:
-        from qbo_sync.tasks import kick as kick_task
-
-        kick_task()
-
-    transaction.on_commit(kick)
+    wakeup.kick_on_commit()
     return job

@@ -111,14 +111,13 @@ def test_a_push_of_another_field_never_sends_the_held_one(org, accountant, run_q
 
 def test_a_push_with_only_the_held_field_changed_sends_nothing(org, accountant, run_queue, held) -> None:
     from qbo_sync.services.context import SyncContext
-    from qbo_sync.services.push import push_names
+    from qbo_sync.services.push import PushRequest, push_names
 
     token = accountant.read("Customer", mapping_of(held).qbo_id)["SyncToken"]
-    item = QueueItem(pk=-1, organization_id=org.pk, entity_type="Customer", object_id=str(held.pk),
-                     operation=QueueItem.Operation.PUSH, idempotency_key="held-only")
+    request = PushRequest("Customer", str(held.pk), QueueItem.Operation.PUSH, "held-only")
     ctx = SyncContext.for_organization(org.pk)
     try:
-        outcome = push_names(ctx, "Customer", [item])[-1]
+        outcome = push_names(ctx, "Customer", [request])[request]
     finally:
         ctx.client.close()
     conflict = Conflict.objects.get(field="email")

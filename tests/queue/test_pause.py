@@ -33,7 +33,7 @@ def test_a_paused_organization_queues_but_nothing_is_claimed_until_it_resumes(db
     assert (progress["slow_reason"], progress["paused"], progress["pause_reason"]) == (
         "paused", True, "month-end close")
 
-    with mock.patch("qbo_sync.tasks.kick") as kick, pytest.MonkeyPatch.context() as mp:
+    with mock.patch("qbo_sync.services.wakeup.kick") as kick, pytest.MonkeyPatch.context() as mp:
         mp.setattr("django.db.transaction.on_commit", lambda func: func())
         pause.resume(paused_org.pk)
     kick.assert_called_once()

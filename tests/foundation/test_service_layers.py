@@ -1,0 +1,102 @@
+"""The services layer has no import cycles (imports inside functions count), and nothing in it imports the tasks
+module: push and pull are independent, both depend on ``services/apply.py`` (docs/architecture.md, "Services")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import qbo_sync
+
+PACKAGE = Path(qbo_sync.__file__).parent
+SERVICES = "qbo_sync.services"
+
+
+def _modules() -> dict[str, Path]:
+    mods = {f"{SERVICES}.{p.stem}": p for p in (PACKAGE / "services").glob("*.py") if p.stem != "__init__"}
+    mods["qbo_sync.tasks"] = PACKAGE / "tasks.py"
+    return mods
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """The known modules ``path`` imports, anywhere in it (``from a import b`` counts for ``a`` and ``a.b``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in known)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    return {m: _imports(p, set(mods)) - {m} for m, p in mods.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_services_and_tasks_have_no_import_cycle() -> None:
+    cycles = _cycles(_graph())
+    assert cycles == [], "import cycles among qbo_sync.services + qbo_sync.tasks: " + "; ".join(
+        " -> ".join(m.rsplit(".", 1)[-1] for m in c) for c in cycles)
+
+
+def test_push_and_pull_are_independent_and_nothing_in_services_imports_tasks() -> None:
+    graph = _graph()
+    assert f"{SERVICES}.pull" not in graph[f"{SERVICES}.push"]
+    assert f"{SERVICES}.push" not in graph[f"{SERVICES}.pull"]
+    assert f"{SERVICES}.pull" not in graph[f"{SERVICES}.reconcile"]
+    assert {f"{SERVICES}.push", f"{SERVICES}.pull", f"{SERVICES}.queue"}.isdisjoint(graph[f"{SERVICES}.apply"])
+    assert not [m for m, targets in graph.items() if "qbo_sync.tasks" in targets]
