@@ -36,6 +36,19 @@ def check_adapters(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 @checks.register()
+def check_entity_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The registered entities (``qbo_sync.mapping.MAPPERS``) fit together and fit the entity columns, which accept
+    any registered name (a validator, not ``choices``: a new entity needs no migration)."""
+    from qbo_sync import registry
+    from qbo_sync.models.base import ENTITY_NAME_MAX_LENGTH
+
+    return [checks.Error(f"Entity registry: {problem}.", hint="Fix the entity's SPEC in its mapping module "
+                         f"(docs/architecture.md, 'How to add an entity'; {DOCS}architecture.md when installed).",
+                         id="qbo_sync.E018")
+            for problem in registry.problems(max_length=ENTITY_NAME_MAX_LENGTH)]
+
+
+@checks.register()
 def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if qbo_settings.ENVIRONMENT not in ENVIRONMENTS:
         return [checks.Error(

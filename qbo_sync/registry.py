@@ -5,7 +5,7 @@ An entity is registered by adding its mapping module to ``qbo_sync.mapping.MAPPE
 what it depends on, what its pull reads and what a webhook triggers. Services, admin, API, CLI, webhooks and tasks
 ask here instead of keeping their own tuples of entity names (``tests/unit/test_registry.py`` fails on any literal
 list of entity names outside the registry and the mapping modules). Model columns that hold an entity name are
-checked against :func:`names` (:func:`validate_entity_name`, system check ``qbo_sync.E015``), not by ``choices``,
+checked against :func:`names` (:func:`validate_entity_name`, system check ``qbo_sync.E018``), not by ``choices``,
 so registering an entity needs no migration.
 
 Pure: reads no settings and touches no ORM (the host's adapters live in :mod:`qbo_sync.adapters`).

@@ -30,6 +30,7 @@ from django.urls import path, reverse
 from django.utils.functional import lazy
 from django.utils.html import format_html
 
+from qbo_sync import registry
 from qbo_sync.admin import views
 from qbo_sync.admin.actions import job_url
 from qbo_sync.admin.tenancy import OrganizationScopedAdmin, ReadOnlyAdminMixin, may
@@ -54,6 +55,21 @@ from qbo_sync.services.progress import job_progress
 TOKEN_FIELDS = ("access_token_encrypted", "refresh_token_encrypted")
 
 ORGANIZATION_FILTER = ("organization", admin.RelatedOnlyFieldListFilter)
+
+
+class EntityTypeFilter(admin.SimpleListFilter):
+    """One choice per registered entity (the entity columns validate against the registry and have no ``choices``).
+    The parameter is the one Django's choices filter used, so bookmarked filters keep working."""
+
+    title = "entity type"
+    parameter_name = "entity_type__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in registry.names()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(entity_type=value) if value else queryset
 
 
 def short(text: str, length: int = 80) -> str:
@@ -185,7 +201,7 @@ class SyncJobAdmin(QboReadOnlyAdmin):
     list_display = ("id", "organization", "kind", "entity_type", "state", "progress", "description", "started_by",
                     "created_at", "finished_at")
     list_display_links = ("id", "description")
-    list_filter = ("state", "kind", "entity_type", ORGANIZATION_FILTER)
+    list_filter = ("state", "kind", EntityTypeFilter, ORGANIZATION_FILTER)
     list_select_related = ("organization", "started_by")
     search_fields = ("description",)
     date_hierarchy = "created_at"
@@ -260,7 +276,7 @@ class SyncJobAdmin(QboReadOnlyAdmin):
 class QueueItemAdmin(QboReadOnlyAdmin):
     list_display = ("id", "organization", "entity_type", "object_id", "qbo_id", "operation", "status", "attempts",
                     "next_attempt_at", "error", "job_link", "updated_at")
-    list_filter = ("status", "entity_type", "operation", ORGANIZATION_FILTER, "priority")
+    list_filter = ("status", EntityTypeFilter, "operation", ORGANIZATION_FILTER, "priority")
     list_select_related = ("organization", "job")
     search_fields = ("object_id", "qbo_id", "last_error", "error_code")
     readonly_fields = [f.name for f in QueueItem._meta.fields]
@@ -311,7 +327,7 @@ class QueueItemAdmin(QboReadOnlyAdmin):
 class ConflictAdmin(QboReadOnlyAdmin):
     list_display = ("id", "organization", "entity_type", "record", "field", "base", "host", "quickbooks", "rule",
                     "state", "winner", "created_at")
-    list_filter = ("state", "entity_type", "rule", ORGANIZATION_FILTER)
+    list_filter = ("state", EntityTypeFilter, "rule", ORGANIZATION_FILTER)
     list_select_related = ("organization", "mapping")
     search_fields = ("field", "mapping__object_id", "mapping__qbo_id")
     fields = ("organization", "entity_type", "record", "field", "values_side_by_side", "rule", "state", "winner",
@@ -391,7 +407,7 @@ class ConflictAdmin(QboReadOnlyAdmin):
 class SyncLogAdmin(QboReadOnlyAdmin):
     list_display = ("created_at", "level", "event", "organization", "entity_type", "object_id", "qbo_id", "job",
                     "message_short")
-    list_filter = ("level", "event", "entity_type", ORGANIZATION_FILTER)
+    list_filter = ("level", "event", EntityTypeFilter, ORGANIZATION_FILTER)
     list_select_related = ("organization", "job")
     search_fields = ("message", "object_id", "qbo_id", "event")
     date_hierarchy = "created_at"
@@ -408,7 +424,8 @@ class AuditEntryAdmin(QboReadOnlyAdmin):
 
     list_display = ("created_at", "actor", "action", "surface", "address", "organization", "entity_type",
                     "object_id", "field", "change", "job")
-    list_filter = ("action", "surface", "entity_type", ORGANIZATION_FILTER, ("user", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("action", "surface", EntityTypeFilter, ORGANIZATION_FILTER,
+                   ("user", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("organization", "job", "user")
     search_fields = ("actor", "address", "object_id", "field", "summary")
     date_hierarchy = "created_at"
@@ -425,7 +442,7 @@ class AuditEntryAdmin(QboReadOnlyAdmin):
 class PullCursorAdmin(QboReadOnlyAdmin):
     list_display = ("organization", "entity_type", "changed_since", "last_run_at", "last_success_at",
                     "running_since")
-    list_filter = ("entity_type", ORGANIZATION_FILTER)
+    list_filter = (EntityTypeFilter, ORGANIZATION_FILTER)
     readonly_fields = [f.name for f in PullCursor._meta.fields]
 
 

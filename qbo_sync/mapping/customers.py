@@ -28,13 +28,14 @@ from .base import (
     MappingError,
     NaturalKey,
     Policy,
+    fold_text,
     meta_updated_at,
     missing_fields,
     text,
     unwrap,
 )
 
-__all__ = ["SPEC", "from_qbo", "qbo_updated_at", "to_qbo"]
+__all__ = ["SPEC", "from_qbo", "qbo_updated_at", "same_record", "to_qbo"]
 
 QBO_NAME = "Customer"
 
@@ -54,6 +55,21 @@ _TOP_LEVEL = {
     "given_name": "GivenName",
     "family_name": "FamilyName",
 }
+
+def same_record(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """The link predicate: on a DisplayName clash, a QBO customer is the host row's twin only when it is clearly the
+    same customer: the same email, or the same given and family name, or the same company name (each compared in
+    the form the natural keys use)."""
+    email = SPEC.natural_key_values(ours).get("email")
+    if email and email == SPEC.natural_key_values(theirs).get("email"):
+        return True
+    for name_fields in (("given_name", "family_name"), ("company_name",)):
+        a = [fold_text(ours.get(f)) for f in name_fields]
+        b = [fold_text(theirs.get(f)) for f in name_fields]
+        if all(a) and a == b:
+            return True
+    return False
+
 
 SPEC = EntitySpec(
     qbo_name=QBO_NAME,
@@ -75,6 +91,7 @@ SPEC = EntitySpec(
     # The same customer on both sides: DisplayName (unique in QBO, case-insensitively in practice), then email.
     natural_keys=(NaturalKey("display_name", "DisplayName"), NaturalKey("email", "PrimaryEmailAddr.Address")),
     name_list=True,
+    same_record=same_record,
     qbo_page="customerdetail?nameId=",
 )
 

@@ -40,10 +40,16 @@ from .base import (
     unwrap,
 )
 
-__all__ = ["ITEM_TYPES", "SPEC", "from_qbo", "qbo_updated_at", "to_qbo"]
+__all__ = ["ITEM_TYPES", "SPEC", "from_qbo", "qbo_updated_at", "same_record", "to_qbo"]
 
 QBO_NAME = "Item"
 ITEM_TYPES = ("Service", "NonInventory", "Inventory")
+
+def same_record(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """The link predicate: on a Name clash, a QBO item is the host row's twin unless both have a SKU and the SKUs
+    differ (a SKU is a code: compared trimmed, case kept)."""
+    return not ours.get("sku") or not theirs.get("sku") or trim_text(ours.get("sku")) == trim_text(theirs.get("sku"))
+
 
 SPEC = EntitySpec(
     qbo_name=QBO_NAME,
@@ -60,6 +66,7 @@ SPEC = EntitySpec(
     # The same item on both sides: Name (unique in QBO), then the SKU (a code: trimmed, case kept).
     natural_keys=(NaturalKey("name", "Name"), NaturalKey("sku", "Sku", trim_text)),
     name_list=True,
+    same_record=same_record,
     qbo_page="items?itemId=",
 )
 

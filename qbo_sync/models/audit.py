@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from qbo_sync.models.base import EntityType, organization_fk
+from qbo_sync.models.base import entity_type_field, organization_fk
 
 
 class AuditEntry(models.Model):
@@ -49,7 +49,7 @@ class AuditEntry(models.Model):
                                                        "or the system actor.")
     address = models.CharField(max_length=45, blank=True, help_text="REMOTE_ADDR (or the configured proxy header).")
     job = models.ForeignKey("qbo_sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices, blank=True)
+    entity_type = entity_type_field(blank=True)
     object_id = models.CharField(max_length=64, blank=True, help_text="The host row's id.")
     field = models.CharField(max_length=64, blank=True)
     old_value = models.JSONField(null=True, blank=True)

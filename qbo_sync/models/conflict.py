@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from qbo_sync.models.base import EntityType, organization_fk
+from qbo_sync.models.base import entity_type_field, organization_fk
 from qbo_sync.models.mapping import EntityMapping
 
 
@@ -21,7 +21,7 @@ class Conflict(models.Model):
 
     organization = organization_fk()
     mapping = models.ForeignKey(EntityMapping, on_delete=models.CASCADE, related_name="conflicts")
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices)
+    entity_type = entity_type_field()
     field = models.CharField(max_length=64)
     base_value = models.JSONField(null=True, blank=True)
     host_value = models.JSONField(null=True, blank=True)

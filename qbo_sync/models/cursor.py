@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from django.db import models
 
-from qbo_sync.models.base import EntityType, organization_fk
+from qbo_sync.models.base import entity_type_field, organization_fk
 
 
 class PullCursor(models.Model):
     """How far an incremental pull got, per organization and entity. Advances only past what was committed."""
 
     organization = organization_fk()
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices)
+    entity_type = entity_type_field()
     changed_since = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)

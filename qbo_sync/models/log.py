@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import models
 
-from qbo_sync.models.base import EntityType, organization_fk
+from qbo_sync.models.base import entity_type_field, organization_fk
 
 
 class SyncLog(models.Model):
@@ -19,7 +19,7 @@ class SyncLog(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
     event = models.CharField(max_length=64)
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices, blank=True)
+    entity_type = entity_type_field(blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     qbo_id = models.CharField(max_length=32, blank=True)
     job = models.ForeignKey("qbo_sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

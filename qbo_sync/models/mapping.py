@@ -4,7 +4,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from qbo_sync.models.base import EntityType, organization_fk
+from qbo_sync.models.base import entity_type_field, organization_fk
 
 
 class EntityMapping(models.Model):
@@ -25,7 +25,7 @@ class EntityMapping(models.Model):
         CONFLICT = "conflict", "Conflict"
 
     organization = organization_fk()
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices)
+    entity_type = entity_type_field()
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
     object_id = models.CharField(max_length=64)
     host_object = GenericForeignKey("content_type", "object_id")

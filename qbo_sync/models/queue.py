@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from qbo_sync.models.base import EntityType, organization_fk
+from qbo_sync.models.base import entity_type_field, organization_fk
 
 
 class SyncJob(models.Model):
@@ -30,7 +30,7 @@ class SyncJob(models.Model):
 
     organization = organization_fk()
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices, blank=True)
+    entity_type = entity_type_field(blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     total = models.PositiveIntegerField(default=0)
     description = models.CharField(max_length=255, blank=True)
@@ -88,7 +88,7 @@ class QueueItem(models.Model):
 
     organization = organization_fk()
     job = models.ForeignKey(SyncJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
-    entity_type = models.CharField(max_length=16, choices=EntityType.choices)
+    entity_type = entity_type_field()
     object_id = models.CharField(max_length=64, blank=True, help_text="The host row's primary key.")
     qbo_id = models.CharField(max_length=32, blank=True, help_text="For pulls: the QuickBooks id.")
     operation = models.CharField(max_length=16, choices=Operation.choices)

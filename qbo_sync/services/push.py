@@ -35,9 +35,7 @@ from qbo_sync.mapping.base import (
     MappingError,
     NaturalKey,
     expand_groups,
-    fold_text,
     jsonable,
-    trim_text,
     values_equal,
 )
 from qbo_sync.models import EntityMapping, QueueItem, SyncLog
@@ -430,21 +428,11 @@ def natural_key_of(entity: str, values: dict[str, Any]) -> str:
 
 
 def clearly_same(entity: str, ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
-    """Link on a name clash only when it is clearly the same record: same SKU (items), same email, or same
-    person/company name (customers), each compared in the form the natural keys use."""
-    if entity == "Item":
-        return (not ours.get("sku") or not theirs.get("sku")
-                or trim_text(ours.get("sku")) == trim_text(theirs.get("sku")))
-    keys = get_mapper(entity).SPEC.natural_key_values
-    email = keys(ours).get("email")
-    if email and email == keys(theirs).get("email"):
-        return True
-    for name_fields in (("given_name", "family_name"), ("company_name",)):
-        a = [fold_text(ours.get(f)) for f in name_fields]
-        b = [fold_text(theirs.get(f)) for f in name_fields]
-        if all(a) and a == b:
-            return True
-    return False
+    """Link on a name clash only when it is clearly the same record: the entity's link predicate
+    (``SPEC.same_record``: same SKU for items; same email, or person/company name for customers); an entity without
+    one links on its unique key alone."""
+    same_record = get_mapper(entity).SPEC.same_record
+    return same_record is None or same_record(ours, theirs)
 
 
 def find_by_natural_key(ctx: SyncContext, entity: str, values_list: Sequence[dict[str, Any]]

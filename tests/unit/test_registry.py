@@ -168,3 +168,46 @@ def test_a_dependency_circle_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ValueError, match="circle"):
         registry.specs()
     assert any("circle" in p for p in registry.problems())
+
+
+def test_the_system_check_reports_a_broken_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qbo_sync.checks import check_entity_registry
+
+    assert check_entity_registry() == []
+    broken = types.ModuleType("bills")
+    broken.SPEC = EntitySpec(qbo_name="Bill", direction=Direction.PUSH, fields=("x",),  # type: ignore[attr-defined]
+                             depends_on=("Vendor",))
+    monkeypatch.setitem(mapping.MAPPERS, "Bill", broken)
+    (error,) = check_entity_registry()
+    assert error.id == "qbo_sync.E018" and "Bill depends on 'Vendor'" in error.msg
+
+
+@pytest.mark.django_db
+def test_entity_columns_take_a_newly_registered_entity_without_a_migration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qbo_sync.models import PullCursor
+
+    field = PullCursor._meta.get_field("entity_type")
+    assert not field.choices  # nothing a new entity would have to migrate
+    with pytest.raises(ValidationError):
+        field.run_validators("Vendor")
+    monkeypatch.setitem(mapping.MAPPERS, "Vendor", _vendor_module())
+    field.run_validators("Vendor")
+    assert [name for name, _ in _entity_filter_choices()] == [*registry.names()]
+
+
+def _entity_filter_choices() -> list[tuple[str, str]]:
+    from qbo_sync.admin.registration import EntityTypeFilter
+
+    return EntityTypeFilter.lookups(None, None, None)  # type: ignore[arg-type]
+
+
+def test_the_link_predicate_lives_in_the_spec() -> None:
+    items, customers = registry.spec("Item").same_record, registry.spec("Customer").same_record
+    assert items is not None and customers is not None and registry.spec("Invoice").same_record is None
+    assert items({"sku": " AB-1 "}, {"sku": "AB-1"}) and items({"sku": ""}, {"sku": "X"})
+    assert not items({"sku": "ab-1"}, {"sku": "AB-1"})  # a SKU is a code: case counts
+    assert customers({"email": "Amy@X.com"}, {"email": "amy@x.com "})
+    assert customers({"given_name": "Amy", "family_name": "Bird"}, {"given_name": "AMY", "family_name": " bird"})
+    assert customers({"company_name": "Acme  Ltd"}, {"company_name": "acme ltd"})
+    assert not customers({"email": "a@x.com", "company_name": "Acme"}, {"email": "b@x.com", "company_name": "Other"})
+    assert not customers({"given_name": "Amy"}, {"given_name": "Amy"})  # a first name alone is not enough
