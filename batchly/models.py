@@ -455,6 +455,8 @@ class InvoiceLine(models.Model):
 def _related(row: models.Model, name: str) -> Any:
     """The row a foreign key points at (also one not saved yet, as an inline's parent in the admin), or ``None``."""
     field = row._meta.get_field(name)
+    if not isinstance(field, models.ForeignKey):
+        raise TypeError(f"{type(row).__name__}.{name} is not a foreign key")
     if field.is_cached(row):
         return field.get_cached_value(row)
     if getattr(row, field.attname) is None:

@@ -63,7 +63,9 @@ class HostAdapter:
         try:
             field = self.model._meta.get_field(name)
         except FieldDoesNotExist:
-            raise ValidationError(f"{name} cannot be edited here.") from None
+            field = None
+        if not isinstance(field, models.Field):  # no such field, or a reverse relation (another model's rows)
+            raise ValidationError(f"{name} cannot be edited here.")
         if isinstance(field, (models.CharField, models.TextField)):
             if not isinstance(value, str):
                 kind = "true/false" if isinstance(value, bool) else "a number" if isinstance(value, (int, float)) \
@@ -90,15 +92,23 @@ class HostAdapter:
         return ()
 
 
-class InvoiceAdapterMixin:
-    """The extra hooks an invoice adapter provides (push only; payments come back onto the invoice)."""
+#: The entity whose adapter must also provide the invoice hooks (:class:`InvoiceAdapterMixin`).
+INVOICE = "Invoice"
+
+
+class InvoiceAdapterMixin(HostAdapter):
+    """The extra hooks an invoice adapter provides (push only; payments come back onto the invoice).
+
+    Mixed in before ``HostAdapter`` (``class InvoiceAdapter(InvoiceAdapterMixin, HostAdapter)``); the registry
+    refuses an invoice adapter without it (``qbo_sync.E001``), so the engine can rely on every hook below.
+    """
 
     def is_void(self, obj: models.Model) -> bool:
         raise NotImplementedError
 
     def void_ids(self, organization_id: int, object_ids: list[str]) -> list[str]:
         """Which of these invoices are void (a bulk push turns them into voids). Override with one query."""
-        rows = self.get_queryset(organization_id).filter(pk__in=object_ids)  # type: ignore[attr-defined]
+        rows = self.get_queryset(organization_id).filter(pk__in=object_ids)
         return [str(o.pk) for o in rows if self.is_void(o)]
 
     def mark_sent(self, obj: models.Model) -> None:
@@ -146,8 +156,9 @@ class InvoiceAdapterMixin:
         if due is None or status is None:
             return None
         state = {"amount_due": due, "payment_status": status}
-        if getattr(obj, "tax_amount", None) is not None:
-            state["tax_amount"] = obj.tax_amount
+        tax = getattr(obj, "tax_amount", None)
+        if tax is not None:
+            state["tax_amount"] = tax
         return state
 
     def refresh_overdue(self, organization_id: int, today: dt.date) -> int:
@@ -183,6 +194,10 @@ class AdapterRegistry:
                     adapter = cls()
                     if getattr(adapter, "entity", entity) != entity:
                         raise QboConfigurationError(f"{path} is an adapter for {adapter.entity}, not {entity}.")
+                    if entity == INVOICE and not isinstance(adapter, InvoiceAdapterMixin):
+                        raise QboConfigurationError(
+                            f"The {entity} adapter {path} must mix in qbo_sync.adapters.InvoiceAdapterMixin "
+                            f"(class {type(adapter).__name__}(InvoiceAdapterMixin, HostAdapter)).")
                     loaded[entity] = adapter
                 self._by_entity = loaded
             return self._by_entity
@@ -210,3 +225,11 @@ class AdapterRegistry:
 
 registry = AdapterRegistry()
 get_adapter = registry.get
+
+
+def get_invoice_adapter() -> InvoiceAdapterMixin:
+    """The invoice adapter, typed with its invoice hooks (``is_void``, ``apply_payment_state`` ...)."""
+    adapter = registry.get(INVOICE)
+    if not isinstance(adapter, InvoiceAdapterMixin):  # the registry refuses such an adapter when it loads
+        raise QboConfigurationError(f"The {INVOICE} adapter must mix in qbo_sync.adapters.InvoiceAdapterMixin.")
+    return adapter

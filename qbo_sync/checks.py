@@ -192,10 +192,13 @@ def check_organization_model(app_configs: Any = None, **kwargs: Any) -> list[che
             f"QBO_SYNC_ORGANIZATION_MODEL is {name!r}, which is not an installed model.",
             hint='Use "app_label.ModelName" of an app in INSTALLED_APPS.', id="qbo_sync.E006",
         )]
-    field = qbo_settings.ORGANIZATION_LOOKUP_FIELD or "pk"
-    if field != "pk" and field not in {f.name for f in model._meta.get_fields()}:
+    from qbo_sync.organizations import lookup_field
+
+    try:
+        lookup_field(model)  # a field of the row itself: a reverse relation names other rows, not a value
+    except QboConfigurationError as exc:
         return [checks.Error(
-            f'QBO_SYNC["ORGANIZATION_LOOKUP_FIELD"] is {field!r}, but {model._meta.label} has no such field.',
+            str(exc),
             hint='Name a unique field of the tenant model (e.g. "slug"), or leave it unset for "pk".',
             id="qbo_sync.E007",
         )]

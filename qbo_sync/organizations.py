@@ -36,11 +36,14 @@ def lookup_field(model: type[models.Model] | None = None) -> models.Field:
     if name == "pk":
         return model._meta.pk
     try:
-        return model._meta.get_field(name)
+        field = model._meta.get_field(name)
     except FieldDoesNotExist:
+        field = None
+    if not isinstance(field, models.Field):  # no such field, or a reverse relation (other rows, not a value)
         raise QboConfigurationError(
             f'QBO_SYNC["ORGANIZATION_LOOKUP_FIELD"] is {name!r}, but {model._meta.label} has no such field.'
-        ) from None
+        )
+    return field
 
 
 def organization_ref(org: Any) -> str:

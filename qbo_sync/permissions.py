@@ -127,7 +127,8 @@ def visible_organizations(user: Any) -> models.QuerySet:
     result = func(user)
     if isinstance(result, models.QuerySet) and result.model is manager.model:
         return result
-    if isinstance(result, models.QuerySet) and result._fields:
+    # A values()/values_list() queryset (its _fields, which django-stubs does not declare): usable as pk__in.
+    if isinstance(result, models.QuerySet) and result._fields:  # type: ignore[attr-defined]
         return manager.filter(pk__in=result)
     return manager.filter(pk__in=[getattr(o, "pk", o) for o in result])
 

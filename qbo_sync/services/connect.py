@@ -135,7 +135,7 @@ def _claim_state(state: str, user: Any) -> Any:
         raise QboOAuthStateError(f"The QuickBooks callback carries no state, so it cannot be trusted. {restart}")
     max_age = float(qbo_settings.OAUTH_STATE_MAX_AGE)
     try:
-        payload = signing.loads(state, salt=STATE_SALT, max_age=max_age)
+        payload = signing.loads(state, salt=STATE_SALT, max_age=timedelta(seconds=max_age))
     except signing.SignatureExpired:
         raise QboOAuthStateError(
             f"This QuickBooks connect link has expired (links are valid for {int(max_age)} seconds). {restart}"
@@ -380,12 +380,13 @@ def client_for(organization_or_connection: Any) -> QboClient:
         connection = target
     else:
         org_id = getattr(target, "pk", target)
-        connection = QboConnection.objects.select_related("organization").filter(organization_id=org_id).first()
-        if connection is None:
+        found = QboConnection.objects.select_related("organization").filter(organization_id=org_id).first()
+        if found is None:
             raise QboNotConnected(
                 f"Organization {org_id} is not connected to QuickBooks. Connect it in the admin or with "
                 f"`manage.py qbo_sync connect --org <organization>`."
             )
+        connection = found
     ensure_usable(connection)
     scale = float(qbo_settings.TIME_SCALE)
     timeout = qbo_settings.HTTP_TIMEOUT

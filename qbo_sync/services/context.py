@@ -35,7 +35,7 @@ class SyncContext:
                    job_id=job_id)
 
 
-def query_in(ctx: SyncContext, entity: str, field: str, values: Iterable[str]) -> list[dict[str, Any]]:
+def query_in(ctx: SyncContext, entity: str, field: str, values: Iterable[str | None]) -> list[dict[str, Any]]:
     """Every ``entity`` whose ``field`` is one of ``values`` (ids QuickBooks gave us), 200 values a query."""
     wanted = sorted({str(v) for v in values if v})
     rows: list[dict[str, Any]] = []

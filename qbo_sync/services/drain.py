@@ -99,7 +99,7 @@ def drain(budget_seconds: float | None = None, worker_id: str | None = None, org
                 break
             chunk_start = clock()
             org, items = queue.claim_chunk(worker_id, organization_id=organization_id)
-            if not items:
+            if org is None or not items:  # (None, []): nothing due
                 pause = _wait_for(report, organization_id, remaining - estimate * SAFETY_FACTOR)
                 if pause is None:
                     report.stopped = "idle"

@@ -132,19 +132,20 @@ def _insert_job_items(organization_id: int, job: SyncJob, entity_type: str, ids:
         "created_at": now, "updated_at": now, "completed_at": None,
     }
     fields = [f for f in QueueItem._meta.concrete_fields if not f.primary_key]
+    columns = [f.column for f in fields if f.column is not None]  # every concrete field has its column
     names = {f.name for f in fields}
-    if names != {*constant, "object_id", "idempotency_key"}:  # the model changed: take the slow, safe path
+    if names != {*constant, "object_id", "idempotency_key"} or len(columns) != len(fields):
+        # the model changed: take the slow, safe path
         QueueItem.objects.bulk_create([QueueItem(organization_id=organization_id, job=job, entity_type=entity_type,
                                                  object_id=pk, operation=operation, priority=priority,
                                                  next_attempt_at=due) for pk in ids], batch_size=BATCH_SIZE)
         return len(ids)
-    prepared = {name: f.get_db_prep_save(constant[name], connection) for f in fields
-                if (name := f.name) in constant}
+    prepared = {f.name: f.get_db_prep_save(constant[f.name], connection) for f in fields if f.name in constant}
     quote = connection.ops.quote_name
     # Only the model's own table and column names are interpolated; every value is a parameter.
-    columns = ", ".join(quote(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {quote(QueueItem._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    sql = (f"INSERT INTO {quote(QueueItem._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+           f"VALUES ({placeholders})")
     with connection.cursor() as cursor:
         for start in range(0, len(ids), BATCH_SIZE):
             rows = []
@@ -415,8 +416,8 @@ def _apply(items: Sequence[QueueItem], outcomes: dict[int, Outcome]) -> dict[str
     done_by_code: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         if row.status == Status.COMPLETED:
-            outcome = outcomes.get(row.pk)
-            done_by_code[outcome.code[:32] if outcome is not None else ""].append(row.pk)
+            given = outcomes.get(row.pk)
+            done_by_code[given.code[:32] if given is not None else ""].append(row.pk)
     for code, done in done_by_code.items():
         for start in range(0, len(done), 500):
             QueueItem.objects.filter(pk__in=done[start:start + 500]).update(

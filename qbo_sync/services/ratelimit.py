@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import IntegrityError, connections, transaction
 
@@ -250,7 +250,7 @@ class DatabaseThrottle(SharedThrottle):
         )
         rps = self.requests_per_second or 0
         never = now + 1.0  # a window start after every stamp: the subquery finds nothing (limit off / not batch)
-        params = [
+        params: list[str | float | int | bool] = [
             realm_id, now,
             realm_id, now - self.minute, self.requests_per_minute - 1,
             realm_id, now - self.second if rps else never, max(rps - 1, 0),
@@ -411,6 +411,15 @@ class RedisThrottle(SharedThrottle):
         self._redis.delete(*self._keys(realm_id))
 
 
+class _Limits(TypedDict):
+    """The configured limits every throttle backend takes (one key of the process's throttle cache)."""
+
+    requests_per_minute: int
+    max_in_flight: int
+    batch_per_minute: int
+    time_scale: float
+
+
 _throttles: dict[tuple[Any, ...], Throttle] = {}
 _throttles_lock = threading.Lock()
 
@@ -433,7 +442,7 @@ def throttle_for_settings() -> Throttle:
         raise QboConfigurationError("QBO_SYNC['THROTTLE_BACKEND'] is 'redis' but REDIS_URL is not set.")
     timeout = qbo_settings.HTTP_TIMEOUT
     read_timeout = float(max(timeout) if isinstance(timeout, tuple | list) else timeout)
-    limits = dict(
+    limits = _Limits(
         requests_per_minute=int(qbo_settings.RATE_LIMIT_PER_MINUTE),
         max_in_flight=int(qbo_settings.MAX_CONCURRENT_REQUESTS),
         batch_per_minute=int(qbo_settings.BATCH_CALLS_PER_MINUTE),

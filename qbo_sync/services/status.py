@@ -96,7 +96,7 @@ def organization_overview(organization_id: int) -> dict[str, Any]:
     conn = QboConnection.objects.filter(organization_id=organization_id).first()
     cursors = {c.entity_type: {"last_success_at": c.last_success_at, "changed_since": c.changed_since}
                for c in PullCursor.objects.filter(organization_id=organization_id)}
-    last_jobs = {}
+    last_jobs: dict[str, dict[str, Any]] = {}
     for job in SyncJob.objects.filter(organization_id=organization_id).order_by("-created_at")[:50]:
         last_jobs.setdefault(f"{job.kind}:{job.entity_type}", {"id": job.pk, "state": job.state,
                                                                "created_at": job.created_at,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from django.utils import timezone
@@ -46,7 +46,7 @@ def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int,
         if item.pk not in outcomes:
             groups[(item.entity_type, item.operation)].append(item)
 
-    def run(key: tuple[str, str], func, *args) -> None:  # type: ignore[no-untyped-def]
+    def run(key: tuple[str, str], func: Callable[..., dict[push.PushRequest, Outcome]], *args: str) -> None:
         batch = groups.pop(key, [])
         if not batch:
             return
@@ -66,9 +66,9 @@ def process_chunk(organization_id: int, items: Sequence[QueueItem]) -> dict[int,
     for op in push_ops:
         run(("Invoice", op), push.push_invoices)
     run(("Invoice", QueueItem.Operation.VOID), push.void_invoices)
-    for (entity, op), batch in list(groups.items()):
-        if op == QueueItem.Operation.PULL:
-            groups.pop((entity, op))
+    for (entity, operation), batch in list(groups.items()):
+        if operation == QueueItem.Operation.PULL:
+            groups.pop((entity, operation))
             for item in batch:
                 outcomes[item.pk] = pull.run_pull_item(ctx, item)
     for batch in groups.values():

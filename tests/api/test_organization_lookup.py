@@ -54,6 +54,9 @@ def test_cli_names_an_organization_by_the_lookup_field(org_a, make_push_job) -> 
 def test_a_lookup_field_the_model_lacks_is_one_clean_line(org_a) -> None:
     with lookup("handle"), pytest.raises(CommandError, match=r"ORGANIZATION_LOOKUP_FIELD.*no such field"):
         status("--org", "x")
+    # A reverse relation is no field of the row either (it was an AttributeError; found by mypy).
+    with lookup("memberships"), pytest.raises(CommandError, match=r"ORGANIZATION_LOOKUP_FIELD.*no such field"):
+        status("--org", "x")
 
 
 def test_api_and_pages_use_the_same_field(org_a, user_a) -> None:

@@ -10,6 +10,8 @@ from django.core import checks
 from django.core.checks.registry import registry
 from django.test import override_settings
 
+from batchly.models import Invoice
+from qbo_sync.adapters import HostAdapter
 from qbo_sync.checks import DOCS, check_sqlite_mode
 
 
@@ -63,6 +65,23 @@ def test_an_organization_model_that_is_not_installed() -> None:
 def test_a_lookup_field_the_tenant_model_lacks() -> None:
     with with_qbo(ORGANIZATION_LOOKUP_FIELD="handle"):
         assert ids() == ["qbo_sync.E007"]
+
+
+def test_a_reverse_relation_is_no_lookup_field() -> None:
+    """``memberships`` names other rows (a reverse relation), not a value of the organization: found by mypy (the
+    check accepted it, then every lookup failed with an AttributeError)."""
+    with with_qbo(ORGANIZATION_LOOKUP_FIELD="memberships"):
+        assert ids() == ["qbo_sync.E007"]
+
+
+def test_an_invoice_adapter_without_the_invoice_hooks() -> None:
+    """The engine calls ``is_void``, ``void_ids``, ``payment_state`` ... on the invoice adapter: one that does not
+    mix in InvoiceAdapterMixin is a configuration error, not an AttributeError at its first push."""
+    adapters = {**settings.QBO_SYNC["ENTITY_ADAPTERS"], "Invoice": "tests.foundation.test_checks.PlainInvoiceAdapter"}
+    with with_qbo(ENTITY_ADAPTERS=adapters):
+        assert ids() == ["qbo_sync.E001"]
+        [error] = messages_for("qbo_sync.E001")
+    assert "InvoiceAdapterMixin" in error.msg
 
 
 @pytest.mark.parametrize("missing", ["CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI"])
@@ -195,3 +214,8 @@ def test_an_unknown_tax_model_is_named() -> None:
     for model in ("detect", "automated", "manual", "none"):
         with with_qbo(TAX_MODEL=model):
             assert ids() == []
+
+
+class PlainInvoiceAdapter(HostAdapter):
+    entity = "Invoice"
+    model = Invoice

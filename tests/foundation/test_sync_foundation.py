@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -107,6 +108,15 @@ def test_adapters_are_registered_from_settings() -> None:
     assert inv_values["customer_object_id"] == str(invoice.customer_id)
     assert len(inv_values["lines"]) == 2
     assert registry.for_model(Invoice) is get_adapter("Invoice")
+
+
+def test_a_reverse_relation_is_not_an_editable_value() -> None:
+    """A typed value is checked through the host field of that name; a reverse relation (a customer's ``invoices``)
+    is none, so the value is refused (it was an AttributeError; found by mypy)."""
+    with pytest.raises(ValidationError, match="invoices cannot be edited here"):
+        get_adapter("Customer").clean_value("invoices", "x")
+    with pytest.raises(ValidationError, match="nickname cannot be edited here"):
+        get_adapter("Customer").clean_value("nickname", "x")
 
 
 def test_bad_adapter_settings_fail_clearly() -> None:
