@@ -151,6 +151,8 @@ def test_admin_endpoint_sets_lists_and_clears_scripts(api, qbo_sandbox):
                 {"fault": "throttle", "colour": "red"}, {"times": 1}, {"fault": "throttle", "realm_id": "nope"}):
         assert requests.post(base, json=bad, timeout=5).status_code == 400, bad
     assert requests.delete(base, params={"realm": api.realm}, timeout=5).json() == {"cleared": 1}
+    assert requests.post(base, json=["throttle"], timeout=5).status_code == 400  # not an object: no 500
+    assert requests.put(base, json={}, timeout=5).status_code == 404
     assert qbo_sandbox.scripted_faults(api.realm) == []
 
 
