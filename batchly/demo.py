@@ -203,9 +203,9 @@ class Demo:
             for job in SyncJob.objects.filter(pk__in=ids):
                 p = job_progress(job)
                 if job.total > 1:
-                    self.write(f"  {job.description}: {p['completed'] + p['failed'] + p['dead']}/{p['total']} "
-                               f"({p['percent']:.0f}%), {p['rate_per_minute'] or 0:,.0f}/min, "
-                               f"ETA {p['eta_seconds'] if p['eta_seconds'] is not None else '-'} s")
+                    self.write(f"  {job.description}: {p.done}/{p.total} "
+                               f"({p.percent:.0f}%), {p.rate_per_minute or 0:,.0f}/min, "
+                               f"ETA {p.eta_seconds if p.eta_seconds is not None else '-'} s")
 
         while SyncJob.objects.filter(pk__in=ids, state__in=["pending", "running"]).exists():
             report = drain(budget_seconds=60, organization_id=self.org.pk, on_chunk=show)
@@ -217,8 +217,8 @@ class Demo:
                 time.sleep(min(2.0, max(0.05, (nxt - timezone.now()).total_seconds())))
         for job in SyncJob.objects.filter(pk__in=ids):
             p = job_progress(job)
-            self.write(f"  {job.description}: {job.state} — {p['completed']} done, {p['failed']} failed, "
-                       f"{p['dead']} dead")
+            self.write(f"  {job.description}: {job.state} — {p.counts.completed} done, {p.counts.failed} failed, "
+                       f"{p.counts.dead} dead")
 
     def accountant_works(self, sandbox: Sandbox, realm: str) -> None:
         tokens = sandbox.issue_tokens(realm, client_id="accountant")

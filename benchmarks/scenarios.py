@@ -310,7 +310,7 @@ class Bench:
             c, d, m = self.count_invoices(realm, org)
             created, duplicates, missing = created + c, duplicates + d, missing + m
         progress = [job_progress(j) for j in jobs_after]
-        failed = sum(p["failed"] + p["dead"] for p in progress)
+        failed = sum(p.failures for p in progress)
         item_retries = sum(max(a - 1, 0) for a in QueueItem.objects.filter(job_id__in=job_ids)
                            .values_list("attempts", flat=True))
         per_minute = created / qbo_minutes if qbo_minutes else 0.0
@@ -1038,8 +1038,8 @@ def run_workers(job_ids: list[int], workers: int, write: Write, timeout: float =
             last = time.monotonic()
             for job in SyncJob.objects.filter(pk__in=job_ids):
                 p = job_progress(job)
-                write(f"  {job.description}: {p['done']}/{p['total']} ({p['percent']:.0f}%), "
-                      f"{p['rate_per_minute'] or 0:,.0f}/min real time")
+                write(f"  {job.description}: {p.done}/{p.total} ({p.percent:.0f}%), "
+                      f"{p.rate_per_minute or 0:,.0f}/min real time")
             connections.close_all()
     for p in procs:
         p.join()

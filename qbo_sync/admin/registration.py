@@ -23,7 +23,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -49,7 +49,7 @@ from qbo_sync.models import (
 from qbo_sync.permissions import Action, Actor
 from qbo_sync.services import operations
 from qbo_sync.services.jobs import QboInputError
-from qbo_sync.services.progress import job_progress
+from qbo_sync.services.progress import annotate_counts, counts_of, job_progress
 
 #: The connection's secrets: never a field, a column, a filter or a search field anywhere in the admin.
 TOKEN_FIELDS = ("access_token_encrypted", "refresh_token_encrypted")
@@ -192,10 +192,6 @@ class QboConnectionAdmin(QboReadOnlyAdmin):
 
 # --- jobs ----------------------------------------------------------------------------------------------------------
 
-FINISHED_ITEM_STATUSES = [QueueItem.Status.COMPLETED, QueueItem.Status.FAILED, QueueItem.Status.DEAD,
-                          QueueItem.Status.CANCELLED]
-
-
 @admin.register(SyncJob)
 class SyncJobAdmin(QboReadOnlyAdmin):
     list_display = ("id", "organization", "kind", "entity_type", "state", "progress", "description", "started_by",
@@ -212,29 +208,26 @@ class SyncJobAdmin(QboReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The list's progress column: counts of every job on the page in the changelist's own query.
-        return super().get_queryset(request).annotate(
-            _finished=Count("items", filter=Q(items__status__in=FINISHED_ITEM_STATUSES)),
-            _failed=Count("items", filter=Q(items__status__in=[QueueItem.Status.FAILED, QueueItem.Status.DEAD])),
-        )
+        return annotate_counts(super().get_queryset(request))
 
     @admin.display(description="Progress")
     def progress(self, obj: SyncJob) -> str:
-        finished, failed = getattr(obj, "_finished", 0), getattr(obj, "_failed", 0)
-        percent = round(100.0 * finished / obj.total, 1) if obj.total else 100.0
-        text = format_html("{}/{} ({}%)", finished, obj.total, percent)
-        if failed:
-            text = format_html('{} <span style="color:#ba2121">{} failed</span>', text, failed)
+        counts = counts_of(obj)
+        text = format_html("{}/{} ({}%)", counts.done, counts.total, counts.percent)
+        if counts.failures:
+            text = format_html('{} <span style="color:#ba2121">{} failed</span>', text, counts.failures)
         return text
 
     @admin.display(description="Live progress")
     def live_progress(self, obj: SyncJob) -> str:
         p = job_progress(obj)
-        eta = "—" if p["eta_seconds"] is None else f"{p['eta_seconds']:.0f} s"
-        rows = [("State", p["state"]), ("Done", f"{p['done']} of {p['total']} ({p['percent']}%)"),
-                ("Pending", p["pending"]), ("Processing", p["processing"]), ("Completed", p["completed"]),
-                ("Failed", p["failed"]), ("Dead", p["dead"]), ("Cancelled", p["cancelled"]),
-                ("Rate", f"{p['rate_per_minute']} per minute"), ("ETA", eta),
-                ("Slow because", f"paused: {p['pause_reason']}" if p["paused"] else (p["slow_reason"] or "—"))]
+        eta = "—" if p.eta_seconds is None else f"{p.eta_seconds:.0f} s"
+        c = p.counts
+        rows = [("State", p.shown_state), ("Done", f"{p.done} of {p.total} ({p.percent}%)"),
+                ("Pending", c.pending), ("Processing", c.processing), ("Completed", c.completed),
+                ("Failed", c.failed), ("Dead", c.dead), ("Cancelled", c.cancelled),
+                ("Rate", f"{p.rate_per_minute} per minute"), ("ETA", eta),
+                ("Slow because", p.why_slow or "—")]
         body = format_html("".join("<tr><th>{}</th><td>{}</td></tr>" for _ in rows),
                            *[x for row in rows for x in row])
         return format_html('<table class="qbo-job-progress">{}</table>', body)

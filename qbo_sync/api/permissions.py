@@ -18,6 +18,7 @@ Changes (start a sync, cancel, resolve) need their own action in the object's or
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from django.db import models
@@ -25,7 +26,13 @@ from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
 from qbo_sync import organizations
-from qbo_sync.permissions import Action, allowed_organization_ids, organization_model, visible_organizations
+from qbo_sync.permissions import (
+    Action,
+    allowed_in_visible,
+    allowed_organization_ids,
+    organization_model,
+    visible_organizations,
+)
 
 ORG_QUERY_PARAM = "org"
 ORG_HEADER = "X-Organization"
@@ -63,13 +70,18 @@ class OrganizationScope:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.visible = viewable_organizations(request.user)
         self.ref = organization_ref(request)
         self.named: models.Model | None = None
         if self.ref:
             self.named = find_organization(self.visible, self.ref)
             if self.named is None:
                 raise exceptions.NotFound(f"No organization {self.ref!r} that you can see.")
+
+    @cached_property
+    def visible(self) -> models.QuerySet:
+        """The caller's organizations holding the ``view`` action (the permission checker asked for each of them,
+        so it is only computed when a request needs the whole list)."""
+        return viewable_organizations(self.request.user)
 
     @classmethod
     def of(cls, request: Request) -> OrganizationScope:
@@ -84,6 +96,22 @@ class OrganizationScope:
         if self.named is not None:
             return queryset.filter(**{f"{field}_id": self.named.pk})
         return queryset.filter(**{f"{field}_id__in": self.visible.values("pk")})
+
+    def get(self, queryset: models.QuerySet, field: str = "organization", **lookup: Any) -> models.Model | None:
+        """The one object of ``queryset`` matching ``lookup`` in the caller's organizations, or ``None`` (unseen and
+        missing alike): what a polled detail asks for.
+
+        Without a named organization this does not list the caller's organizations: the object is read with the
+        tenancy rule as a subquery, then the ``view`` action is checked in its own organization only (the checker
+        asked once, not once per organization; ``field`` must be select_related). Both are read on every call,
+        nothing is cached across requests, so a member removed or a role changed is refused on the next request."""
+        if self.named is not None:
+            return self.filter(queryset, field).filter(**lookup).first()
+        user = self.request.user
+        obj = queryset.filter(**{f"{field}_id__in": visible_organizations(user).values("pk")}, **lookup).first()
+        if obj is None or not allowed_in_visible(user, Action.VIEW, getattr(obj, field)):
+            return None
+        return obj
 
     def single(self) -> models.Model:
         """The one organization an action is about: the named one, or the caller's only one."""

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from qbo_sync import registry
-from qbo_sync.models import AuditEntry, Conflict, QboConnection, QueueItem, SyncJob
+from qbo_sync.models import AuditEntry, Conflict, QboConnection, SyncJob
 from qbo_sync.organizations import organization_ref
 from qbo_sync.services.conflicts import KEEP_CHOICES
 
@@ -17,7 +17,6 @@ ENTITY_CHOICES = [name.lower() for name in registry.names()]
 #: The entity column of jobs: a registered entity, or blank (a job of several entities).
 ENTITY_TYPE_CHOICES = [*((name, name) for name in registry.names()), ("", "")]
 MAX_IDS = 10_000
-STATUS_COUNT_FIELDS = [s.value for s in QueueItem.Status]
 
 
 def normalize_entity(value: Any) -> str | None:

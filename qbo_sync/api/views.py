@@ -12,9 +12,10 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.db import connection as db_connection
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -42,7 +43,17 @@ from qbo_sync.permissions import Action, Actor, require
 from qbo_sync.services import jobs as job_service
 from qbo_sync.services import operations
 from qbo_sync.services.jobs import QboInputError
-from qbo_sync.services.progress import job_progress, queue_counts
+from qbo_sync.services.progress import (
+    ConnectionState,
+    ItemFigures,
+    annotate_counts,
+    connection_state,
+    counts_of,
+    item_figures,
+    job_progress,
+    queue_counts,
+    with_connection,
+)
 from qbo_sync.services.status import record_status
 
 Status = QueueItem.Status
@@ -184,7 +195,7 @@ class SyncApiMixin:
     retrieve=extend_schema(
         summary="One job's progress (poll it; send If-None-Match)",
         description="Counts per status, percent, rate per minute, ETA and why it is slow. The response has an ETag; "
-                    "send it back as `If-None-Match` and an unchanged job answers 304 without a body (one query). "
+                    "send it back as `If-None-Match` and an unchanged job answers 304 without a body (two queries). "
                     f"An unfinished job's ETag also turns every {ETAG_BUCKET_SECONDS} s so the rate and ETA follow "
                     "the clock.",
         parameters=[*ORG_PARAMETERS, ID_PARAMETER,
@@ -228,35 +239,34 @@ class JobViewSet(SyncApiMixin, viewsets.GenericViewSet):
             qs = qs.filter(entity_type=filters["entity"])
         if "kind" in filters:
             qs = qs.filter(kind=filters["kind"])
-        qs = qs.annotate(**{f"n_{st}": Count("items", filter=Q(items__status=st)) for st in s.STATUS_COUNT_FIELDS})
-        page = self.paginate_queryset(qs.order_by("-created_at", "-pk"))
+        page = self.paginate_queryset(annotate_counts(qs).order_by("-created_at", "-pk"))
         return self.get_paginated_response([self._row(job) for job in page])
 
     def _row(self, job: SyncJob) -> dict[str, Any]:
-        counts = {st: getattr(job, f"n_{st}") for st in s.STATUS_COUNT_FIELDS}
-        total = max(job.total, sum(counts.values()))
-        remaining = counts[Status.PENDING] + counts[Status.PROCESSING]
         return {
             "id": job.pk, "url": _job_url(self.request, job.pk), "organization": s.org_label(job.organization),
             "kind": job.kind, "entity_type": job.entity_type, "description": job.description, "state": job.state,
-            "total": total, **counts,
-            "percent": round(100.0 * (total - remaining) / total, 1) if total else 100.0,
+            **counts_of(job).as_dict(),
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         }
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        connection_changed = QboConnection.objects.filter(organization_id=OuterRef("organization_id")).values(
-            "updated_at")[:1]
-        job = self._job(self.get_queryset().annotate(
-            items_changed=Max("items__updated_at"), items_count=Count("items"),
-            connection_changed=Subquery(connection_changed)))
-        etag = self._etag(job)
+        # The polled call, kept light: the job with its connection's state in one query (the caller's organizations
+        # as a subquery), the view permission in the job's organization only, then one query over the job's items
+        # that serves both the ETag and the figures (docs/performance.md, "Progress endpoint").
+        job = self.scope().get(with_connection(SyncJob.objects.select_related("organization")), pk=pk)
+        if job is None:
+            raise Http404("No such job.")
+        now = timezone.now()
+        figures = item_figures(job, now)
+        connection = connection_state(job)
+        etag = self._etag(job, figures, connection)
         wanted = request.headers.get("If-None-Match")
         if wanted and (wanted.strip() == "*" or _weak(etag) in {_weak(t) for t in parse_etags(wanted)}):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=_cache_headers(etag))
-        data = job_progress(job)
+        progress = job_progress(job, now, figures=figures, connection=connection)
         failures: list[dict[str, Any]] = []
-        if data[Status.FAILED] or data[Status.DEAD]:
+        if progress.failures:
             failures = [
                 {"object_id": i.object_id, "qbo_id": i.qbo_id, "status": i.status, "error": i.last_error,
                  "error_code": i.error_code}
@@ -265,16 +275,16 @@ class JobViewSet(SyncApiMixin, viewsets.GenericViewSet):
                 [:MAX_FAILURES_SHOWN]
             ]
         body = {
-            **{k: v for k, v in data.items() if k != "job"},
+            **{k: v for k, v in progress.as_dict().items() if k != "job"},
             "id": job.pk, "url": _job_url(request, job.pk), "progress_page": progress_page_url(request, job.pk),
             "organization": s.org_label(job.organization), "description": job.description, "failures": failures,
         }
         return Response(s.JobProgressSerializer(body).data, headers=_cache_headers(etag))
 
     @staticmethod
-    def _etag(job: SyncJob) -> str:
+    def _etag(job: SyncJob, figures: ItemFigures, connection: ConnectionState) -> str:
         bucket = "" if job.is_finished else str(int(time.time() // ETAG_BUCKET_SECONDS))
-        parts = [job.pk, job.state, job.updated_at, job.items_changed, job.items_count, job.connection_changed, bucket]
+        parts = [job.pk, job.state, job.updated_at, figures.fingerprint, connection.updated_at, bucket]
         digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
         return f'W/"{digest}"'
 

@@ -97,27 +97,12 @@ def check_timeout(value: float | None) -> None:
         raise CommandError("--timeout must be a positive number of seconds.")
 
 
-def job_summary(job: Any) -> dict[str, Any]:
+def job_figures(job: Any) -> Any:
+    """The job's progress now (a ``JobProgress``, computed by the progress service)."""
     from qbo_sync.services.progress import job_progress
 
     job.refresh_from_db()
-    return {**job_progress(job), "organization_id": job.organization_id, "description": job.description}
-
-
-def combined(progresses: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The figures of several jobs as one: done/total, summed rate, ETA of what remains."""
-    total = sum(p["total"] for p in progresses)
-    done = sum(p["done"] for p in progresses)
-    remaining = sum(p["remaining"] for p in progresses)
-    rate = sum(p["rate_per_minute"] for p in progresses)
-    etas = [p["eta_seconds"] for p in progresses if p["remaining"]]
-    eta = 0.0 if not remaining else (None if not etas or None in etas else max(etas))
-    failed = sum(p["failed"] + p["dead"] for p in progresses)
-    slow = next((f"paused: {p['pause_reason']}" if p.get("paused") else p["slow_reason"]
-                 for p in progresses if p["slow_reason"]), None)
-    return {"total": total, "done": done, "remaining": remaining, "failed": failed,
-            "percent": round(100.0 * done / total, 1) if total else 100.0, "rate_per_minute": round(rate, 1),
-            "eta_seconds": eta, "slow_reason": slow}
+    return job_progress(job)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -126,23 +111,25 @@ def format_eta(seconds: float | None) -> str:
     return str(timedelta(seconds=round(seconds)))
 
 
-def progress_bar(figures: dict[str, Any]) -> str:
-    filled = int(BAR_WIDTH * figures["percent"] / 100)
+def progress_bar(figures: Any) -> str:
+    """One line redrawn in a terminal, from a ``CombinedProgress``."""
+    filled = int(BAR_WIDTH * figures.percent / 100)
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    text = (f"[{bar}] {figures['done']}/{figures['total']} {figures['percent']:5.1f}%  "
-            f"{figures['rate_per_minute']:.1f}/min  ETA {format_eta(figures['eta_seconds'])}")
-    if figures["failed"]:
-        text += f"  {figures['failed']} failed"
-    if figures["slow_reason"]:
-        text += f"  ({figures['slow_reason']})"
+    text = (f"[{bar}] {figures.done}/{figures.total} {figures.percent:5.1f}%  "
+            f"{figures.rate_per_minute:.1f}/min  ETA {format_eta(figures.eta_seconds)}")
+    if figures.failures:
+        text += f"  {figures.failures} failed"
+    if figures.why_slow:
+        text += f"  ({figures.why_slow})"
     return text
 
 
-def progress_line(chunks: int, figures: dict[str, Any]) -> str:
-    text = (f"chunk {chunks}: {figures['done']}/{figures['total']} done ({figures['percent']:.1f}%), "
-            f"{figures['failed']} failed, {figures['rate_per_minute']:.1f}/min, "
-            f"ETA {format_eta(figures['eta_seconds'])}")
-    return text + (f" ({figures['slow_reason']})" if figures["slow_reason"] else "")
+def progress_line(chunks: int, figures: Any) -> str:
+    """One line per chunk (not a terminal), from a ``CombinedProgress``."""
+    text = (f"chunk {chunks}: {figures.done}/{figures.total} done ({figures.percent:.1f}%), "
+            f"{figures.failures} failed, {figures.rate_per_minute:.1f}/min, "
+            f"ETA {format_eta(figures.eta_seconds)}")
+    return text + (f" ({figures.why_slow})" if figures.why_slow else "")
 
 
 class JobWaiter:
@@ -158,10 +145,12 @@ class JobWaiter:
         self.chunks = 0
         self.stopped = ""
 
-    def figures(self) -> dict[str, Any]:
-        return combined([job_summary(job) for job in self.jobs])
+    def figures(self) -> Any:
+        from qbo_sync.services.progress import combine
 
-    def show(self, figures: dict[str, Any], final: bool = False) -> None:
+        return combine([job_figures(job) for job in self.jobs])
+
+    def show(self, figures: Any, final: bool = False) -> None:
         if self.quiet:
             return
         if self.tty:
@@ -230,15 +219,22 @@ def wait_or_report(command: BaseCommand, jobs: Sequence[Any], options: dict[str,
             command.stdout.write(f"Queued job {job.pk}: {job.description} (organization {job.organization_id}).")
     if options.get("wait", True) and jobs:
         stopped = JobWaiter(command, jobs, quiet=quiet, timeout=options.get("timeout")).run()
-    summaries = [job_summary(job) for job in jobs]
+    progresses = [job_figures(job) for job in jobs]
     if quiet:
+        summaries = [{**p.as_dict(), "organization_id": job.organization_id, "description": job.description}
+                     for job, p in zip(jobs, progresses, strict=True)]
         emit_json(command, {**(extra or {}), "jobs": summaries, "waited": bool(options.get("wait", True)),
                             "stopped": stopped or None})
         return
-    for s in summaries:
-        line = (f"Job {s['job']} ({s['kind']} {s['entity_type'] or 'all'}): {s['state']}, {s['done']}/{s['total']} "
-                f"done, {s['completed']} completed, {s['failed']} failed, {s['dead']} dead")
-        command.stdout.write(line + (f", {s['remaining']} remaining." if s["remaining"] else "."))
+    for p in progresses:
+        c = p.counts
+        line = (f"Job {p.job} ({p.kind} {p.entity_type or 'all'}): {p.shown_state}, {p.done}/{p.total} "
+                f"done, {c.completed} completed, {c.failed} failed, {c.dead} dead")
+        if p.remaining and p.why_slow:
+            line += f", {p.remaining} remaining ({p.why_slow})."
+        else:
+            line += f", {p.remaining} remaining." if p.remaining else "."
+        command.stdout.write(line)
     if stopped == "timeout":
         command.stdout.write("Stopped waiting (--timeout); the rest stays queued for the workers or `qbo_sync drain`.")
     elif stopped == "not connected":

@@ -139,10 +139,58 @@ def test_unchanged_job_answers_304(api, org_a, make_push_job):
             again = api.get(job_url(job.pk), HTTP_IF_NONE_MATCH=etag)
         assert again.status_code == 304 and again["ETag"] == etag and not again.content
         job_queries = [q for q in queries if "qbo_sync_" in q["sql"]]
-        assert len(job_queries) == 1, job_queries  # one query answers an unchanged job
+        # The job row (with its connection's state) and one query over its items answer an unchanged job.
+        assert len(job_queries) == 2, job_queries
         finish_items(job, 1)
         changed = api.get(job_url(job.pk), HTTP_IF_NONE_MATCH=etag)
         assert changed.status_code == 200 and changed["ETag"] != etag and changed.json()["completed"] == 1
+
+
+def _poll_queries(client, job) -> list[str]:
+    with CaptureQueriesContext(db_connection) as queries:
+        response = client.get(job_url(job.pk))
+    assert response.status_code == 200, response.content
+    return [q["sql"] for q in queries]
+
+
+def test_a_poll_is_five_queries_and_writes_nothing(org_a, make_push_job):
+    """The polled call: session, user, the job (the caller's organizations as a subquery, the connection's state as
+    subqueries), the view permission in the job's organization (Batchly's checker: one membership row), one query
+    over the job's items. Not more for a bigger job, nor for a member of more organizations; no session write."""
+    user = MembershipFactory(organization=org_a, user=UserFactory(username="poller")).user
+    client = client_for(user)
+    small, big = make_push_job(org_a, 2), make_push_job(org_a, 40)
+    finish_items(big, 25)
+    client.get(job_url(small.pk))  # a first request may set cookies; polls after it are what counts
+    first = _poll_queries(client, small)
+    assert len(first) == 5, first
+    assert not [q for q in first if q.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))], first
+    assert len(_poll_queries(client, big)) == 5
+    for n in range(3):
+        MembershipFactory(organization=OrganizationFactory(slug=f"more-{n}"), user=user)
+    assert len(_poll_queries(client, big)) == 5
+
+
+def test_a_removed_member_is_refused_on_the_next_poll(org_a, make_push_job):
+    membership = MembershipFactory(organization=org_a, user=UserFactory(username="leaver"))
+    client = client_for(membership.user)
+    job = make_push_job(org_a, 2)
+    first = client.get(job_url(job.pk))
+    assert first.status_code == 200
+    membership.delete()
+    assert client.get(job_url(job.pk)).status_code == 404
+    assert client.get(job_url(job.pk), HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 404
+
+
+def test_a_permission_taken_away_is_refused_on_the_next_poll(api, org_a, make_push_job, settings):
+    """The checker is asked on every poll (nothing cached across requests): a host revoking ``view`` is obeyed at
+    once, by the detail and by the list."""
+    job = make_push_job(org_a, 2)
+    assert api.get(job_url(job.pk)).status_code == 200
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "PERMISSION_CHECKER": lambda user, action, org: action != "view"}
+    assert api.get(job_url(job.pk)).status_code == 404
+    assert api.get(job_url(job.pk) + "?org=org-a").status_code == 404
+    assert api.get(JOBS).json()["results"] == []
 
 
 def test_finished_job_stays_304(api, org_a, make_push_job):

@@ -30,8 +30,8 @@ def test_a_paused_organization_queues_but_nothing_is_claimed_until_it_resumes(db
     assert QueueItem.objects.filter(organization=paused_org, status="pending").count() == 5  # kept, not lost
 
     progress = job_progress(job)
-    assert (progress["slow_reason"], progress["paused"], progress["pause_reason"]) == (
-        "paused", True, "month-end close")
+    assert (progress.slow_reason, progress.paused, progress.pause_reason, progress.why_slow) == (
+        "paused", True, "month-end close", "paused: month-end close")
 
     with mock.patch("qbo_sync.services.wakeup.kick") as kick, pytest.MonkeyPatch.context() as mp:
         mp.setattr("django.db.transaction.on_commit", lambda func: func())
@@ -39,7 +39,7 @@ def test_a_paused_organization_queues_but_nothing_is_claimed_until_it_resumes(db
     kick.assert_called_once()
     org_id, items = queue.claim_chunk()
     assert org_id == paused_org.pk and len(items) == 5
-    assert job_progress(job)["paused"] is False
+    assert job_progress(job).paused is False
     assert list(SyncLog.objects.filter(organization=paused_org).values_list("event", flat=True)
                 .order_by("pk")) == ["paused", "resumed"]
 
