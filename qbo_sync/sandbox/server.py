@@ -119,9 +119,10 @@ class Sandbox:
     ``{base_url}/connect/oauth2`` (authorize; approves at once), ``{base_url}/_sandbox/...`` (observability).
 
     Test helpers: ``create_realm()``, ``configure(realm_id=None, **options)``, ``set_tax_rates(realm_id, table)``,
-    ``reset(realm_id)``,
-    ``stats(realm_id)``, ``issue_tokens(realm_id)``, ``expire_access_tokens(realm_id)``, ``advance(seconds)``
-    (moves the sandbox clock) and ``wait_for_webhooks()``.
+    ``reset(realm_id)``, ``stats(realm_id)``, ``issue_tokens(realm_id)``, ``expire_access_tokens(realm_id)``,
+    ``fail_next(fault, times, realm_id=..., entity=..., operation=...)`` (scripted faults; also
+    ``scripted_faults()``, ``clear_scripted_faults()``), ``advance(seconds)`` (moves the sandbox clock) and
+    ``wait_for_webhooks()``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, realms: Iterable[str] = (),
