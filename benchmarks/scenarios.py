@@ -1019,8 +1019,8 @@ def _worker(job_ids: list[int], counter: Any, timeout: float) -> None:
 def run_workers(job_ids: list[int], workers: int, write: Write, timeout: float = 3600) -> int:
     """Drain the jobs with ``workers`` forked processes (like django-q2 workers: each its own client and
     connections, the throttle shared through the database or Redis), printing progress; returns client retries."""
-    from qbo_sync.services.connect import close_sessions
     from qbo_sync.services.ratelimit import reset_throttles
+    from qbo_sync.services.sessions import close_sessions
 
     connections.close_all()
     close_sessions()

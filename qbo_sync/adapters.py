@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
-from django.utils.module_loading import import_string
 
+from qbo_sync.conf import on_reload
 from qbo_sync.exceptions import QboConfigurationError
 from qbo_sync.registry import with_adapters
 
@@ -183,15 +183,12 @@ class AdapterRegistry:
         with self._lock:
             if self._by_entity is None:
                 loaded: dict[str, HostAdapter] = {}
-                for entity, path in (qbo_settings.ENTITY_ADAPTERS or {}).items():
+                for entity, cls in qbo_settings.ENTITY_ADAPTERS.items():  # imported by qbo_settings
                     if entity not in with_adapters():
                         raise QboConfigurationError(f"QBO_SYNC['ENTITY_ADAPTERS'] names {entity!r}; qbo_sync syncs "
                                                     f"{', '.join(with_adapters())}.")
-                    try:
-                        cls = import_string(path) if isinstance(path, str) else path
-                    except ImportError as exc:
-                        raise QboConfigurationError(f"Cannot import the {entity} adapter {path!r}: {exc}") from exc
                     adapter = cls()
+                    path = f"{cls.__module__}.{cls.__qualname__}"
                     if getattr(adapter, "entity", entity) != entity:
                         raise QboConfigurationError(f"{path} is an adapter for {adapter.entity}, not {entity}.")
                     if entity == INVOICE and not isinstance(adapter, InvoiceAdapterMixin):
@@ -224,6 +221,7 @@ class AdapterRegistry:
 
 
 registry = AdapterRegistry()
+on_reload(registry.reset)
 get_adapter = registry.get
 
 

@@ -23,6 +23,14 @@ SPECTACULAR_SCHEMA = "drf_spectacular.openapi.AutoSchema"
 INTUIT_ENVIRONMENT_NAMES = ("production", "sandbox")
 
 
+def _setting(name: str) -> Any:
+    """The setting's value, or None when it is not valid (check_setting_values reports that, once)."""
+    try:
+        return getattr(qbo_settings, name)
+    except QboConfigurationError:
+        return None
+
+
 @checks.register()
 def check_adapters(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from qbo_sync.adapters import registry
@@ -50,9 +58,9 @@ def check_entity_registry(app_configs: Any = None, **kwargs: Any) -> list[checks
 
 @checks.register()
 def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if qbo_settings.ENVIRONMENT not in ENVIRONMENTS:
+    if _setting("ENVIRONMENT") not in ENVIRONMENTS:
         return [checks.Error(
-            f'QBO_SYNC["ENVIRONMENT"] is {qbo_settings.ENVIRONMENT!r}.',
+            f'QBO_SYNC["ENVIRONMENT"] is {_setting("ENVIRONMENT")!r}.',
             hint=f"Use one of: {', '.join(ENVIRONMENTS)}.", id="qbo_sync.E002",
         )]
     return []
@@ -62,9 +70,9 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 def check_tax_model(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from qbo_sync.mapping.invoices import TAX_MODELS
 
-    if qbo_settings.TAX_MODEL not in ("detect", *TAX_MODELS):
+    if _setting("TAX_MODEL") not in ("detect", *TAX_MODELS):
         return [checks.Error(
-            f'QBO_SYNC["TAX_MODEL"] is {qbo_settings.TAX_MODEL!r}.',
+            f'QBO_SYNC["TAX_MODEL"] is {_setting("TAX_MODEL")!r}.',
             hint=f"Use one of: detect, {', '.join(TAX_MODELS)} (how the QuickBooks company charges sales tax).",
             id="qbo_sync.E017",
         )]
@@ -84,25 +92,26 @@ def check_worker_timing(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             f"Q_CLUSTER timeout ({timeout}) must be set and below retry ({retry}).",
             hint=f"Otherwise a slow drain is delivered twice. See {DOCS}operations.md.", id="qbo_sync.E003",
         ))
-    elif qbo_settings.DRAIN_BUDGET_SECONDS >= timeout:
+    budget = _setting("DRAIN_BUDGET_SECONDS")
+    if not errors and budget is not None and budget >= timeout:
         errors.append(checks.Error(
-            f"QBO_SYNC DRAIN_BUDGET_SECONDS ({qbo_settings.DRAIN_BUDGET_SECONDS}) must be below the "
-            f"Q_CLUSTER timeout ({timeout}).", id="qbo_sync.E004",
+            f"QBO_SYNC DRAIN_BUDGET_SECONDS ({budget}) must be below the Q_CLUSTER timeout ({timeout}).",
+            id="qbo_sync.E004",
         ))
-    wait, delay = qbo_settings.DRAIN_WAIT_SECONDS, qbo_settings.PUSH_DELAY_SECONDS
-    if wait < delay:
+    wait, delay = _setting("DRAIN_WAIT_SECONDS"), _setting("PUSH_DELAY_SECONDS")
+    if wait is not None and delay is not None and wait < delay:
         errors.append(checks.Warning(
             f"QBO_SYNC DRAIN_WAIT_SECONDS ({wait}) is below PUSH_DELAY_SECONDS ({delay}): the drain a save kicks "
             "stops before the save is due, which then waits for the minute schedule.",
             hint=f"Keep DRAIN_WAIT_SECONDS at or above PUSH_DELAY_SECONDS. See {DOCS}operations.md.",
-            id="qbo_sync.W004",
+            id="qbo_sync.W006",
         ))
     return errors
 
 
 @checks.register(checks.Tags.security, deploy=True)
 def check_token_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if settings.DEBUG and not qbo_settings.TOKEN_KEYS:  # with DEBUG off, qbo_sync.E015 refuses to start instead
+    if settings.DEBUG and not _setting("TOKEN_KEYS"):  # with DEBUG off, qbo_sync.E015 refuses to start instead
         return [checks.Warning(
             'QBO_SYNC["TOKEN_KEYS"] is empty: QuickBooks tokens are encrypted with a key derived from SECRET_KEY.',
             hint='Set QBO_SYNC["TOKEN_KEYS"] to one or more Fernet keys (newest first).', id="qbo_sync.W001",
@@ -140,7 +149,7 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[che
             hint=f"Set SECRET_KEY to a long random value (50+ characters). See {DOCS}permissions.md.",
             id="qbo_sync.E014",
         ))
-    if not qbo_settings.TOKEN_KEYS:
+    if not _setting("TOKEN_KEYS"):
         errors.append(checks.Error(
             'QBO_SYNC["TOKEN_KEYS"] is empty while DEBUG is off: QuickBooks tokens are encrypted with the '
             "development default (a key derived from SECRET_KEY).",
@@ -149,7 +158,7 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[che
                  f"See {DOCS}permissions.md.",
             id="qbo_sync.E015",
         ))
-    if not qbo_settings.WEBHOOK_VERIFIER_TOKEN and _webhooks_routed():
+    if not _setting("WEBHOOK_VERIFIER_TOKEN") and _webhooks_routed():
         errors.append(checks.Error(
             'QBO_SYNC["WEBHOOK_VERIFIER_TOKEN"] is empty while DEBUG is off and the webhook endpoint is routed: '
             "every delivery from QuickBooks is refused.",
@@ -209,11 +218,11 @@ def check_organization_model(app_configs: Any = None, **kwargs: Any) -> list[che
 def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Connecting needs the app's keys and its redirect URI: an error for Intuit's environments, a warning for the
     bundled sandbox (``local``, which accepts any keys, but ``connect`` still needs some)."""
-    missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI") if not getattr(qbo_settings, name)]
+    missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI") if not _setting(name)]
     if not missing:
         return []
     names = ", ".join(f'QBO_SYNC["{m}"]' for m in missing)
-    env = qbo_settings.ENVIRONMENT
+    env = _setting("ENVIRONMENT")
     if env in INTUIT_ENVIRONMENT_NAMES:
         return [checks.Error(
             f"{names} not set: connecting to QuickBooks ({env}) would fail.",
@@ -228,30 +237,25 @@ def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 
 @checks.register()
-def check_import_strings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_setting_values(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every QBO_SYNC value, validated and imported as ``qbo_settings`` would on first use (qbo_sync.conf): a dotted
+    path that does not import or is not callable (E009), a value of the wrong kind (E019). ``ENTITY_ADAPTERS`` is
+    E001's, ``ENVIRONMENT`` E002's, ``TAX_MODEL`` E017's."""
+    user = getattr(settings, "QBO_SYNC", None) or {}
+    if not isinstance(user, dict):
+        return []  # qbo_sync.E012 says so
     errors: list[checks.CheckMessage] = []
-    for name in IMPORT_STRINGS:
-        try:
-            value = qbo_settings.raw(name)
-        except AttributeError:
+    for name, message in qbo_settings.problems():
+        if name == "ENTITY_ADAPTERS":
             continue
-        if not value:
-            continue
-        if isinstance(value, str):
-            try:
-                value = import_string(value)
-            except ImportError as exc:
-                errors.append(checks.Error(
-                    f'QBO_SYNC["{name}"] = {value!r} does not import: {exc}.',
-                    hint="Give the dotted path of a function, e.g. \"yourapp.qbo.organizations_for_user\" "
-                         f"(see {INSTALL_DOC}).", id="qbo_sync.E009",
-                ))
-                continue
-        if not callable(value):
+        if name in IMPORT_STRINGS:
             errors.append(checks.Error(
-                f'QBO_SYNC["{name}"] is not callable.', hint=f"Point it at a function (see {INSTALL_DOC}).",
-                id="qbo_sync.E009",
+                message, hint="Give the dotted path of a function, e.g. \"yourapp.qbo.organizations_for_user\" "
+                              f"(see {INSTALL_DOC}).", id="qbo_sync.E009",
             ))
+        else:
+            errors.append(checks.Error(message, hint=f"The settings and their defaults are listed in {INSTALL_DOC}.",
+                                       id="qbo_sync.E019"))
     return errors
 
 
@@ -260,7 +264,7 @@ def check_critical_fields(app_configs: Any = None, **kwargs: Any) -> list[checks
     from qbo_sync.mapping import MAPPERS
     from qbo_sync.mapping.base import Direction
 
-    critical = qbo_settings.CRITICAL_FIELDS or {}
+    critical = _setting("CRITICAL_FIELDS") or {}
     if not isinstance(critical, dict):
         return [checks.Error('QBO_SYNC["CRITICAL_FIELDS"] must be a dict.',
                              hint='e.g. {"Customer": ["email"]}.', id="qbo_sync.E010")]

@@ -19,7 +19,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
-from qbo_sync.conf import qbo_settings
+from qbo_sync.conf import on_reload, qbo_settings
 from qbo_sync.exceptions import QboConfigurationError
 
 
@@ -45,6 +45,7 @@ def _multifernet() -> MultiFernet:
     return MultiFernet([_fernet_for(k) for k in keys])
 
 
+@on_reload  # new keys (or a new SECRET_KEY) take effect at once
 def reset() -> None:
     _multifernet.cache_clear()
 

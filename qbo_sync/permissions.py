@@ -25,7 +25,6 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.utils.module_loading import import_string
 
 from qbo_sync.conf import qbo_settings
 
@@ -120,11 +119,10 @@ def visible_organizations(user: Any) -> models.QuerySet:
         return manager.none()
     if user.is_superuser:
         return manager.all()
-    resolver = qbo_settings.ORGANIZATION_RESOLVER
-    if not resolver:
+    resolver = qbo_settings.ORGANIZATION_RESOLVER  # imported by qbo_settings
+    if resolver is None:
         return manager.none()
-    func = import_string(resolver) if isinstance(resolver, str) else resolver
-    result = func(user)
+    result = resolver(user)
     if isinstance(result, models.QuerySet) and result.model is manager.model:
         return result
     # A values()/values_list() queryset (its _fields, which django-stubs does not declare): usable as pk__in.
@@ -165,10 +163,7 @@ def has_default_permission(user: Any, action: Action | str) -> bool:
 
 
 def _checker() -> Any:
-    checker = qbo_settings.PERMISSION_CHECKER
-    if not checker:
-        return None
-    return import_string(checker) if isinstance(checker, str) else checker
+    return qbo_settings.PERMISSION_CHECKER  # the imported callable, or None
 
 
 def _org_pk(organization: Any) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from qbo_sync.cli import Subcommand
+from qbo_sync.exceptions import QboConfigurationError
 
 
 class Purge(Subcommand):
@@ -22,7 +23,7 @@ class Purge(Subcommand):
 
         try:
             report = purge(dry_run=options["dry_run"])
-        except ValueError as exc:
+        except (ValueError, QboConfigurationError) as exc:  # a bad RETENTION_DAYS: one line, not a traceback
             raise CommandError(str(exc)) from None
         if options["json"]:
             self.emit_json(command, report.as_dict())

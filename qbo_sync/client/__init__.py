@@ -19,6 +19,7 @@ from qbo_sync.client.http import (
 )
 from qbo_sync.client.oauth import ACCOUNTING_SCOPE, QboOAuthClient, TokenSet
 from qbo_sync.client.query import escape_value, in_list, quote_value
+from qbo_sync.client.sessions import SessionPool, new_session
 from qbo_sync.client.throttle import InProcessThrottle, RequestKind, Throttle, default_throttle
 from qbo_sync.client.tokens import InMemoryTokenProvider, TokenProvider
 
@@ -36,6 +37,7 @@ __all__ = [
     "QboOAuthClient",
     "QueryPage",
     "RequestKind",
+    "SessionPool",
     "Throttle",
     "TokenProvider",
     "TokenSet",
@@ -45,6 +47,7 @@ __all__ = [
     "error_from_response",
     "escape_value",
     "in_list",
+    "new_session",
     "parse_fault_body",
     "quote_value",
 ]

@@ -2,8 +2,9 @@
 
 What it takes care of, so that callers do not:
 
-* one ``requests.Session`` per realm, its connection pool sized to the concurrency limit, timeouts on every
-  call;
+* one ``requests.Session`` per realm (given, typically from a :class:`~qbo_sync.client.sessions.SessionPool`, or
+  built and owned by the client: :meth:`QboClient.close` closes only what it owns), its connection pool sized to the
+  concurrency limit, timeouts on every call;
 * ``minorversion`` and ``Accept: application/json`` on every call;
 * the bearer token from a :class:`~qbo_sync.client.tokens.TokenProvider`, refreshed once on a 401;
 * a slot from a :class:`~qbo_sync.client.throttle.Throttle` before every call, and a realm-wide pause after a
@@ -34,10 +35,10 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from qbo_sync.client.errors import error_from_fault, error_from_response
 from qbo_sync.client.query import has_paging, quote_value
+from qbo_sync.client.sessions import new_session
 from qbo_sync.client.throttle import RequestKind, Throttle, default_throttle
 from qbo_sync.client.tokens import TokenProvider
 from qbo_sync.exceptions import (
@@ -250,6 +251,7 @@ class QboClient:
         throttle_backoff: float = 60.0,
         pool_size: int = 10,
         session: requests.Session | None = None,
+        owns_session: bool | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -274,20 +276,20 @@ class QboClient:
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
-        self._owns_session = session is None
-        if session is None:
-            session = requests.Session()
-            # Retries are ours (they must respect the throttle and keep the requestid), so urllib3's are off.
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        self.session = session
+        #: True when the client built its session (no ``session`` given) or was handed it with
+        #: ``owns_session=True``: :meth:`close` then closes it. A shared session (a pool's) is never closed here.
+        self.owns_session = session is None if owns_session is None else owns_session
+        self.session = session if session is not None else new_session(pool_size)
+        self.closed = False
 
     def __repr__(self) -> str:
         return f"QboClient(realm_id={self.realm_id!r}, api_base_url={self.api_base_url!r})"
 
     def close(self) -> None:
-        if self._owns_session:
+        """Done with this client: its own session is closed (its connections dropped); a shared one is left to its
+        pool and the other clients using it. Either way the client refuses to send anything more."""
+        self.closed = True
+        if self.owns_session:
             self.session.close()
 
     def __enter__(self) -> QboClient:
@@ -614,6 +616,8 @@ class QboClient:
         entity: str | None = None,
         qbo_id: str | None = None,
     ) -> tuple[dict[str, Any], str | None]:
+        if self.closed:
+            raise RuntimeError(f"{self!r} is closed; make a new client (services: client_for).")
         url = f"{self._company_url}{path}"
         query: dict[str, str] = dict(params or {})
         if request_id is not None:

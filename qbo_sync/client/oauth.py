@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import requests
 
 from qbo_sync.client.errors import redact
+from qbo_sync.client.sessions import new_session
 from qbo_sync.exceptions import (
     QboAuthError,
     QboConfigurationError,
@@ -130,8 +131,21 @@ class QboOAuthClient:
         self.token_url = token_url
         self.revoke_url = revoke_url
         self.timeout = timeout
-        self._session = session or requests.Session()
+        #: As for QboClient: a session built here is owned (closed by :meth:`close`); a given one is its pool's.
+        self.owns_session = session is None
+        self._session = session if session is not None else new_session(pool_size=2)
         self._clock = clock
+
+    def close(self) -> None:
+        """Close the session this client built; a shared one is left to its pool."""
+        if self.owns_session:
+            self._session.close()
+
+    def __enter__(self) -> QboOAuthClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"QboOAuthClient(client_id={self.client_id!r}, token_url={self.token_url!r})"

@@ -9,34 +9,29 @@
   stores the realm, the encrypted tokens and the company's name.
 * :func:`disconnect` revokes the tokens and marks the connection disconnected; queued work is kept.
 * :func:`client_for` is the one factory every service uses to talk to QBO: the connection's stored tokens
-  (:class:`~qbo_sync.services.tokens.DatabaseTokenProvider`), the shared throttle, and one HTTP session per realm
-  per process.
+  (:class:`~qbo_sync.services.tokens.DatabaseTokenProvider`), the shared throttle, and the realm's session from
+  the process's pool (``services/sessions.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import threading
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-import requests
 from django.apps import apps
 from django.core import signing
-from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
-from django.dispatch import receiver
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
 
 from qbo_sync.client.http import QboClient
 from qbo_sync.client.tokens import InMemoryTokenProvider
 from qbo_sync.conf import ENVIRONMENTS, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboConfigurationError, QboReauthRequired, QboSyncError
 from qbo_sync.services.ratelimit import throttle_for_settings
+from qbo_sync.services.sessions import api_session, close_sessions
 from qbo_sync.services.tokens import (
     DatabaseTokenProvider,
     QboNotConnected,
@@ -52,6 +47,7 @@ __all__ = [
     "QboOAuthStateError",
     "QboReauthRequired",
     "client_for",
+    "close_sessions",
     "complete_connect",
     "disconnect",
     "start_connect",
@@ -273,7 +269,7 @@ def _verified_company_name(realm_id: str, tokens: Any) -> str:
             throttle_backoff=float(qbo_settings.THROTTLE_BACKOFF_SECONDS) / scale,
             backoff_base=0.5 / scale,
             backoff_cap=30.0 / scale,
-            session=_session_for(realm_id),
+            session=api_session(realm_id),
         )
         info = client.company_info()
     except (QboSyncError, ValueError) as exc:
@@ -328,43 +324,6 @@ def _revoke_quietly(token: str, realm_id: str) -> None:
 
 # --- talking to QBO --------------------------------------------------------------------------------------------
 
-_sessions: dict[tuple[int, str, str], requests.Session] = {}
-_sessions_lock = threading.Lock()
-
-
-def _session_for(realm_id: str) -> requests.Session:
-    """One pooled session per realm (and API host) per process; a forked child builds its own."""
-    key = (os.getpid(), qbo_settings.API_BASE_URL, realm_id)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            session = requests.Session()
-            pool = max(1, int(qbo_settings.MAX_CONCURRENT_REQUESTS))
-            # Retries are the client's own (they respect the throttle and keep the requestid).
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            _sessions[key] = session
-        return session
-
-
-def close_sessions() -> None:
-    """Close every pooled session of this process (tests, worker shutdown)."""
-    with _sessions_lock:
-        for session in _sessions.values():
-            session.close()
-        _sessions.clear()
-
-
-@receiver(setting_changed)
-def _forget_sessions(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("QBO") or setting == "REDIS_URL":
-        from qbo_sync.services.ratelimit import reset_throttles
-
-        close_sessions()
-        reset_throttles()
-
-
 def client_for(organization_or_connection: Any) -> QboClient:
     """A :class:`~qbo_sync.client.QboClient` for an organization's realm.
 
@@ -401,7 +360,7 @@ def client_for(organization_or_connection: Any) -> QboClient:
         backoff_base=0.5 / scale,
         backoff_cap=30.0 / scale,
         pool_size=int(qbo_settings.MAX_CONCURRENT_REQUESTS),
-        session=_session_for(connection.realm_id),
+        session=api_session(connection.realm_id),
     )
 
 

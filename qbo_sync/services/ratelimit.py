@@ -36,7 +36,7 @@ from typing import Any, TypedDict
 from django.db import IntegrityError, connections, transaction
 
 from qbo_sync.client.throttle import InProcessThrottle, RequestKind, Throttle, ThrottleLimits
-from qbo_sync.conf import qbo_settings
+from qbo_sync.conf import on_reload, qbo_settings
 from qbo_sync.exceptions import QboConfigurationError, QboRateLimited
 
 __all__ = ["DatabaseThrottle", "RedisThrottle", "SharedThrottle", "reset_throttles", "throttle_for_settings"]
@@ -463,7 +463,8 @@ def throttle_for_settings() -> Throttle:
         return throttle
 
 
+@on_reload
 def reset_throttles() -> None:
-    """Drop the cached throttles (tests)."""
+    """Drop the cached throttles (changed settings, tests)."""
     with _throttles_lock:
         _throttles.clear()

@@ -35,8 +35,6 @@ PREFIX = "qbo_sync."
 PULL_ENTITIES = registry.schedules()
 DRAIN_SCHEDULE = "qbo_sync.drain"
 DRAIN_EVERY_MINUTES = 1
-RECONCILE_AT = "05:00"
-PURGE_AT = "05:30"
 
 
 def nightly_name(entity: str) -> str:
@@ -74,9 +72,8 @@ def wanted_schedules(now: dt.datetime | None = None) -> list[dict[str, Any]]:
             "name": nightly_name(entity), "func": "qbo_sync.tasks.nightly_pull", "args": repr((entity,)),
             "schedule_type": Schedule.DAILY, "minutes": None, "next_run": next_daily_run(hhmm, now),
         })
-    user = getattr(settings, "QBO_SYNC", None) or {}
-    for name, func, hhmm in (("reconcile", "qbo_sync.tasks.nightly_reconcile", user.get("RECONCILE_AT", RECONCILE_AT)),
-                             ("purge", "qbo_sync.tasks.nightly_purge", user.get("PURGE_AT", PURGE_AT))):
+    for name, func, hhmm in (("reconcile", "qbo_sync.tasks.nightly_reconcile", qbo_settings.RECONCILE_AT),
+                             ("purge", "qbo_sync.tasks.nightly_purge", qbo_settings.PURGE_AT)):
         if hhmm:
             wanted.append({
                 "name": nightly_name(name), "func": func, "args": None,

@@ -33,6 +33,7 @@ from django.utils import timezone
 from qbo_sync.client.oauth import QboOAuthClient, TokenSet
 from qbo_sync.conf import qbo_settings
 from qbo_sync.exceptions import QboReauthRequired, QboSyncError
+from qbo_sync.services.sessions import oauth_session
 from qbo_sync.signals import connection_needs_reauth
 
 __all__ = [
@@ -74,6 +75,7 @@ def oauth_client() -> QboOAuthClient:
         token_url=qbo_settings.TOKEN_URL,
         revoke_url=qbo_settings.REVOKE_URL,
         timeout=qbo_settings.HTTP_TIMEOUT,
+        session=oauth_session(),
     )
 
 

@@ -16,9 +16,9 @@ from django.db import connections
 from qbo_sync.models import SyncJob
 from qbo_sync.sandbox import Sandbox
 from qbo_sync.services import jobs
-from qbo_sync.services.connect import close_sessions
 from qbo_sync.services.drain import drain
 from qbo_sync.services.ratelimit import reset_throttles
+from qbo_sync.services.sessions import close_sessions
 from tests.connection.conftest import connect_realm, qbo_settings_for, shared_db  # noqa: F401 - a fixture
 from tests.factories import CustomerFactory, InvoiceFactory, ItemFactory, OrganizationFactory
 

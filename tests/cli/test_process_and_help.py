@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from qbo_sync.management.commands import qbo_sync as qbo_sync_command
 from qbo_sync.management.commands.qbo_sync import SUBCOMMANDS, Command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +72,7 @@ def test_every_registered_subcommand_has_help() -> None:
     parsers = _subparsers()
     assert {"connect", "disconnect", "status", "push", "pull", "sync", "import", "drain", "retry", "conflicts",
             "schedules", "sandbox", "rotate-keys"} <= set(parsers)
-    assert len(parsers) <= len(SUBCOMMANDS)
+    assert len(parsers) == len(SUBCOMMANDS)  # none left out
     for name, sub in parsers.items():
         assert len(sub.description or "") > 20, name
         text = sub.format_help()
@@ -131,3 +134,24 @@ def test_task_queue_chatter_stays_out_of_the_output(monkeypatch) -> None:
         assert q_logger.level == logging.INFO
     finally:
         q_logger.removeHandler(handler)
+
+
+BROKEN = "tests.cli.broken_subcommand.Broken"
+
+
+def test_a_subcommand_that_does_not_import_fails_the_command_loudly(monkeypatch) -> None:
+    """It used to disappear from the command without a word (the ImportError was swallowed)."""
+    monkeypatch.setattr(qbo_sync_command, "SUBCOMMANDS", [*SUBCOMMANDS, BROKEN])
+    with pytest.raises(ImportError, match=rf"{BROKEN} does not import: No module named 'no_such_package_for_qbo_sync'"):
+        call_command("qbo_sync", "status")
+
+
+def test_only_a_declared_optional_dependency_may_be_missing_and_the_subcommand_says_so(monkeypatch) -> None:
+    monkeypatch.setattr(qbo_sync_command, "SUBCOMMANDS", [*SUBCOMMANDS, BROKEN])
+    monkeypatch.setattr(qbo_sync_command, "OPTIONAL", {BROKEN: ("broken", "no_such_package_for_qbo_sync")})
+    assert "needs the no_such_package_for_qbo_sync package" in _subparsers()["broken"].description
+    with pytest.raises(CommandError, match="pip install no_such_package_for_qbo_sync"):
+        call_command("qbo_sync", "broken")
+    monkeypatch.setattr(qbo_sync_command, "OPTIONAL", {BROKEN: ("broken", "some_other_package")})
+    with pytest.raises(ImportError, match="does not import"):  # a different missing module is still an error
+        _subparsers()

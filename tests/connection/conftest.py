@@ -16,8 +16,6 @@ from django.db import connections
 from qbo_sync.client.oauth import TokenSet
 from qbo_sync.models import QboConnection
 from qbo_sync.sandbox import Sandbox
-from qbo_sync.services.connect import close_sessions
-from qbo_sync.services.ratelimit import reset_throttles
 from qbo_sync.services.tokens import store_tokens
 from tests.factories import OrganizationFactory
 
@@ -40,9 +38,7 @@ def qbo_env(qbo_sandbox: Sandbox, settings: Any) -> Sandbox:
     """The session sandbox as qbo_sync's QBO (environment ``local``)."""
     for name, value in qbo_settings_for(qbo_sandbox).items():
         setattr(settings, name, value)
-    yield qbo_sandbox
-    close_sessions()
-    reset_throttles()
+    return qbo_sandbox  # restoring the settings closes the pooled sessions and drops the throttles (on_reload)
 
 
 def connect_realm(sandbox: Sandbox, realm_id: str, organization: Any = None) -> QboConnection:

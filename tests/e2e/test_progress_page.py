@@ -15,7 +15,6 @@ from qbo_sync.models import QboConnection, SyncJob
 from qbo_sync.services import jobs
 from qbo_sync.services.drain import drain
 from qbo_sync.services.outcomes import Outcome
-from qbo_sync.services.process import set_processor
 from tests.factories import CustomerFactory, MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -33,10 +32,8 @@ def slow_processor(organization_id, items):
 
 @pytest.fixture
 def slow_queue(settings):
-    settings.QBO_SYNC = {**settings.QBO_SYNC, "CHUNK_SIZE": CHUNK, "PUSH_DELAY_SECONDS": 0}
-    set_processor(slow_processor)
-    yield
-    set_processor(None)
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "CHUNK_SIZE": CHUNK, "PUSH_DELAY_SECONDS": 0,
+                         "PROCESSOR": slow_processor}
 
 
 class Worker(threading.Thread):

@@ -4,6 +4,8 @@ Each test breaks one setting of the demo host (whose settings pass) and expects 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from django.core import checks
@@ -156,8 +158,8 @@ def test_sqlite_without_immediate_transactions_is_named() -> None:
 
 def test_a_drain_wait_shorter_than_the_push_delay_is_a_warning() -> None:
     with with_qbo(PUSH_DELAY_SECONDS=5, DRAIN_WAIT_SECONDS=2):
-        assert ids() == ["qbo_sync.W004"]
-        [warning] = messages_for("qbo_sync.W004")
+        assert ids() == ["qbo_sync.W006"]
+        [warning] = messages_for("qbo_sync.W006")
         assert "minute schedule" in warning.msg and DOCS in warning.hint
 
 
@@ -219,3 +221,83 @@ def test_an_unknown_tax_model_is_named() -> None:
 class PlainInvoiceAdapter(HostAdapter):
     entity = "Invoice"
     model = Invoice
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("CHUNK_SIZE", "sixty", "must be a whole number of at least 1"),
+    ("CHUNK_SIZE", 0, "must be a whole number of at least 1"),
+    ("TIME_SCALE", 0, "must be a number above 0"),
+    ("HTTP_TIMEOUT", (5, 60, 1), "(connect, read) pair"),
+    ("THROTTLE_BACKEND", "rediss", "must be one of: auto, database, redis, memory"),
+    ("TOKEN_KEYS", "one-key", "must be a list of strings"),
+    ("SCHEDULES", {"payments": "2am"}, "['payments'] must be a time of day"),
+    ("RECONCILE_AT", "25:00", 'must be a time of day "HH:MM"'),
+    ("RETENTION_DAYS", {"jobs": -1}, "['jobs'] must be a whole number of at least 0"),
+])
+def test_a_value_of_the_wrong_kind_is_named_by_check_and_on_first_use(name, value, said) -> None:
+    from qbo_sync.conf import qbo_settings
+    from qbo_sync.exceptions import QboConfigurationError
+
+    with with_qbo(**{name: value}):
+        assert ids() == ["qbo_sync.E019"]
+        [error] = messages_for("qbo_sync.E019")
+        assert f'QBO_SYNC["{name}"]' in error.msg and said in error.msg and DOCS in error.hint
+        with pytest.raises(QboConfigurationError) as raised:
+            getattr(qbo_settings, name)
+        assert str(raised.value) == error.msg  # one message, wherever it is met
+
+
+def test_every_default_is_valid() -> None:
+    from qbo_sync.conf import DEFAULTS, problem_with
+
+    assert [name for name, value in DEFAULTS.items() if problem_with(name, value)] == []
+
+
+def test_every_setting_that_names_code_is_imported_by_qbo_settings_alone() -> None:
+    """Import strings are resolved in qbo_sync.conf (DRF's rule): no other module of the package imports a path
+    it read from settings."""
+    import qbo_sync
+
+    package = Path(qbo_sync.__file__).parent
+    importing = sorted(str(path.relative_to(package)) for path in package.rglob("*.py")
+                       if "import_string(" in path.read_text(encoding="utf-8"))
+    # checks.py imports REST_FRAMEWORK's schema class (DRF's setting); the command imports its own subcommands.
+    assert importing == ["checks.py", "conf.py", "management/commands/qbo_sync.py"]
+
+
+@pytest.mark.parametrize("name", ["ORGANIZATION_RESOLVER", "PERMISSION_CHECKER", "PROCESSOR"])
+def test_settings_that_name_code_take_a_path_or_the_callable(name) -> None:
+    from qbo_sync.conf import host_label, qbo_settings
+
+    with with_qbo(**{name: "qbo_sync.conf.host_label"}):
+        assert qbo_settings.raw(name) == "qbo_sync.conf.host_label" and getattr(qbo_settings, name) is host_label
+    with with_qbo(**{name: host_label}):
+        assert getattr(qbo_settings, name) is host_label and ids() == []
+    with with_qbo(**{name: "qbo_sync.conf.nothing_here"}):
+        assert ids() == ["qbo_sync.E009"]
+        [error] = messages_for("qbo_sync.E009")
+        assert f'QBO_SYNC["{name}"]' in error.msg and "does not import" in error.msg
+
+
+def test_the_processor_cannot_be_emptied() -> None:
+    with with_qbo(PROCESSOR=None):
+        assert ids() == ["qbo_sync.E009"]
+        [error] = messages_for("qbo_sync.E009")
+    assert 'QBO_SYNC["PROCESSOR"] = None' in error.msg and "leave it out for the default" in error.msg
+
+
+def test_the_processor_is_the_sync_rules_unless_a_setting_names_another() -> None:
+    from qbo_sync.conf import qbo_settings
+    from qbo_sync.services import process
+    from qbo_sync.services.outcomes import Outcome
+    from qbo_sync.services.sync import process_chunk
+
+    assert qbo_settings.PROCESSOR is process_chunk
+
+    def every_item_done(organization_id, items):
+        return {item: Outcome.completed() for item in items}
+
+    with with_qbo(PROCESSOR=every_item_done):
+        assert process.process_items(1, [7, 8]) == {7: Outcome.completed(), 8: Outcome.completed()}
+    assert qbo_settings.PROCESSOR is process_chunk
+    assert "environ" not in Path(process.__file__).read_text(encoding="utf-8")  # no switch outside settings

@@ -10,7 +10,6 @@ from django.core.cache import cache
 
 from qbo_sync.models import QboConnection, QueueItem
 from qbo_sync.services.outcomes import Outcome
-from qbo_sync.services.process import set_processor
 from tests.factories import OrganizationFactory
 
 
@@ -35,14 +34,14 @@ class FakeProcessor:
 def _clean_state() -> Iterator[None]:
     cache.clear()
     yield
-    set_processor(None)
     cache.clear()
 
 
 @pytest.fixture
-def processor() -> FakeProcessor:
+def processor(settings) -> FakeProcessor:
+    """A stand-in for the sync rules: ``QBO_SYNC["PROCESSOR"]`` (a setting may hold the callable itself)."""
     fake = FakeProcessor()
-    set_processor(fake)
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "PROCESSOR": fake}
     return fake
 
 

@@ -1,4 +1,4 @@
-"""Processors a subprocess (the django-q2 cluster test) loads through ``QBO_SYNC_PROCESSOR``."""
+"""Processors a subprocess (the django-q2 cluster test) runs, named by ``QBO_SYNC["PROCESSOR"]`` in its settings."""
 
 from __future__ import annotations
 

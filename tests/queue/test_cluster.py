@@ -1,8 +1,9 @@
 """A real django-q2 cluster (``manage.py qcluster``, ORM broker) drains a job to completion, exactly once per item.
 
 It runs against a database of its own: a file-based SQLite database, or a fresh PostgreSQL database on the server
-DATABASE_URL points at (the second run of .ci/run). The cluster loads a trivial processor through the documented
-``QBO_SYNC_PROCESSOR`` hook (qbo_sync/services/process.py). With REDIS_URL set, the same runs on the Redis broker.
+DATABASE_URL points at (the second run of .ci/run). The cluster runs a trivial processor, named by
+``QBO_SYNC["PROCESSOR"]`` in its settings module (tests/queue/cluster_settings.py). With REDIS_URL set, the same
+runs on the Redis broker.
 """
 
 from __future__ import annotations
@@ -73,11 +74,10 @@ def cluster_database(tmp_path: Path) -> Iterator[str]:
 def _env(cluster_database: str, broker: str, log: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "batchly.settings",
+        "DJANGO_SETTINGS_MODULE": "tests.queue.cluster_settings",
         "DATABASE_URL": cluster_database,
         "REDIS_URL": os.environ.get("REDIS_URL", "") if broker == "redis" else "",
         "Q_WORKERS": "2",
-        "QBO_SYNC_PROCESSOR": "tests.queue.processors.complete_all",
         "QBO_SYNC_TEST_LOG": str(log),
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",

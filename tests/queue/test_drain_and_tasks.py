@@ -302,8 +302,9 @@ def test_a_drain_that_finds_nothing_due_waits_for_an_item_due_soon(org, processo
     assert DrainSignal.objects.get().waiter == ""  # the role is given back
 
 
-@override_settings(QBO_SYNC={"DRAIN_WAIT_SECONDS": 10})
-def test_a_drain_leaves_work_due_later_to_the_next_kick_or_the_minute_schedule(org, processor, fake_clock) -> None:
+def test_a_drain_leaves_work_due_later_to_the_next_kick_or_the_minute_schedule(org, processor, fake_clock,
+                                                                               settings) -> None:
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "DRAIN_WAIT_SECONDS": 10}  # keeps the fake processor
     queue.enqueue(org.pk, "Customer", [1], "push", delay=30)
     report = drain(budget_seconds=60)
     assert report.completed == 0 and report.stopped == "idle" and fake_clock.pauses == []

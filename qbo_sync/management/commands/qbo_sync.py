@@ -33,6 +33,11 @@ SUBCOMMANDS = [
     "qbo_sync.cli.conflicts.Conflicts",
 ]
 
+#: Subcommands that need a package qbo_sync does not require: path -> (subcommand name, module of that package).
+#: Only such a subcommand, and only when exactly that module is missing, is left out (it then explains itself);
+#: any other import error fails the command loudly. None needs one today.
+OPTIONAL: dict[str, tuple[str, str]] = {}
+
 
 class Command(BaseCommand):
     help = "Keep this project and QuickBooks Online in step. Run `qbo_sync SUBCOMMAND --help` for each subcommand."
@@ -42,10 +47,7 @@ class Command(BaseCommand):
                                            parser_class=_subparser_class(parser))
         self.subcommands: dict[str, Subcommand] = {}
         for path in SUBCOMMANDS:
-            try:
-                sub: Subcommand = import_string(path)()
-            except ImportError:
-                continue  # a subcommand whose module is not in this build
+            sub = _load(path)
             sub_parser = subparsers.add_parser(sub.name, help=sub.help, description=sub.help)
             sub.add_arguments(sub_parser)
             self.subcommands[sub.name] = sub
@@ -56,6 +58,33 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown subcommand {options['subcommand']!r}.")
         with quiet_task_queue(options.get("verbosity", 1)):
             sub.handle(self, options)
+
+
+def _load(path: str) -> Subcommand:
+    """The subcommand at ``path``. A broken import is an error naming the subcommand (it used to vanish from the
+    command without a word); only a missing optional dependency declared in ``OPTIONAL`` is tolerated."""
+    try:
+        sub: Subcommand = import_string(path)()
+    except ImportError as exc:
+        name, dependency = OPTIONAL.get(path, ("", ""))
+        missing = getattr(exc, "name", None)
+        if dependency and missing is not None and (missing == dependency or missing.startswith(f"{dependency}.")):
+            return Unavailable(name, dependency)
+        raise ImportError(f"The qbo_sync subcommand {path} does not import: {exc}") from exc
+    return sub
+
+
+class Unavailable(Subcommand):
+    """Stands in for a subcommand whose optional dependency is not installed: listed, and says what to install."""
+
+    def __init__(self, name: str, dependency: str) -> None:
+        self.name = name  # type: ignore[misc]  # a per-instance name for the placeholder
+        self.dependency = dependency
+        self.help = f"Unavailable: needs the {dependency} package, which is not installed."  # type: ignore[misc]
+
+    def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
+        raise CommandError(f"`qbo_sync {self.name}` needs the {self.dependency} package: install it "
+                           f"(pip install {self.dependency}) and run it again.")
 
 
 @contextmanager
