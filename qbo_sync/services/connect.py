@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core import signing
@@ -52,6 +52,9 @@ __all__ = [
     "disconnect",
     "start_connect",
 ]
+
+if TYPE_CHECKING:
+    from qbo_sync.models import QboConnection
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +175,7 @@ def _claim_state(state: str, user: Any) -> Any:
 
 
 def complete_connect(request_params: Mapping[str, Any], user: Any = None, *,
-                     authorize: Callable[[Any], None] | None = None) -> Any:
+                     authorize: Callable[[Any], None] | None = None) -> QboConnection:
     """Finish the flow from the callback's query parameters (``code``, ``state``, ``realmId`` or ``error``).
 
     Returns the connected :class:`~qbo_sync.models.QboConnection`, its ``company_name`` read from QBO. Raises
@@ -283,7 +286,7 @@ def _verified_company_name(realm_id: str, tokens: Any) -> str:
     return str(info.get("CompanyName") or info.get("LegalName") or "")[:255]
 
 
-def disconnect(organization: Any) -> Any:
+def disconnect(organization: Any) -> QboConnection | None:
     """Revoke the organization's tokens at Intuit and mark its connection disconnected.
 
     Queued items are kept (they wait until the organization connects again). Returns the connection, or None if

@@ -9,13 +9,16 @@ can skip the rule: :func:`qbo_sync.permissions.require` raises :class:`~qbo_sync
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 
 from qbo_sync.models import AuditEntry, Conflict, QboConnection, SyncJob
 from qbo_sync.permissions import Action, Actor, require
 from qbo_sync.services.audit import record
+
+if TYPE_CHECKING:
+    from qbo_sync.services.reconcile import Report
 
 A = AuditEntry.Action
 
@@ -133,7 +136,7 @@ def cancel_items(actor: Actor, queryset: QuerySet) -> int:
     return count
 
 
-def reconcile(actor: Actor, organization: Any, *, repair: bool = False) -> Any:
+def reconcile(actor: Actor, organization: Any, *, repair: bool = False) -> Report:
     from qbo_sync.services import reconcile as reconcile_service
 
     require(actor, Action.OPERATE if repair else Action.VIEW, organization)
@@ -144,7 +147,7 @@ def reconcile(actor: Actor, organization: Any, *, repair: bool = False) -> Any:
     return report
 
 
-def pause(actor: Actor, organization: Any, reason: str) -> Any:
+def pause(actor: Actor, organization: Any, reason: str) -> QboConnection:
     from qbo_sync.services import pause as pause_service
 
     require(actor, Action.OPERATE, organization)
@@ -153,7 +156,7 @@ def pause(actor: Actor, organization: Any, reason: str) -> Any:
     return connection
 
 
-def resume(actor: Actor, organization: Any) -> Any:
+def resume(actor: Actor, organization: Any) -> QboConnection:
     from qbo_sync.services import pause as pause_service
 
     require(actor, Action.OPERATE, organization)
@@ -211,7 +214,7 @@ def start_connect(actor: Actor, organization: Any) -> str:
     return connect.start_connect(organization, actor.user)  # recorded when it completes
 
 
-def complete_connect(actor: Actor, params: Mapping[str, Any]) -> Any:
+def complete_connect(actor: Actor, params: Mapping[str, Any]) -> QboConnection:
     """Finish a connect; the actor must still be allowed to manage the organization the ``state`` names."""
     from qbo_sync.services import connect
 
@@ -223,7 +226,7 @@ def complete_connect(actor: Actor, params: Mapping[str, Any]) -> Any:
     return connection
 
 
-def disconnect(actor: Actor, organization: Any) -> Any:
+def disconnect(actor: Actor, organization: Any) -> QboConnection | None:
     from qbo_sync.services import connect
 
     require(actor, Action.MANAGE_CONNECTION, organization)

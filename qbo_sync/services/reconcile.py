@@ -37,11 +37,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from qbo_sync import registry
-from qbo_sync.adapters import get_adapter
+from qbo_sync.adapters import get_adapter, get_invoice_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError
-from qbo_sync.mapping import get_mapper
-from qbo_sync.mapping.base import MappingError, money, values_equal
+from qbo_sync.mapping import Mapper, get_mapper
+from qbo_sync.mapping import invoices as invoice_rules
+from qbo_sync.mapping import payments as payment_rules
+from qbo_sync.mapping.base import EntitySpec, MappingError, money, values_equal
 from qbo_sync.models import Conflict, EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
@@ -149,7 +151,7 @@ def reconcile(organization_id: int, *, repair: bool = False) -> Report:
     return report
 
 
-def _unlinked_by_natural_key(mapper: Any, rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def _unlinked_by_natural_key(mapper: Mapper, rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """QBO records no host row is linked to, by each of their natural keys: the entity's one definition
     (``SPEC.natural_keys``), the same a pull links by, so "unlinked" here is what the next pull would link."""
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
@@ -163,7 +165,7 @@ def _unlinked_by_natural_key(mapper: Any, rows: list[dict[str, Any]]) -> dict[tu
     return by_key
 
 
-def _name_of(spec: Any, row: dict[str, Any]) -> Any:
+def _name_of(spec: EntitySpec, row: dict[str, Any]) -> Any:
     key = spec.unique_key
     return row.get(key.qbo_property) if key is not None else row.get("Id")
 
@@ -227,9 +229,7 @@ def _check_names(ctx: SyncContext, entity: str, report: Report, flying: dict[tup
 
 
 def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, str], int]) -> None:
-    adapter = get_adapter("Invoice")
-    mapper = get_mapper("Invoice")
-    payments = get_mapper("Payment")
+    adapter = get_invoice_adapter()
     qbo_rows = _qbo_rows(ctx, "Invoice")
     qbo = {str(r["Id"]): r for r in qbo_rows}
     by_number: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -261,28 +261,28 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
                                           "requeue_push"))
             continue
         synced += 1
-        row = qbo.get(mapping.qbo_id)
+        current = qbo.get(mapping.qbo_id)
         # A voided extra copy is how a duplicate is resolved: only live extra copies count.
-        extra = [str(c["Id"]) for c in copies if str(c["Id"]) != mapping.qbo_id and not _voided(mapper, c)]
+        extra = [str(c["Id"]) for c in copies if str(c["Id"]) != mapping.qbo_id and not _voided(c)]
         if extra:
             report.drift.append(Drift("duplicate_in_qbo", "Invoice", oid, mapping.qbo_id,
                                       f"invoice {number} is in QuickBooks {len(extra) + 1} times (extra: "
                                       f"{', '.join(extra)})", "void_duplicate", {"extra": extra}))
-        if row is None:
+        if current is None:
             report.drift.append(Drift("missing_in_qbo", "Invoice", oid, mapping.qbo_id,
                                       f"invoice {number} is linked to QuickBooks invoice {mapping.qbo_id}, which "
                                       "is not there (deleted?)", "manual"))
             continue
-        if str(row.get("DocNumber") or "") != number:
+        if str(current.get("DocNumber") or "") != number:
             report.drift.append(Drift("wrong_link", "Invoice", oid, mapping.qbo_id,
                                       f"invoice {number} is linked to QuickBooks invoice {mapping.qbo_id}, whose "
-                                      f"DocNumber is {row.get('DocNumber')!r}", "manual"))
+                                      f"DocNumber is {current.get('DocNumber')!r}", "manual"))
             continue
         try:
-            qbo_void = mapper.is_voided(row)
-            qbo_total = money(row.get("TotalAmt", 0), field_name="TotalAmt")
-            qbo_tax = mapper.tax_amount(row)
-            state = payments.payment_state(row, None, ctx.today)
+            qbo_void = invoice_rules.is_voided(current)
+            qbo_total = money(current.get("TotalAmt", 0), field_name="TotalAmt")
+            qbo_tax = invoice_rules.tax_amount(current)
+            state = payment_rules.payment_state(current, None, ctx.today)
         except MappingError as exc:
             report.drift.append(Drift("unreadable", "Invoice", oid, mapping.qbo_id, str(exc), "manual"))
             continue
@@ -333,9 +333,9 @@ def _check_invoices(ctx: SyncContext, report: Report, flying: dict[tuple[str, st
     report.totals["Invoice"] = totals
 
 
-def _voided(mapper: Any, row: dict[str, Any]) -> bool:
+def _voided(row: dict[str, Any]) -> bool:
     try:
-        return bool(mapper.is_voided(row))
+        return invoice_rules.is_voided(row)
     except MappingError:
         return False
 
@@ -382,10 +382,9 @@ def apply_repairs(report: Report) -> list[str]:
         if ctx is not None:
             ctx.client.close()
     for entity, ids in pushes.items():
-        void_ids = []
+        void_ids: list[str] = []
         if entity == "Invoice":
-            adapter = get_adapter("Invoice")
-            void_ids = [str(o.pk) for o in adapter.get_queryset(org).filter(pk__in=ids) if adapter.is_void(o)]
+            void_ids = get_invoice_adapter().void_ids(org, ids)
             if void_ids:
                 enqueue(org, entity, void_ids, QueueItem.Operation.VOID)
         enqueue(org, entity, [i for i in ids if i not in void_ids], QueueItem.Operation.PUSH)

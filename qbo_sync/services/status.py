@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, Literal, TypedDict
 
 from django.db.models import Count
 
@@ -12,6 +13,34 @@ from qbo_sync.conf import qbo_settings
 from qbo_sync.models import Conflict, EntityMapping, PullCursor, QboConnection, QueueItem, SyncJob
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.progress import queue_counts
+
+#: A record's sync state, as its badge shows it.
+State = Literal["conflict", "pending", "failed", "synced", "not_synced"]
+
+
+class RecordStatus(TypedDict):
+    """One record's sync state in full (the API's record status)."""
+
+    entity: str
+    id: str
+    state: State
+    qbo_id: str | None
+    #: "" where QuickBooks has no page a person could open (see :func:`qbo_url`)
+    qbo_url: str
+    sync_token: str | None
+    last_pushed_at: dt.datetime | None
+    last_pulled_at: dt.datetime | None
+    error: str
+    open_conflicts: int
+
+
+class Badge(TypedDict):
+    """One row's sync state on a list page (:func:`states_for`)."""
+
+    state: State
+    message: str
+    qbo_id: str | None
+    qbo_url: str
 
 
 def qbo_url(entity: str, qbo_id: str | None) -> str:
@@ -27,12 +56,13 @@ def qbo_url(entity: str, qbo_id: str | None) -> str:
     return f"{host}/app/{page}{qbo_id}" if page else ""
 
 
-def record_status(organization_id: int, entity: str, object_id: str) -> dict[str, Any]:
+def record_status(organization_id: int, entity: str, object_id: str) -> RecordStatus:
     adapter = get_adapter(entity)
     mapping = maps.mappings_for_objects(adapter, [object_id], organization_id).get(str(object_id))
     item = (QueueItem.objects.filter(organization_id=organization_id, entity_type=entity, object_id=str(object_id))
             .order_by("-updated_at").first())
     open_conflicts = Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN).count() if mapping else 0
+    state: State
     if open_conflicts:
         state = "conflict"
     elif item is not None and item.status in (QueueItem.Status.PENDING, QueueItem.Status.PROCESSING):
@@ -43,7 +73,7 @@ def record_status(organization_id: int, entity: str, object_id: str) -> dict[str
         state = "synced" if mapping.state != EntityMapping.State.FAILED else "failed"
     else:
         state = "not_synced"
-    return {
+    return RecordStatus({
         "entity": entity,
         "id": str(object_id),
         "state": state,
@@ -55,10 +85,10 @@ def record_status(organization_id: int, entity: str, object_id: str) -> dict[str
         "error": (item.last_error if item is not None and state == "failed" else
                   (mapping.last_error if mapping else "")),
         "open_conflicts": open_conflicts,
-    }
+    })
 
 
-def states_for(organization_id: int, entity: str, object_ids: list[str]) -> dict[str, dict[str, Any]]:
+def states_for(organization_id: int, entity: str, object_ids: list[str]) -> dict[str, Badge]:
     """Badges for a page of rows in a constant number of queries (admin list pages)."""
     adapter = get_adapter(entity)
     mappings = maps.mappings_for_objects(adapter, object_ids, organization_id)
@@ -72,9 +102,10 @@ def states_for(organization_id: int, entity: str, object_ids: list[str]) -> dict
                   .values_list("object_id", "last_error"))
     conflicted = set(Conflict.objects.filter(mapping__in=list(mappings.values()), state=Conflict.State.OPEN)
                      .values_list("mapping__object_id", flat=True))
-    result = {}
+    result: dict[str, Badge] = {}
     for oid in object_ids:
         m = mappings.get(oid)
+        state: State
         if oid in conflicted:
             state, message = "conflict", ""
         elif oid in active:
@@ -87,8 +118,8 @@ def states_for(organization_id: int, entity: str, object_ids: list[str]) -> dict
             state, message = "synced", ""
         else:
             state, message = "not_synced", ""
-        result[oid] = {"state": state, "message": message, "qbo_id": m.qbo_id if m else None,
-                       "qbo_url": qbo_url(entity, m.qbo_id if m else None)}
+        result[oid] = Badge(state=state, message=message, qbo_id=m.qbo_id if m else None,
+                            qbo_url=qbo_url(entity, m.qbo_id if m else None))
     return result
 
 
