@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.plugins.sandbox"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.databases", "tests.plugins.cputime"]
 
 
 def _database_vendor() -> str:

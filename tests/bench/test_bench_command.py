@@ -14,8 +14,15 @@ from django.core.management import call_command
 from benchmarks.management.commands.bench import SCENARIOS
 
 
+@pytest.fixture
+def migrated_template(monkeypatch, migrated_sqlite):
+    """The scenarios' databases start from the suite's migrated SQLite file instead of migrating one of their own
+    (tests/plugins/databases.py)."""
+    monkeypatch.setenv("QBO_BENCH_SQLITE_TEMPLATE", str(migrated_sqlite))
+
+
 @pytest.mark.slow
-def test_every_scenario_runs_at_a_tiny_size_and_prints_json() -> None:
+def test_every_scenario_runs_at_a_tiny_size_and_prints_json(migrated_template) -> None:
     out = io.StringIO()
     call_command("bench", "all", "--count", "30", "--time-scale", "30", "--latency-ms", "10-40",
                  "--naive-count", "10", "--json", stdout=out)
@@ -36,7 +43,7 @@ def test_every_scenario_runs_at_a_tiny_size_and_prints_json() -> None:
 
 
 @pytest.mark.slow
-def test_fleet_throughput_runs_on_real_clusters_at_a_tiny_size() -> None:
+def test_fleet_throughput_runs_on_real_clusters_at_a_tiny_size(migrated_template) -> None:
     """Two real django-q2 clusters drain two realms' invoices; our CPU is read from their process trees."""
     out = io.StringIO()
     call_command("bench", "fleet-throughput", "--realms", "2", "--count", "20", "--time-scale", "30",
@@ -48,7 +55,7 @@ def test_fleet_throughput_runs_on_real_clusters_at_a_tiny_size() -> None:
 
 
 @pytest.mark.slow
-def test_fleet_nightly_pulls_every_organization_on_real_clusters_and_purges() -> None:
+def test_fleet_nightly_pulls_every_organization_on_real_clusters_and_purges(migrated_template) -> None:
     out = io.StringIO()
     call_command("bench", "fleet-nightly", "--count", "2", "--time-scale", "30", "--latency-ms", "10-40", "--json",
                  stdout=out)

@@ -18,16 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def sqlite_env(tmp_path_factory):
+def sqlite_env(tmp_path_factory, sqlite_copy):
     """A migrated file-based SQLite database with one organization, for `python manage.py` processes."""
     db = tmp_path_factory.mktemp("cli") / "cli.sqlite3"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DATABASE_URL": sqlite_copy(db), "PYTHONPATH": str(ROOT)}
     env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True,
-                   timeout=300)
     code = "from batchly.models import Organization; Organization.objects.create(name='Acme', slug='acme')"
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
     return env
+
+
+#: The tests that share ``sqlite_env`` run on one xdist worker, so its database is made once per run, not per worker.
+IN_ONE_PROCESS_OF_THE_SUITE = pytest.mark.xdist_group("cli-process")
 
 
 def manage(env, *args: str) -> subprocess.CompletedProcess:
@@ -43,6 +45,7 @@ def manage(env, *args: str) -> subprocess.CompletedProcess:
     (["pull", "Customer", "--since", "nonsense", "--org", "acme"], "--since must be an ISO 8601 date"),
     (["conflicts", "resolve", "12345", "--keep", "qbo"], "No conflict with id 12345."),
 ])
+@IN_ONE_PROCESS_OF_THE_SUITE
 def test_bad_input_exits_non_zero_with_one_line(sqlite_env, args, message) -> None:
     result = manage(sqlite_env, *args)
     assert result.returncode != 0
@@ -51,6 +54,7 @@ def test_bad_input_exits_non_zero_with_one_line(sqlite_env, args, message) -> No
     assert result.stdout == ""
 
 
+@IN_ONE_PROCESS_OF_THE_SUITE
 def test_status_json_in_a_process(sqlite_env) -> None:
     import json
 
@@ -93,6 +97,7 @@ def test_wait_is_the_documented_default(name) -> None:
     assert "--no-wait only queues it" in text
 
 
+@IN_ONE_PROCESS_OF_THE_SUITE
 def test_help_runs_as_a_process(sqlite_env) -> None:
     result = manage(sqlite_env, "push", "--help")
     assert result.returncode == 0 and "--dry-run" in result.stdout and "--ids 1,2,3" in result.stdout

@@ -160,7 +160,11 @@ def fresh_databases(server_url: str | None) -> Iterator[Any]:
     if not server_url or server_url.startswith("sqlite"):
         directory = tempfile.mkdtemp(prefix="qbo_bench_")
         template = os.path.join(directory, "template.sqlite3")
-        _migrate(f"sqlite:///{template}")
+        migrated = os.environ.get("QBO_BENCH_SQLITE_TEMPLATE")  # a migrated file to start from (the test suite's)
+        if migrated:
+            shutil.copyfile(migrated, template)
+        else:
+            _migrate(f"sqlite:///{template}")
 
         @contextmanager
         def sqlite_copy() -> Iterator[str]:
