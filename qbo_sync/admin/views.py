@@ -64,7 +64,7 @@ def _sections(modeladmin: Any, request: HttpRequest, queryset: models.QuerySet, 
         except QboSyncError as exc:
             section["error"] = str(exc)
         section["counts"] = Counter(r.action for r in section["rows"])
-        section["todo"] = [r.object_id for r in section["rows"] if r.action not in ("skip", "held")]
+        section["todo"] = [r.object_id for r in section["rows"] if r.todo]
         section["shown"] = section["rows"][:PREVIEW_ROWS_SHOWN]
         section["hidden"] = max(0, len(section["rows"]) - PREVIEW_ROWS_SHOWN)
         sections.append(section)

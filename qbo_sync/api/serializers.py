@@ -11,6 +11,7 @@ from qbo_sync import registry
 from qbo_sync.models import AuditEntry, Conflict, QboConnection, SyncJob
 from qbo_sync.organizations import organization_ref
 from qbo_sync.services.conflicts import KEEP_CHOICES
+from qbo_sync.services.plans import PUSH_ACTIONS
 
 #: Entity names as the API takes them (case-insensitive; a plural is accepted too).
 ENTITY_CHOICES = [name.lower() for name in registry.names()]
@@ -94,6 +95,9 @@ class SyncRequestSerializer(StrictSerializer):
     all = serializers.BooleanField(required=False, default=False, help_text="Push every row of the entity.")
     full = serializers.BooleanField(required=False, default=False,
                                     help_text="Pull: everything, not only what changed since the last pull.")
+    dry_run = serializers.BooleanField(required=False, default=False,
+                                       help_text="Start nothing: answer 200 with the plan (a push: what each row "
+                                                 "would get and why; a pull: the window it would read).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = set(self.initial_data) if isinstance(self.initial_data, dict) else set()
@@ -113,6 +117,34 @@ class SyncRequestSerializer(StrictSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+class PlanRowSerializer(serializers.Serializer):
+    id = serializers.CharField(source="object_id")
+    label = serializers.CharField()
+    action = serializers.ChoiceField(choices=[(a, a) for a in PUSH_ACTIONS])
+    reason = serializers.CharField(allow_blank=True)
+    fields = serializers.ListField(child=serializers.CharField(), help_text="What an update sends.")
+    held = serializers.ListField(child=serializers.CharField(), help_text="Fields waiting for a person: not sent.")
+    code = serializers.CharField(allow_blank=True, help_text="Why a row is refused: tenancy, merged or invalid.")
+
+
+class SyncPlanSerializer(serializers.Serializer):
+    """A dry run: the plan the push or pull itself would follow. Nothing was queued, sent or read."""
+
+    dry_run = serializers.BooleanField()
+    direction = serializers.ChoiceField(choices=[("push", "push"), ("pull", "pull")])
+    entity = serializers.CharField()
+    organization = serializers.CharField()
+    summary = serializers.DictField(child=serializers.IntegerField(), required=False,
+                                    help_text="Push: rows per action.")
+    rows = PlanRowSerializer(many=True, required=False, help_text="Push: one per row, in the order given.")
+    mode = serializers.ChoiceField(choices=[("full", "full"), ("incremental", "incremental")], required=False,
+                                   help_text="Pull: everything, or what changed since `since`.")
+    since = serializers.DateTimeField(allow_null=True, required=False,
+                                      help_text="Pull: where the read starts (the cursor, a little before).")
+    reads = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="Pull: the QuickBooks entities read.")
 
 
 class CancelRequestSerializer(StrictSerializer):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -329,10 +330,13 @@ class SyncView(SyncApiMixin, APIView):
         summary="Start a sync job",
         description="Push rows of an entity to QuickBooks (`ids` or `all: true`), or pull an entity from QuickBooks "
                     "(`full` for everything). Answers 202 with the job's URL in the body and the Location header. "
-                    "A pull while one of the same entity is still running joins it. Nothing is written on a 400.",
+                    "A pull while one of the same entity is still running joins it. Nothing is written on a 400. "
+                    "With `dry_run: true` nothing is started: the answer (200) is the plan the push or pull would "
+                    "follow, the same one the admin's preview and `qbo_sync push --dry-run` show.",
         parameters=ORG_PARAMETERS,
         request=s.SyncRequestSerializer,
-        responses={202: s.JobStartedSerializer, 400: FIELD_ERRORS, 403: NO_AUTH, 404: NOT_FOUND},
+        responses={202: s.JobStartedSerializer, 200: s.SyncPlanSerializer, 400: FIELD_ERRORS, 403: NO_AUTH,
+                   404: NOT_FOUND},
         examples=[OpenApiExample("Push two invoices", value={"entity": "invoice", "ids": ["12", "13"]},
                                  request_only=True),
                   OpenApiExample("Pull all customers", value={"entity": "customer", "direction": "pull",
@@ -351,6 +355,8 @@ class SyncView(SyncApiMixin, APIView):
                 shown = ", ".join(bad[:10]) + (" …" if len(bad) > 10 else "")
                 raise exceptions.ValidationError({"ids": [f"No {data['entity'].lower()} with id {shown} in this "
                                                           "organization."]})
+        if data["dry_run"]:
+            return Response(s.SyncPlanSerializer(self.plan(org, data)).data)
         try:
             if data["direction"] == "push":
                 job = operations.start_push(self.actor(), org, data["entity"],
@@ -363,6 +369,21 @@ class SyncView(SyncApiMixin, APIView):
         body = {"job": job.pk, "url": url, "progress_page": progress_page_url(request, job.pk), "kind": job.kind,
                 "entity_type": job.entity_type, "state": job.state, "total": job.total}
         return Response(s.JobStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @staticmethod
+    def plan(org: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """The dry run's body: the plans the job would follow (a pull's window is not counted in QuickBooks)."""
+        body: dict[str, Any] = {"dry_run": True, "direction": data["direction"], "organization": s.org_label(org)}
+        try:
+            if data["direction"] == "push":
+                rows = job_service.preview_push(org.pk, data["entity"], None if data.get("all") else data["ids"])
+                body.update(entity=data["entity"], rows=rows, summary=dict(Counter(r.action for r in rows)))
+            else:
+                plan, _ = job_service.preview_pull(org.pk, data["entity"], full=data["full"], count=False)
+                body.update(entity=plan.entity, mode=plan.mode, since=plan.read_from, reads=list(plan.reads))
+        except QboInputError as exc:
+            raise input_error(exc) from exc
+        return body
 
 
 @extend_schema_view(

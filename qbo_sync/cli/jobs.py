@@ -66,8 +66,8 @@ def require_entity(options: dict[str, Any], verb: str, choices: tuple[str, ...])
 class Push(Subcommand):
     name = "push"
     help = (f"Push the host's rows of one entity ({', '.join(registry.pushable())}) to QuickBooks as one job: --ids "
-            "1,2,3 or --all. --dry-run prints what each row would get (create / update / void / held / skip with the "
-            "reason) and changes nothing. " + WAIT_NOTE)
+            "1,2,3 or --all. --dry-run prints what each row would get (create / link / update / revert / void / held / "
+            "skip / refused, with the reason: the plan the push itself follows) and changes nothing. " + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from qbo_sync.services.jobs import PUSHABLE
@@ -104,6 +104,8 @@ class Push(Subcommand):
 
     def dry_run(self, command: BaseCommand, options: dict[str, Any], entity: str, ids: list[str] | None,
                 preview: Any) -> None:
+        from qbo_sync.services.plans import PUSH_ACTIONS
+
         orgs = resolve_organizations(options["org"]) if options["org"] else target_organizations(None)
         result = []
         for org in orgs:
@@ -121,20 +123,20 @@ class Push(Subcommand):
             return
         for org, rows in result:
             counts = Counter(r.action for r in rows)
-            summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "void", "held", "skip")
-                                if counts[a])
+            summary = ", ".join(f"{counts[a]} {a}" for a in PUSH_ACTIONS if counts[a])
             command.stdout.write(f"{org_label(org)}: dry run, {len(rows)} row(s): {summary or 'nothing to push'}")
             for r in rows:
-                command.stdout.write(f"  {r.action:<6} {r.object_id:>8}  {r.label}" + (f"  ({r.reason})" if r.reason
-                                                                                          else ""))
+                command.stdout.write(f"  {r.action:<7} {r.object_id:>8}  {r.label}"
+                                     + (f"  ({r.reason})" if r.reason else ""))
         command.stdout.write("Dry run: nothing was queued or sent.")
 
 
 class Pull(Subcommand):
     name = "pull"
     help = (f"Pull one entity ({', '.join(registry.pullable())}) from QuickBooks as one job: what changed since the "
-            "last pull, --full (everything), or --since ISO (changes since then: sets the pull cursor). --dry-run asks "
-            "QuickBooks how many records would be read and writes nothing. " + WAIT_NOTE)
+            "last pull, --full (everything), or --since ISO (changes since then, once; the cursor moves on as after "
+            "any pull). --dry-run asks QuickBooks how many records the pull would read and writes nothing. "
+            + WAIT_NOTE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from qbo_sync.services.jobs import PULLABLE
@@ -143,7 +145,7 @@ class Pull(Subcommand):
         parser.add_argument("--full", action="store_true", help="Read every record, not only changes.")
         parser.add_argument("--since", metavar="ISO",
                             help="Read changes since this date/time (e.g. 2024-05-01 or 2024-05-01T09:30:00Z; "
-                                 "naive values are in TIME_ZONE); the pull cursor is set to it.")
+                                 "naive values are in TIME_ZONE), instead of since the last pull.")
         parser.add_argument("--dry-run", action="store_true",
                             help="Only count what would be read (one COUNT query per entity); change nothing.")
         add_org_argument(parser)
@@ -171,68 +173,40 @@ class Pull(Subcommand):
 
     @staticmethod
     def start(org: Any, entity: str, *, full: bool, since: dt.datetime | None) -> Any:
-        from qbo_sync.models import PullCursor, SyncJob
+        from qbo_sync.models import SyncJob
         from qbo_sync.permissions import Actor
         from qbo_sync.services.operations import start_pull
 
-        active = set(SyncJob.objects.filter(organization_id=org.pk, kind=SyncJob.Kind.PULL, entity_type=entity,
-                                            state__in=[SyncJob.State.PENDING, SyncJob.State.RUNNING])
-                     .values_list("pk", flat=True))
-        job = start_pull(Actor.system("cli"), org, entity, full=full)
         if since is not None:
-            if job.pk in active:
+            active = (SyncJob.objects.filter(organization_id=org.pk, kind=SyncJob.Kind.PULL, entity_type=entity,
+                                             state__in=[SyncJob.State.PENDING, SyncJob.State.RUNNING])
+                      .values_list("pk", flat=True).first())
+            if active is not None:
                 raise CommandError(f"{org_label(org)}: a pull of {entity} is already queued or running (job "
-                                   f"{job.pk}); run --since again when it has finished.")
-            PullCursor.objects.update_or_create(organization_id=org.pk, entity_type=entity,
-                                                defaults={"changed_since": since})
-            job.description = f"Pull of {entity} changed since {since.isoformat()}"
-            job.save(update_fields=["description"])
-        return job
+                                   f"{active}); run --since again when it has finished.")
+        return start_pull(Actor.system("cli"), org, entity, full=full, since=since)
 
     def dry_run(self, command: BaseCommand, options: dict[str, Any], orgs: list[Any], entity: str,
                 since: dt.datetime | None) -> None:
+        from qbo_sync.services.jobs import preview_pull
+
         reports = []
         for org in orgs:
             try:
-                reports.append(self.plan(org, entity, full=options["full"], since=since))
+                plan, counts = preview_pull(org.pk, entity, full=options["full"], since=since)
             except QboSyncError as exc:
                 raise CommandError(f"{org_label(org)}: could not ask QuickBooks: {one_line(exc)}") from None
+            reports.append({"organization": org_label(org), "mode": plan.mode, "since": plan.read_from,
+                            "counts": counts})
         if options["json"]:
             self.emit_json(command, {"dry_run": True, "entity": entity, "organizations": reports})
             return
         for r in reports:
             window = "everything" if r["mode"] == "full" else f"changed since {r['since']}"
-            counts = ", ".join(f"{n} {name}(s)" for name, n in r["counts"].items())
+            counts_text = ", ".join(f"{n} {name}(s)" for name, n in r["counts"].items())
             command.stdout.write(f"{r['organization']}: dry run, a {r['mode']} pull of {entity} ({window}) would "
-                                 f"read {counts}.")
+                                 f"read {counts_text}.")
         command.stdout.write("Dry run: nothing was queued or written.")
-
-    @staticmethod
-    def plan(org: Any, entity: str, *, full: bool, since: dt.datetime | None) -> dict[str, Any]:
-        """What a pull would read: the same choice of window as services/pull.py, counted in QuickBooks."""
-        from qbo_sync.client import quote_value
-        from qbo_sync.models import EntityMapping, PullCursor
-        from qbo_sync.services.connect import client_for
-        from qbo_sync.services.pull import OVERLAP
-
-        cursor = PullCursor.objects.filter(organization_id=org.pk, entity_type=entity).first()
-        start = since or (cursor.changed_since if cursor else None)
-        mode = "full" if full or start is None else "incremental"
-        read_from = None if mode == "full" else start - OVERLAP
-        counts: dict[str, int] = {}
-        client = client_for(org)
-        if entity == "Payment" and mode == "full":
-            # A full payment pull re-reads every invoice we synced.
-            counts["Invoice"] = EntityMapping.objects.filter(
-                organization_id=org.pk, entity_type="Invoice", realm_id=org.qbo_connection.realm_id,
-                qbo_id__isnull=False).exclude(qbo_id="").count()
-        else:
-            for name in registry.spec(entity).reads:  # what the pull's change feed reads
-                where = ["Active IN (true, false)"] if name in registry.name_lists() else []
-                if read_from is not None:
-                    where.append(f"MetaData.LastUpdatedTime >= {quote_value(read_from)}")
-                counts[name] = client.count(name, " AND ".join(where) or None)
-        return {"organization": org_label(org), "mode": mode, "since": read_from, "counts": counts}
 
 
 class Sync(Subcommand):

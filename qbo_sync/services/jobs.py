@@ -5,8 +5,8 @@ Every surface (admin, API, command, schedules) calls these; none writes queue ro
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import models, transaction
@@ -14,16 +14,12 @@ from django.db.models import Case, Value, When
 
 from qbo_sync import registry
 from qbo_sync.adapters import get_adapter
-from qbo_sync.conf import host_label
+from qbo_sync.client import quote_value
 from qbo_sync.exceptions import QboSyncError
-from qbo_sync.mapping import get_mapper
-from qbo_sync.mapping.base import MappingError
 from qbo_sync.models import EntityMapping, QboConnection, QueueItem, SyncJob
 from qbo_sync.services import mappings as maps
 from qbo_sync.services import queue
-from qbo_sync.services.held import describe as describe_held
-from qbo_sync.services.held import held_conflicts
-from qbo_sync.services.push import changed_fields
+from qbo_sync.services.plans import PullPlan, PushPlan, RowPlan, plan_pull, plan_push
 
 #: What can be pushed and pulled (derived from the entity registry; kept as names for callers).
 PUSHABLE = registry.pushable()
@@ -102,10 +98,13 @@ def _turn_voids_into_void_items(organization_id: int, job: SyncJob) -> None:
         job.items.filter(object_id__in=void_ids).update(operation=QueueItem.Operation.VOID)
 
 
-def start_pull(organization_id: int, entity: str, *, full: bool = False, user: Any = None) -> SyncJob:
+def start_pull(organization_id: int, entity: str, *, full: bool = False, since: dt.datetime | None = None,
+               user: Any = None) -> SyncJob:
+    """One pull job of ``entity`` (or the one still pending or running): changes since the cursor, everything
+    (``full``), or changes since ``since`` (read from then once; the cursor moves on as after any pull)."""
     entity = _check_entity(entity, PULLABLE, "pull")
     require_connection(organization_id)
-    return queue.start_pull(organization_id, entity, full=full, user=user)
+    return queue.start_pull(organization_id, entity, full=full, since=since, user=user)
 
 
 def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str], *, user: Any = None) -> SyncJob:
@@ -152,83 +151,46 @@ def start_sync(organization_id: int, *, user: Any = None) -> list[SyncJob]:
 
 
 def unsynced_ids(organization_id: int, entity: str) -> list[str]:
-    """Rows never sent, or changed since their last sync (host values differ from the snapshot)."""
-    adapter = get_adapter(entity)
-    mapper = get_mapper(entity)
-    rows = adapter.get_queryset(organization_id)
-    mappings = maps.mappings_for_objects(adapter, [str(pk) for pk in rows.values_list("pk", flat=True)],
-                                         organization_id)
-    held = held_conflicts(m.pk for m in mappings.values())
-    result = []
-    for obj in rows:
-        mapping = mappings.get(str(obj.pk))
-        if mapping is None or not mapping.qbo_id or changed_fields(
-                mapper.SPEC, adapter.to_values(obj), mapping.snapshot, held.get(mapping.pk, {})):
-            result.append(str(obj.pk))
-    return result
+    """Rows a push has work for (:func:`~qbo_sync.services.plans.plan_push`): never sent, or changed since their
+    last sync."""
+    ids = [str(pk) for pk in get_adapter(entity).get_queryset(organization_id).values_list("pk", flat=True)]
+    return [p.object_id for p in plan_push(organization_id, entity, ids) if p.todo]
 
 
-@dataclass(frozen=True)
-class PreviewRow:
-    object_id: str
-    label: str
-    action: str  # create | update | void | held | skip
-    reason: str = ""
+#: A preview row: the plan of one row as every preview shows it (object id, label, action, reason).
+PreviewRow = RowPlan
 
 
-def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = None) -> list[PreviewRow]:
-    """What a push would do to each row, without sending anything (the admin's confirmation page, --dry-run)."""
+def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = None) -> list[PushPlan]:
+    """What a push would do to each row, without sending anything (the admin's confirmation page, the API's and
+    the command's dry run): the plans the push itself acts on."""
     entity = _check_entity(entity, PUSHABLE, "push")
-    object_ids = resolve_ids(organization_id, entity, ids)
-    adapter = get_adapter(entity)
-    mapper = get_mapper(entity)
-    objects = {str(pk): o for pk, o in adapter.get_queryset(organization_id).in_bulk(object_ids).items()}
-    mappings = maps.mappings_for_objects(adapter, object_ids, organization_id)
-    held = held_conflicts(m.pk for m in mappings.values())
-    connection = QboConnection.objects.filter(organization_id=organization_id).first()
-    # A configured tax model is checked as the push checks it; "detect" needs QuickBooks, which a preview never asks.
-    tax_model, tax_code = connection.sales_tax() if connection is not None else ("detect", "")
-    rows = []
-    for oid in object_ids:
-        obj: models.Model = objects[oid]
-        mapping = mappings.get(oid)
-        label = str(obj)
-        if entity == "Invoice":
-            rows.append(_preview_invoice(adapter, mapper, obj, mapping, label, tax_model, tax_code))
-        elif mapping is None or not mapping.qbo_id:
-            rows.append(PreviewRow(oid, label, "create"))
-        else:
-            waiting = held.get(mapping.pk, {})
-            changed = changed_fields(mapper.SPEC, adapter.to_values(obj), mapping.snapshot, waiting)
-            if changed:
-                reason = "changed: " + ", ".join(changed) + (f"; {describe_held(waiting)}" if waiting else "")
-                rows.append(PreviewRow(oid, label, "update", reason))
-            elif waiting:
-                rows.append(PreviewRow(oid, label, "held", describe_held(waiting)))
-            else:
-                rows.append(PreviewRow(oid, label, "skip", "already in step with QuickBooks"))
-    return rows
+    return plan_push(organization_id, entity, resolve_ids(organization_id, entity, ids))
 
 
-def _preview_invoice(adapter: Any, mapper: Any, obj: models.Model, mapping: EntityMapping | None,
-                     label: str, tax_model: str = "detect", tax_code: str = "") -> PreviewRow:
-    oid = str(obj.pk)
-    sent = mapping is not None and bool(mapping.qbo_id)
-    if adapter.is_void(obj):
-        if sent and not (mapping.snapshot or {}).get("voided"):
-            return PreviewRow(oid, label, "void", f"voided in {host_label()}")
-        return PreviewRow(oid, label, "skip", "void" + (" in QuickBooks already" if sent else " and never sent"))
-    if sent:
-        return PreviewRow(oid, label, "skip", f"already in QuickBooks as invoice {mapping.qbo_id}")
-    values = adapter.to_values(obj)
-    # Dependencies resolve at push time; check the rest now.
-    values["customer_qbo_id"] = "pending"
-    for line in values["lines"]:
-        line["item_qbo_id"] = "pending"
-    try:
-        issues = mapper.validate(values, tax_model=tax_model, tax_code=tax_code)
-    except MappingError as exc:
-        return PreviewRow(oid, label, "skip", f"invalid: {exc}")
-    if issues:
-        return PreviewRow(oid, label, "skip", "invalid: " + "; ".join(str(i) for i in issues))
-    return PreviewRow(oid, label, "create")
+def preview_pull(organization_id: int, entity: str, *, full: bool = False, since: dt.datetime | None = None,
+                 count: bool = True, client: Any = None) -> tuple[PullPlan, dict[str, int]]:
+    """What a pull would read: its plan (the window the pull itself uses) and, with ``count``, how many records
+    QuickBooks has in it, one COUNT query per entity read (a full payment pull re-reads the invoices we sent:
+    counted here)."""
+    entity = _check_entity(entity, PULLABLE, "pull")
+    conn = require_connection(organization_id)
+    plan = plan_pull(organization_id, entity, full=full, since=since)
+    if not count:
+        return plan, {}
+    if client is None:
+        from qbo_sync.services.connect import client_for
+
+        client = client_for(conn)
+    counts: dict[str, int] = {}
+    if plan.reads != (entity,) and plan.full:  # a full payment pull re-reads the invoices we sent
+        counts[plan.reads[0]] = EntityMapping.objects.filter(
+            organization_id=organization_id, entity_type=plan.reads[0], realm_id=conn.realm_id,
+            qbo_id__isnull=False).exclude(qbo_id="").count()
+        return plan, counts
+    for name in plan.reads:
+        where = ["Active IN (true, false)"] if name in registry.name_lists() else []
+        if plan.read_from is not None:
+            where.append(f"MetaData.LastUpdatedTime >= {quote_value(plan.read_from)}")
+        counts[name] = client.count(name, " AND ".join(where) or None)
+    return plan, counts

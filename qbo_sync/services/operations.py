@@ -70,11 +70,11 @@ def start_push(actor: Actor, organization: Any, entity: str, ids: Iterable[Any] 
     return _job_started(actor, A.START_PUSH, job)
 
 
-def start_pull(actor: Actor, organization: Any, entity: str, *, full: bool = False) -> SyncJob:
+def start_pull(actor: Actor, organization: Any, entity: str, *, full: bool = False, since: Any = None) -> SyncJob:
     from qbo_sync.services import jobs
 
     require(actor, Action.START_SYNC, organization)
-    job = jobs.start_pull(_org_pk(organization), entity, full=full, user=actor.user)
+    job = jobs.start_pull(_org_pk(organization), entity, full=full, since=since, user=actor.user)
     return _job_started(actor, A.START_PULL, job)
 
 

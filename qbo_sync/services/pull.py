@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import models, transaction
-from django.utils import timezone
+from django.utils import dateparse, timezone
 
 from qbo_sync import registry
 from qbo_sync.adapters import HostAdapter, get_adapter
@@ -32,12 +32,11 @@ from qbo_sync.services.context import SyncContext, customer_of, query_in
 from qbo_sync.services.echo import applying_qbo_changes
 from qbo_sync.services.merges import apply_merge, apply_merge_events, find_survivor
 from qbo_sync.services.outcomes import Outcome, outcome_for_error
+from qbo_sync.services.plans import plan_pull
 from qbo_sync.services.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
-#: Re-read this much before the cursor: QBO timestamps are per second and clocks differ; duplicates are skipped.
-OVERLAP = dt.timedelta(minutes=2)
 PAGE_SIZE = 1000
 
 
@@ -61,12 +60,15 @@ def queue_rest(ctx: SyncContext, entity: str, mapping: EntityMapping, applied: A
 # --- customers and items ------------------------------------------------------------------------------------------
 
 
-def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Sequence[str] = ()) -> dict[str, int]:
-    """Pull changed customers or items. ``qbo_ids``: just those (a webhook). Returns counts."""
+def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Sequence[str] = (),
+               since: dt.datetime | None = None) -> dict[str, int]:
+    """Pull changed customers or items, in the window :func:`~qbo_sync.services.plans.plan_pull` gives: just
+    ``qbo_ids`` (a webhook), everything, or changes since ``since`` (else the cursor). Returns counts."""
     counts = {"seen": 0, "created": 0, "linked": 0, "updated": 0, "skipped": 0, "deactivated": 0}
-    if qbo_ids:
+    plan = plan_pull(ctx, entity, full=full, since=since, qbo_ids=qbo_ids)
+    if plan.mode == "targeted":
         rows = []
-        for qbo_id in qbo_ids:
+        for qbo_id in plan.qbo_ids:
             try:
                 rows.append(ctx.client.read(entity, qbo_id))
             except QboNotFound:
@@ -77,7 +79,7 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
     started = timezone.now()
     for mapping, applied in apply_merge_events(ctx, entity, counts):
         queue_rest(ctx, entity, mapping, applied)
-    if full or cursor.changed_since is None:
+    if plan.full:
         sql = f"SELECT * FROM {entity} WHERE Active IN (true, false) ORDERBY Id"  # noqa: S608
         page: list[dict[str, Any]] = []
         for row in ctx.client.query_all(sql, page_size=PAGE_SIZE):
@@ -88,7 +90,7 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
         apply_page(ctx, entity, page, counts)
         until = started
     else:
-        result = ctx.client.cdc([entity], cursor.changed_since - OVERLAP)
+        result = ctx.client.cdc(list(plan.reads), plan.read_from)  # type: ignore[arg-type]
         # Deletions first: a merged-away customer's row is re-linked to the survivor before the survivor's own
         # change is applied (else the survivor, unlinked, would get a new host row of its own).
         apply_deleted(ctx, entity, result.deleted.get(entity, []), counts)
@@ -218,17 +220,20 @@ def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]]
 # --- payments -----------------------------------------------------------------------------------------------------
 
 
-def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str] = ()) -> dict[str, int]:
-    """Payment state onto every synced invoice QBO changed (Balance, LinkedTxn), plus the local overdue sweep."""
+def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str] = (),
+                  since: dt.datetime | None = None) -> dict[str, int]:
+    """Payment state onto every synced invoice QBO changed (Balance, LinkedTxn), plus the local overdue sweep. The
+    window is :func:`~qbo_sync.services.plans.plan_pull`'s."""
     counts = {"seen": 0, "updated": 0, "skipped": 0}
+    plan = plan_pull(ctx, "Payment", full=full, since=since, qbo_ids=qbo_ids)
     cursor, _ = PullCursor.objects.get_or_create(organization_id=ctx.organization_id, entity_type="Payment")
     started = timezone.now()
     invoices: list[dict[str, Any]] = []
     payments: list[dict[str, Any]] = []
     refunds: list[dict[str, Any]] = []
-    if qbo_ids:
-        invoices = [ctx.client.read("Invoice", i) for i in qbo_ids]
-    elif full or cursor.changed_since is None:
+    if plan.mode == "targeted":
+        invoices = [ctx.client.read("Invoice", i) for i in plan.qbo_ids]
+    elif plan.full:
         mapped = list(EntityMapping.objects.filter(organization_id=ctx.organization_id, entity_type="Invoice",
                                                    realm_id=ctx.realm_id, qbo_id__isnull=False)
                       .values_list("qbo_id", flat=True))
@@ -236,14 +241,14 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
             ids = ", ".join(f"'{i}'" for i in mapped[start:start + 500])
             invoices.extend(ctx.client.query_all(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))  # noqa: S608
     else:
-        result = ctx.client.cdc(list(registry.spec("Payment").reads), cursor.changed_since - OVERLAP)
+        result = ctx.client.cdc(list(plan.reads), plan.read_from)  # type: ignore[arg-type]
         invoices, payments = result.changed.get("Invoice", []), result.changed.get("Payment", [])
         refunds = result.changed.get("RefundReceipt", [])
         note_deleted_invoices(ctx, result.deleted.get("Invoice", []))
     invoices, payments, refunded = credits_and_refunds(ctx, invoices, payments, refunds)
     apply_payment_states(ctx, invoices, payments, counts, refunded)
     get_adapter("Invoice").refresh_overdue(ctx.organization_id, ctx.today)
-    if not qbo_ids:
+    if plan.mode != "targeted":
         PullCursor.objects.filter(pk=cursor.pk).update(changed_since=started, last_run_at=started,
                                                        last_success_at=timezone.now())
     return counts
@@ -322,13 +327,15 @@ def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], p
 def run_pull_item(ctx: SyncContext, item: QueueItem) -> Outcome:
     options = (item.job.options if item.job_id and item.job else {}) or {}
     full = bool(options.get("full"))
+    # A pull asked for "changes since" a time (qbo_sync pull --since) reads from it once; the cursor then moves on.
+    since = dateparse.parse_datetime(options["since"]) if options.get("since") else None
     qbo_ids = [item.qbo_id] if item.qbo_id else []
     try:
         target = registry.pull_for(item.entity_type)  # an invoice's pull item reads its payment state
         if target is not None and registry.spec(target).name_list:
-            counts = pull_names(ctx, target, full=full, qbo_ids=qbo_ids)
+            counts = pull_names(ctx, target, full=full, qbo_ids=qbo_ids, since=since)
         elif target == "Payment":
-            counts = pull_payments(ctx, full=full, qbo_ids=qbo_ids)
+            counts = pull_payments(ctx, full=full, qbo_ids=qbo_ids, since=since)
         else:
             return Outcome.failed(f"{item.entity_type} is never pulled")
     except QboApiError as exc:

@@ -36,16 +36,15 @@ from qbo_sync.mapping.base import (
     NaturalKey,
     expand_groups,
     jsonable,
-    values_equal,
 )
 from qbo_sync.models import EntityMapping, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.apply import Applied, apply_payment_state, apply_payment_state_many, apply_qbo_version
 from qbo_sync.services.context import SyncContext
-from qbo_sync.services.held import describe as describe_held
-from qbo_sync.services.held import held_conflicts, held_fields, track_values
+from qbo_sync.services.held import held_fields, track_values
 from qbo_sync.services.merges import apply_merge, find_survivor
 from qbo_sync.services.outcomes import Outcome, outcome_for_error
+from qbo_sync.services.plans import PENDING_ID, PushPlan, changed_fields, plan_push
 from qbo_sync.services.queue import enqueue
 
 logger = logging.getLogger(__name__)
@@ -211,57 +210,53 @@ def run_concurrently(tasks: Sequence[Callable[[], dict[Any, Any]]], results: dic
 
 
 def push_names(ctx: SyncContext, entity: str, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
-    """Create or update customers / items in QuickBooks."""
+    """Create or update customers / items in QuickBooks, as :func:`~qbo_sync.services.plans.plan_push` decides."""
     adapter = get_adapter(entity)
     mapper = get_mapper(entity)
     outcomes: dict[PushRequest, Outcome] = {}
-    objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
-               .in_bulk([i.object_id for i in requests]).items()}
-    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
-    mappings = maps.mappings_for_objects(adapter, objects, ctx.organization_id, ctx.realm_id)
-    relinking = maps.linked_in_other_realm(adapter, objects, ctx.organization_id, ctx.realm_id)
-    held = held_conflicts(m.pk for m in mappings.values())
+    plans = {p.object_id: p for p in plan_push(ctx, entity, [r.object_id for r in requests])}
     writes: list[Write] = []
+    looking: list[Write] = []
     for request in requests:
-        obj = objects.get(request.object_id)
-        if request.object_id in refused:
-            outcomes[request] = Outcome.failed(refused[request.object_id], code="tenancy")
+        plan = plans[request.object_id]
+        if plan.action == "refused":
+            message = f"{entity} {plan.obj}: {plan.detail}" if plan.code == "invalid" else plan.detail
+            if plan.code == "invalid" and plan.obj is not None:
+                maps.record_failure(plan.mapping or maps.save_new(
+                    maps.new_mapping(adapter, plan.obj, ctx.organization_id, ctx.realm_id)), message)
+            outcomes[request] = Outcome.failed(message, code={"invalid": "mapping"}.get(plan.code, plan.code))
             continue
-        if obj is None:
-            outcomes[request] = Outcome.completed("the row no longer exists in this organization; nothing to send")
+        if plan.conflicts:  # a host edit of a held field is not sent: its open conflict shows it
+            track_values(plan.conflicts, host_values=plan.values)
+        if plan.action in ("skip", "held"):
+            outcomes[request] = Outcome.completed(f"nothing to send: {plan.reason}" if plan.action == "held"
+                                                  else plan.reason)
             continue
-        mapping = mappings.get(request.object_id) or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
-        if mapping.merged_into:  # its QBO record was merged away: never write to the deleted id
-            outcomes[request] = Outcome.failed(mapping.last_error or f"{entity} {obj} was merged in QuickBooks into "
-                                               f"{mapping.merged_into}; settle it first", code="merged")
-            continue
-        if mapping.pk in held:
-            track_values(held[mapping.pk], host_values=adapter.to_values(obj))
-        try:
-            write = plan_name_write(ctx, adapter, mapper, request, obj, mapping,
-                                    held={f: c.qbo_value for f, c in held.get(mapping.pk, {}).items()})
-        except MappingError as exc:
-            maps.record_failure(mapping, str(exc))
-            outcomes[request] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
-            continue
-        if write is None and mapping.qbo_id and qbo_owned_edits(mapper.SPEC, adapter.to_values(obj), mapping.snapshot):
+        obj: models.Model = plan.obj  # type: ignore[assignment]  # every plan past "skip" has its row
+        mapping = plan.mapping or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
+        if plan.action == "revert":
             # Only QuickBooks-owned fields changed in the host: nothing may be sent, and no later pull would see a
             # new QBO version to merge, so merge the current one now (QuickBooks' value goes back, recorded).
             outcomes[request] = put_back_qbo_owned(ctx, adapter, mapping, obj)
             continue
-        if write is None:
-            waiting = held.get(mapping.pk)
-            outcomes[request] = Outcome.completed(
-                f"nothing to send: {describe_held(waiting)}" if waiting else "already in step with QuickBooks")
-        else:
-            writes.append(write)
+        try:
+            write = plan_name_write(ctx, adapter, mapper, request, obj, mapping,
+                                    held={f: c.qbo_value for f, c in plan.conflicts.items()}, plan=plan)
+        except MappingError as exc:
+            maps.record_failure(mapping, str(exc))
+            outcomes[request] = Outcome.failed(f"{entity} {obj}: {exc}", code="mapping")
+            continue
+        if write is None:  # linked by another worker meanwhile, and in step
+            outcomes[request] = Outcome.completed("already in step with QuickBooks")
+            continue
+        writes.append(write)
+        if plan.action == "link" and write.operation == "create":
+            looking.append(write)
     # A create that may have reached QBO already (its answer was lost), or a row linked in another company before
     # a reconnect, links to what is there (by natural key) instead.
-    maybe_sent = [w for w in writes if w.operation == "create"
-                  and (w.mapping.last_pushed_at is not None or w.mapping.object_id in relinking)]
-    if maybe_sent:
-        found = find_by_natural_key(ctx, entity, [w.values for w in maybe_sent])
-        for w in maybe_sent:
+    if looking:
+        found = find_by_natural_key(ctx, entity, [w.values for w in looking])
+        for w in looking:
             existing = found.get(natural_key_of(entity, w.values))
             if existing is not None:
                 writes.remove(w)
@@ -274,22 +269,6 @@ def push_names(ctx: SyncContext, entity: str, requests: Sequence[PushRequest]) -
         else:
             outcomes[w.request] = record_name_success(ctx, adapter, w, result)
     return outcomes
-
-
-def changed_fields(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] | None,
-                   held: Any = ()) -> list[str]:
-    """The fields a sparse update sends: the host's value differs from the last-synced one, the field is not
-    QuickBooks-owned, and it is not held. The push and every preview of it ask this one function."""
-    base = snapshot or {}
-    return [f for f in spec.fields if f in values and f not in spec.qbo_owned_fields and f not in held
-            and not (f in base and values_equal(spec, f, values[f], base[f]))]
-
-
-def qbo_owned_edits(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] | None) -> list[str]:
-    """QuickBooks-owned fields the host changed since the last sync (they are never sent; they are put back)."""
-    base = snapshot or {}
-    return [f for f in spec.qbo_owned_fields if f in values and f in base
-            and not values_equal(spec, f, values[f], base[f])]
 
 
 def put_back_qbo_owned(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping,
@@ -328,10 +307,13 @@ def send_rest(ctx: SyncContext, adapter: HostAdapter, request: PushRequest, obj:
 
 
 def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, request: PushRequest, obj: models.Model,
-                    mapping: EntityMapping, *, held: dict[str, Any] | None = None) -> Write | None:
-    """The write one row needs, or ``None``. ``held``: its held fields with QuickBooks' values (looked up when
-    not given); they are never sent, and a group that must go whole carries QuickBooks' value for them."""
-    values = adapter.to_values(obj)
+                    mapping: EntityMapping, *, held: dict[str, Any] | None = None,
+                    plan: PushPlan | None = None) -> Write | None:
+    """The write one row needs, or ``None``: a create of every synced field, or a sparse update of the fields the
+    row's ``plan`` names (:func:`~qbo_sync.services.plans.changed_fields` when not given). ``held``: its held
+    fields with QuickBooks' values (looked up when not given); they are never sent, and a group that must go whole
+    carries QuickBooks' value for them."""
+    values = plan.values if plan is not None and plan.values else adapter.to_values(obj)
     if not mapping.qbo_id:
         if mapping.pk is None:
             mapping = maps.save_new(mapping)
@@ -343,8 +325,10 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, request
     spec = mapper.SPEC
     if held is None:
         held = held_fields(mapping)
-    # QuickBooks owns some fields (item price and active status): a host edit is overwritten on the next pull.
-    changed = {f: values[f] for f in changed_fields(spec, values, mapping.snapshot, held)}
+    # QuickBooks owns some fields (item price and active status): a host edit is put back, never sent.
+    fields = plan.fields if plan is not None and plan.action == "update" else changed_fields(
+        spec, values, mapping.snapshot, held)
+    changed = {f: values[f] for f in fields}
     if not changed:
         return None
     changed = expand_groups(spec, changed, values)
@@ -528,74 +512,65 @@ def sales_tax(ctx: SyncContext) -> tuple[str, str]:
 
 
 def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
-    """Create invoices in QuickBooks, once. Dependencies (customer, items) are pushed first."""
+    """Create invoices in QuickBooks, once, as :func:`~qbo_sync.services.plans.plan_push` decides. Dependencies
+    (customer, items) are pushed first; an invoice voided in the host since it was sent gets its void."""
     adapter = get_adapter("Invoice")
     mapper = get_mapper("Invoice")
     outcomes: dict[PushRequest, Outcome] = {}
-    objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
-               .in_bulk([i.object_id for i in requests]).items()}
-    refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
-    mappings = maps.mappings_for_objects(adapter, objects, ctx.organization_id, ctx.realm_id)
-    relinking = maps.linked_in_other_realm(adapter, objects, ctx.organization_id, ctx.realm_id)
-    pending: list[tuple[PushRequest, models.Model, EntityMapping]] = []
+    plans = {p.object_id: p for p in plan_push(ctx, "Invoice", [r.object_id for r in requests],
+                                               tax=partial(sales_tax, ctx))}
+    pending: list[tuple[PushRequest, PushPlan, EntityMapping]] = []
+    voids: list[PushRequest] = []
     for request in requests:
-        obj = objects.get(request.object_id)
-        mapping = mappings.get(request.object_id)
-        if request.object_id in refused:
-            outcomes[request] = Outcome.failed(refused[request.object_id], code="tenancy")
-        elif obj is None:
-            outcomes[request] = Outcome.completed("the invoice no longer exists; nothing to send")
-        elif mapping is not None and mapping.qbo_id:
-            outcomes[request] = Outcome.completed(f"already in QuickBooks as invoice {mapping.qbo_id}; "
-                                                  "an invoice is sent once")
-        elif adapter.is_void(obj):
-            outcomes[request] = Outcome.completed("void before it was sent; nothing to send")
+        plan = plans[request.object_id]
+        if plan.action == "refused":
+            mapping = plan.mapping
+            if plan.code == "invalid" and plan.obj is not None and mapping is None:
+                mapping = maps.save_new(maps.new_mapping(adapter, plan.obj, ctx.organization_id, ctx.realm_id))
+            message = (f"Invoice {plan.values.get('doc_number')} is not valid and was not sent: {plan.detail}"
+                       if plan.code == "invalid" else plan.detail)
+            if plan.code != "tenancy":
+                maps.record_failure(mapping, message)
+            outcomes[request] = Outcome.failed(message, code=plan.code)
+        elif plan.action == "skip":
+            outcomes[request] = Outcome.completed(plan.reason)
+        elif plan.action == "void":
+            voids.append(request)
         else:
-            pending.append((request, obj, mapping or maps.new_mapping(adapter, obj, ctx.organization_id,
-                                                                    ctx.realm_id)))
+            obj: models.Model = plan.obj  # type: ignore[assignment]  # a create or link plan has its row
+            pending.append((request, plan, plan.mapping or maps.new_mapping(adapter, obj, ctx.organization_id,
+                                                                            ctx.realm_id)))
+    if voids:
+        outcomes.update(void_invoices(ctx, voids))
     if not pending:
         return outcomes
 
-    dependency_errors = ensure_dependencies(ctx, [obj for _, obj, _ in pending])
+    dependency_errors = ensure_dependencies(ctx, [p.obj for _, p, _ in pending if p.needs])  # type: ignore[misc]
     writes: list[Write] = []
-    all_values = {request: adapter.to_values(obj) for request, obj, _ in pending}
-    customer_maps = maps.mappings_for_objects(get_adapter("Customer"),
-                                              {v["customer_object_id"] for v in all_values.values()},
-                                              ctx.organization_id, ctx.realm_id).values()
-    customer_ids = {m.object_id: m.qbo_id for m in customer_maps}
-    merged_away = {m.object_id: m.last_error for m in customer_maps if m.merged_into}
+    needed = {key for _, p, _ in pending for key in p.needs}
+    customer_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
+        get_adapter("Customer"), {oid for entity, oid in needed if entity == "Customer"}, ctx.organization_id,
+        ctx.realm_id).values()}
     item_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
-        get_adapter("Item"), {line["item_object_id"] for v in all_values.values() for line in v["lines"]},
-        ctx.organization_id, ctx.realm_id).values()}
-    for request, obj, mapping in pending:
-        values = all_values[request]
-        blocked = [dependency_errors[key] for key in dependency_keys(values) if key in dependency_errors]
+        get_adapter("Item"), {oid for entity, oid in needed if entity == "Item"}, ctx.organization_id,
+        ctx.realm_id).values()}
+    tax_model, tax_code = sales_tax(ctx)
+    context = {"tax_code": tax_code} if tax_model == "manual" else {}
+    for request, plan, mapping in pending:
+        blocked = [dependency_errors[key] for key in plan.needs if key in dependency_errors]
         if blocked:
             # Retry while a dependency may still get through; fail with its reason when it never will.
             outcomes[request] = next((o for o in blocked if o.result == "failed"), blocked[0])
             maps.record_failure(mapping if mapping.pk else None, outcomes[request].message)
             continue
-        if values["customer_object_id"] in merged_away:
-            message = (f"Invoice {values.get('doc_number')} was not sent: its customer needs a person first. "
-                       f"{merged_away[values['customer_object_id']]}")
-            maps.record_failure(mapping if mapping.pk else None, message)
-            outcomes[request] = Outcome.failed(message, code="merged")
-            continue
-        values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
+        values = plan.values  # checked by the plan; the ids of what was sent first are filled in now
+        if values["customer_qbo_id"] == PENDING_ID:
+            values["customer_qbo_id"] = customer_ids.get(values["customer_object_id"], "")
         for line in values["lines"]:
-            line["item_qbo_id"] = item_ids.get(line["item_object_id"], "")
-        tax_model, tax_code = sales_tax(ctx)
-        issues = mapper.validate(values, tax_model=tax_model, tax_code=tax_code)
-        if issues:
-            message = (f"Invoice {values.get('doc_number')} is not valid and was not sent: "
-                       + "; ".join(str(i) for i in issues))
-            if mapping.pk is None:
-                mapping = maps.save_new(mapping)
-            maps.record_failure(mapping, message)
-            outcomes[request] = Outcome.failed(message, code="invalid")
-            continue
-        context = {"tax_code": tax_code} if tax_model == "manual" else {}
-        writes.append(Write(request, obj, mapping, mapper.to_qbo(values, **context), "create", values))
+            if line["item_qbo_id"] == PENDING_ID:
+                line["item_qbo_id"] = item_ids.get(line["item_object_id"], "")
+        writes.append(Write(request, plan.obj, mapping, mapper.to_qbo(values, **context),  # type: ignore[arg-type]
+                            "create", values))
     # Created once under the host-row constraint: a row another worker is pushing right now keeps one mapping.
     stored = maps.save_new_many([w.mapping for w in writes if w.mapping.pk is None])
     for w in list(writes):
@@ -606,7 +581,8 @@ def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
                 outcomes[w.request] = Outcome.completed(f"already in QuickBooks as invoice {w.mapping.qbo_id}; "
                                                         "an invoice is sent once")
 
-    maybe_sent = [w for w in writes if w.mapping.last_pushed_at is not None or w.mapping.object_id in relinking]
+    maybe_sent = [w for w in writes
+                  if plans[w.request.object_id].action == "link" or w.mapping.last_pushed_at is not None]
     if maybe_sent:
         existing = find_invoices_by_doc_number(ctx, [w.values["doc_number"] for w in maybe_sent])
         found = [(w, existing[w.values["doc_number"]]) for w in maybe_sent if w.values["doc_number"] in existing]
@@ -626,11 +602,6 @@ def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
             accepted.append((w, result))
     outcomes.update(record_invoice_successes(ctx, adapter, accepted))
     return outcomes
-
-
-def dependency_keys(values: dict[str, Any]) -> list[tuple[str, str]]:
-    return [("Customer", values["customer_object_id"])] + [("Item", line["item_object_id"])
-                                                           for line in values["lines"]]
 
 
 def ensure_dependencies(ctx: SyncContext, invoices: Sequence[models.Model]) -> dict[tuple[str, str], Outcome]:

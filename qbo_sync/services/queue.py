@@ -172,12 +172,13 @@ def create_job(organization_id: int, kind: str, entity_type: str, object_ids: It
 
 
 def start_pull(organization_id: int, entity_type: str, full: bool = False, user: Any = None,
-               description: str = "") -> SyncJob:
+               description: str = "", since: datetime | None = None) -> SyncJob:
     """Start a pull of ``entity_type`` for the organization, or return the one still pending/running.
 
     One active pull per (organization, entity): a second nightly firing, a webhook burst or an admin click during a
     run attaches to the existing job instead of starting another. The job holds one ``pull`` item (no object id);
-    the pull processor (``services/pull.py``) gives it its meaning (``job.options["full"]``).
+    the pull processor (``services/pull.py``) gives it its meaning (``job.options["full"]``, and ``"since"``: read
+    changes since then instead of since the cursor).
     """
     with transaction.atomic():
         # Serialise concurrent starts for this organization (SQLite's IMMEDIATE transactions already do).
@@ -189,10 +190,14 @@ def start_pull(organization_id: int, entity_type: str, full: bool = False, user:
         ).order_by("created_at").first()
         if active is not None:
             return active
+        options: dict[str, Any] = {"full": bool(full)}
+        if since is not None:
+            options["since"] = since.astimezone(UTC).isoformat()
+            description = description or f"Pull of {entity_type} changed since {options['since']}"
         job = SyncJob.objects.create(
             organization_id=organization_id, kind=SyncJob.Kind.PULL, entity_type=entity_type, total=1,
             description=description or f"{'Full' if full else 'Incremental'} pull of {entity_type}",
-            options={"full": bool(full)}, started_by=user,
+            options=options, started_by=user,
         )
         QueueItem.objects.create(organization_id=organization_id, job=job, entity_type=entity_type, object_id="",
                                  qbo_id="", operation=QueueItem.Operation.PULL, priority=Priority.BULK,

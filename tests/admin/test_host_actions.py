@@ -101,7 +101,7 @@ def test_nothing_to_send_goes_back_to_the_list(admin_client) -> None:
     assert not SyncJob.objects.exists()
 
 
-def test_invoice_preview_says_create_void_or_skip_with_the_reason(org, admin_client) -> None:
+def test_invoice_preview_says_create_refused_or_skip_with_the_reason(org, admin_client) -> None:
     good = InvoiceFactory(organization=org)
     empty = InvoiceFactory(organization=org, lines=0)
     voided = InvoiceFactory(organization=org)
@@ -110,7 +110,7 @@ def test_invoice_preview_says_create_void_or_skip_with_the_reason(org, admin_cli
     page = run_action(admin_client, "invoice", "qbo_push_selected", [good.pk, empty.pk, voided.pk])
     rows = preview_actions(page)
     assert rows[str(good.pk)] == ("create", "")
-    assert rows[str(empty.pk)][0] == "skip" and rows[str(empty.pk)][1].startswith("invalid")
+    assert rows[str(empty.pk)][0] == "refused" and rows[str(empty.pk)][1].startswith("invalid: ")
     assert rows[str(voided.pk)] == ("skip", "void and never sent")
     done = run_action(admin_client, "invoice", "qbo_push_selected", [good.pk, empty.pk, voided.pk], confirm=True)
     job = SyncJob.objects.get()

@@ -298,6 +298,23 @@ def test_sync_push_all_and_pull(api, org_a):
     assert (job.kind, job.entity_type, job.options) == ("pull", "Payment", {"full": True})
 
 
+def test_sync_dry_run_answers_the_plan_and_starts_nothing(api, org_a):
+    customers = CustomerFactory.create_batch(2, organization=org_a)
+    QueueItem.objects.all().delete()
+    response = api.post("/api/qbo/sync/", {"entity": "customer", "ids": [c.pk for c in customers], "dry_run": True},
+                        format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["dry_run"], body["direction"], body["entity"], body["organization"]) == (True, "push", "Customer",
+                                                                                         "org-a")
+    assert body["summary"] == {"create": 2}
+    assert [(r["id"], r["action"], r["code"]) for r in body["rows"]] == [(str(c.pk), "create", "") for c in customers]
+    assert set(body["rows"][0]) == {"id", "label", "action", "reason", "fields", "held", "code"}
+    pull = api.post("/api/qbo/sync/", {"entity": "payment", "direction": "pull", "dry_run": True}, format="json").json()
+    assert (pull["mode"], pull["since"], pull["reads"]) == ("full", None, ["Invoice"])
+    assert not SyncJob.objects.exists() and not QueueItem.objects.exists()
+
+
 def _nothing_written(before: int) -> None:
     assert SyncJob.objects.count() == before
 

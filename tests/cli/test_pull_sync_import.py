@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from batchly.models import Customer
 from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncJob
+from qbo_sync.services.plans import OVERLAP, plan_pull
 from tests.cli.conftest import last_json
 from tests.factories import CustomerFactory, ItemFactory
 
@@ -59,19 +60,22 @@ def test_pull_dry_run_counts_in_qbo_and_writes_nothing(org, accountant, qbo, run
     assert _state() == before
 
 
-def test_since_sets_the_cursor_for_this_pull(org, accountant, qbo) -> None:
+def test_since_is_carried_by_the_job_and_read_once(org, accountant, qbo) -> None:
     since = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
     data = last_json(qbo("pull", "Item", "--org", org.slug, "--since", "2024-05-01T09:30:00Z", "--no-wait",
                          "--json"))
     (job,) = data["jobs"]
     assert job["kind"] == "pull" and job["entity_type"] == "Item" and job["state"] == "pending"
     assert "since 2024-05-01T09:30:00+00:00" in job["description"]
-    assert PullCursor.objects.get(organization=org, entity_type="Item").changed_since == since
+    # The command writes no cursor: the job carries the window, and the pull's plan reads from it.
+    assert SyncJob.objects.get().options == {"full": False, "since": "2024-05-01T09:30:00+00:00"}
+    assert not PullCursor.objects.filter(organization=org, entity_type="Item").exists()
+    plan = plan_pull(org.pk, "Item", since=since)
+    assert (plan.mode, plan.since, plan.read_from) == ("incremental", since, since - OVERLAP)
 
-    # A second --since while that pull is queued would not apply: refused, the cursor untouched.
+    # A second --since while that pull is queued would not apply: refused, nothing started.
     with pytest.raises(CommandError, match=r"a pull of Item is already queued or running \(job \d+\)"):
         qbo("pull", "Item", "--org", org.slug, "--since", "2024-06-01")
-    assert PullCursor.objects.get(organization=org, entity_type="Item").changed_since == since
     assert SyncJob.objects.count() == 1
 
     # Processing it reads QBO from there and moves the cursor on.
@@ -83,8 +87,7 @@ def test_since_sets_the_cursor_for_this_pull(org, accountant, qbo) -> None:
 def test_naive_since_is_in_the_time_zone(org, qbo, settings) -> None:
     settings.TIME_ZONE = "America/New_York"
     qbo("pull", "Customer", "--org", org.slug, "--since", "2024-05-01", "--no-wait")
-    cursor = PullCursor.objects.get(organization=org, entity_type="Customer")
-    assert cursor.changed_since == dt.datetime(2024, 5, 1, 4, 0, tzinfo=dt.UTC)
+    assert SyncJob.objects.get().options["since"] == "2024-05-01T04:00:00+00:00"
 
 
 @pytest.mark.parametrize(("args", "message"), [

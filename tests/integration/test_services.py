@@ -46,7 +46,7 @@ def test_preview_tells_what_a_push_would_do(org, run_queue) -> None:
     empty = InvoiceFactory(organization=org, lines=0)
     good = InvoiceFactory(organization=org)
     inv_rows = {r.object_id: r for r in jobs.preview_push(org.pk, "Invoice", [empty.pk, good.pk])}
-    assert inv_rows[str(empty.pk)].action == "skip" and "invalid" in inv_rows[str(empty.pk)].reason
+    assert inv_rows[str(empty.pk)].action == "refused" and inv_rows[str(empty.pk)].reason.startswith("invalid: ")
     assert inv_rows[str(good.pk)].action == "create"
     assert not EntityMapping.objects.filter(entity_type="Invoice").exists()  # a preview sends nothing
 

@@ -122,7 +122,8 @@ def test_manual_tax_without_a_code_fails_before_anything_is_sent(org, connection
     from qbo_sync.services.jobs import preview_push
 
     [row] = preview_push(org.pk, "Invoice", [invoice.pk])
-    assert row.action == "skip" and "tax_code" in row.reason and "manual sales tax" in row.reason
+    assert row.action == "refused" and row.code == "invalid" and "tax_code" in row.reason
+    assert "manual sales tax" in row.reason
 
 
 # --- automated sales tax ----------------------------------------------------------------------------------------------
