@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
 
-from qbo_sync.adapters import HostAdapter
+from qbo_sync.adapters import HostAdapter, InvoiceAdapterMixin
 from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.mapping import get_mapper, merge
+from qbo_sync.mapping import invoices as invoice_rules
+from qbo_sync.mapping import payments as payment_rules
 from qbo_sync.mapping.base import MappingError
 from qbo_sync.models import EntityMapping, SyncLog
 from qbo_sync.services import mappings as maps
@@ -103,9 +106,9 @@ def apply_qbo_version(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMap
                    held=tuple(sorted({c.field for c in result.held} | set(held))))
 
 
-def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, obj: models.Model,
+def apply_payment_state(ctx: SyncContext, adapter: InvoiceAdapterMixin, mapping: EntityMapping, obj: models.Model,
                         invoice: dict[str, Any], payments: Sequence[dict[str, Any]] = (), *,
-                        record_version: bool = True, refunded: Any = None) -> bool:
+                        record_version: bool = True, refunded: Decimal | None = None) -> bool:
     """Write the payment state one QBO invoice answer carries onto its host invoice (``apply_payment_state`` of the
     adapter, with the values of ``qbo_sync.mapping.payments.payment_state``).
 
@@ -118,18 +121,18 @@ def apply_payment_state(ctx: SyncContext, adapter: HostAdapter, mapping: EntityM
     state = _payment_state(ctx, mapping, invoice, payments, refunded)
     if state is None:
         return False
-    if record_version and state["payment_status"] == "void" and not adapter.is_void(obj):  # type: ignore[attr-defined]
+    if record_version and state["payment_status"] == "void" and not adapter.is_void(obj):
         maps.log(ctx.organization_id, "voided_in_qbo", f"Invoice {invoice.get('DocNumber')} was voided in "
                  f"QuickBooks, not in {host_label()}", level=SyncLog.Level.WARNING, entity_type="Invoice",
                  object_id=mapping.object_id, qbo_id=invoice.get("Id"), job_id=ctx.job_id)
     with transaction.atomic(), applying_qbo_changes():
-        adapter.apply_payment_state(obj, state)  # type: ignore[attr-defined]
+        adapter.apply_payment_state(obj, state)
         if record_version and mapping.pk is not None:
-            maps.record_version(mapping, invoice, qbo_updated_at=get_mapper("Invoice").qbo_updated_at(invoice))
+            maps.record_version(mapping, invoice, qbo_updated_at=invoice_rules.qbo_updated_at(invoice))
     return True
 
 
-def apply_payment_state_many(ctx: SyncContext, adapter: HostAdapter,
+def apply_payment_state_many(ctx: SyncContext, adapter: InvoiceAdapterMixin,
                              answers: Sequence[tuple[EntityMapping, models.Model, dict[str, Any]]]) -> None:
     """``apply_payment_state`` (without recording the version) for the answers QuickBooks gave to a pushed chunk,
     through the adapter's ``apply_payment_states``: a host that overrides it writes the chunk in a few UPDATEs
@@ -141,14 +144,14 @@ def apply_payment_state_many(ctx: SyncContext, adapter: HostAdapter,
             pairs.append((obj, state))
     if pairs:
         with transaction.atomic(), applying_qbo_changes():
-            adapter.apply_payment_states(pairs)  # type: ignore[attr-defined]
+            adapter.apply_payment_states(pairs)
 
 
 def _payment_state(ctx: SyncContext, mapping: EntityMapping, invoice: dict[str, Any],
-                   payments: Sequence[dict[str, Any]], refunded: Any) -> dict[str, Any] | None:
+                   payments: Sequence[dict[str, Any]], refunded: Decimal | None) -> dict[str, Any] | None:
     """The payment state a QBO invoice answer carries, or None (logged) when it holds none usable."""
     try:
-        return get_mapper("Payment").payment_state(invoice, list(payments), ctx.today, refunded=refunded)
+        return payment_rules.payment_state(invoice, list(payments), ctx.today, refunded=refunded)
     except MappingError as exc:
         maps.log(ctx.organization_id, "payment_state_error", f"Invoice {invoice.get('Id')}: {exc}",
                  level=SyncLog.Level.WARNING, entity_type="Invoice", object_id=mapping.object_id,

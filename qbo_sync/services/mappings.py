@@ -96,7 +96,8 @@ def _is_pk(model: type[models.Model], value: str) -> bool:
 
 def mappings_for_qbo_ids(realm_id: str, entity: str, qbo_ids: Iterable[str]) -> dict[str, EntityMapping]:
     ids = [str(i) for i in qbo_ids]
-    return {m.qbo_id: m for m in EntityMapping.objects.filter(realm_id=realm_id, entity_type=entity, qbo_id__in=ids)}
+    return {m.qbo_id: m for m in EntityMapping.objects.filter(realm_id=realm_id, entity_type=entity, qbo_id__in=ids)
+            if m.qbo_id is not None}
 
 
 def new_mapping(adapter: HostAdapter, obj: models.Model, organization_id: int, realm_id: str) -> EntityMapping:
@@ -200,7 +201,7 @@ def save_synced_many(mappings: Sequence[EntityMapping]) -> None:
     if stored:
         connection = transaction.get_connection(router.db_for_write(EntityMapping))
         meta = EntityMapping._meta
-        fields = [meta.get_field(name) for name in SYNCED_FIELDS]
+        fields = [f for f in meta.concrete_fields if f.name in SYNCED_FIELDS]
         qn = connection.ops.quote_name
         sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "  # noqa: S608
                f"WHERE {qn(meta.pk.column)} = %s")
@@ -279,7 +280,7 @@ def record_conflicts(mapping: EntityMapping, conflicts: Iterable[FieldConflict])
 
 
 def log(organization_id: int | None, event: str, message: str, *, level: str = SyncLog.Level.INFO,
-        entity_type: str = "", object_id: str = "", qbo_id: str = "", job_id: int | None = None,
+        entity_type: str = "", object_id: str | None = "", qbo_id: str | None = "", job_id: int | None = None,
         **data: Any) -> None:
     SyncLog.objects.create(organization_id=organization_id, event=event, message=safe_text(message, 4000), level=level,
                            entity_type=entity_type, object_id=str(object_id or ""), qbo_id=str(qbo_id or ""),

@@ -14,10 +14,10 @@ a fraction of it (docs/performance.md, "Progress endpoint").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
@@ -224,7 +224,8 @@ def item_figures(job: SyncJob, now: datetime | None = None) -> ItemFigures:
         done_in_window=Count("pk", filter=finished), throttled=Count("pk", filter=throttled),
         waiting=Count("pk", filter=waiting)).order_by())
 
-    def pick(key: str, func: Any) -> Any:
+    def pick(key: Literal["first_completed", "last_completed", "last_touched"],
+             func: Callable[[list[datetime]], datetime]) -> datetime | None:
         values = [row[key] for row in rows if row[key] is not None]
         return func(values) if values else None
 
