@@ -1,6 +1,6 @@
 """``python -m qbo_sync.sandbox``: run the QBO sandbox until Ctrl-C.
 
-``main(argv)`` is also what ``manage.py qbo_sync sandbox`` calls.
+``manage.py qbo_sync sandbox`` takes the same options (``add_arguments``) and runs ``serve(sandbox_from(args))``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,21 @@ from . import faults
 from .server import DEFAULTS, Sandbox, parse_latency
 from .tax import parse_rates_arg
 
+DESCRIPTION = ("A local QuickBooks Online server: the v3 API under /v3/company/{realmId}/..., OAuth at "
+               "/connect/oauth2 (approves at once), /oauth2/v1/tokens/bearer and /oauth2/v1/tokens/revoke, "
+               "observability at /_sandbox/stats. Defaults are QBO's own limits with latency and faults off.")
+
 
 def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m qbo_sync.sandbox", description=DESCRIPTION,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The sandbox's options, added to ``p`` (this module's parser, or ``manage.py qbo_sync sandbox``'s)."""
     d = DEFAULTS
-    p = argparse.ArgumentParser(
-        prog="python -m qbo_sync.sandbox",
-        description="A local QuickBooks Online server: the v3 API under /v3/company/{realmId}/..., OAuth at "
-                    "/connect/oauth2 (approves at once), /oauth2/v1/tokens/bearer and /oauth2/v1/tokens/revoke, "
-                    "observability at /_sandbox/stats. Defaults are QBO's own limits with latency and faults off.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
     p.add_argument("--host", default=d["host"], help="interface to listen on")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0 = any free port)")
     p.add_argument("--realm", action="append", default=[], metavar="ID",
@@ -63,28 +68,35 @@ def build_parser() -> argparse.ArgumentParser:
                         "include=allowduplicatedocnum; off = QBO numbers invoices itself; lenient = sent kept, "
                         "omitted assigned, no duplicate check")
     p.add_argument("--verbose", action="store_true", help="log every request")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        sb = sandbox_from(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    serve(sb)
+    return 0
+
+
+def sandbox_from(args: argparse.Namespace) -> Sandbox:
+    """The sandbox the parsed options describe; a ValueError names the option it refuses."""
+    try:
         parse_latency(args.latency_ms)
     except ValueError as exc:
-        print(f"--latency-ms: {exc}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--latency-ms: {exc}") from None
     for option in faults.RATE_OPTIONS:
         try:
             faults.check_rate(option, getattr(args, option))
         except ValueError as exc:
-            print(f"--{option.replace('_', '-')}: {exc}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--{option.replace('_', '-')}: {exc}") from None
     try:
         tax_rates = parse_rates_arg(args.tax_rate) if args.tax_rate else None
     except ValueError as exc:
-        print(f"--tax-rate: {exc}", file=sys.stderr)
-        return 2
-    sb = Sandbox(
+        raise ValueError(f"--tax-rate: {exc}") from None
+    return Sandbox(
         host=args.host, port=args.port, realms=args.realm, starter_data=args.starter_data,
         client_id=args.client_id, client_secret=args.client_secret, webhook_url=args.webhook_url,
         verifier_token=args.verifier_token, cloudevents=args.cloudevents, latency_ms=args.latency_ms,
@@ -95,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tax_rates=tax_rates, custom_txn_numbers=args.custom_txn_numbers,
         **{option: getattr(args, option) for option in faults.RATE_OPTIONS},
     )
+
+
+def serve(sb: Sandbox) -> None:
+    """Start ``sb``, print where it listens, and run until Ctrl-C."""
     sb.start()
     print(f"QBO sandbox listening on {sb.base_url}", flush=True)
     for rid in sb.realms:
@@ -110,7 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         sb.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -160,3 +160,26 @@ def test_only_a_declared_optional_dependency_may_be_missing_and_the_subcommand_s
     monkeypatch.setattr(qbo_sync_command, "OPTIONAL", {BROKEN: ("broken", "some_other_package")})
     with pytest.raises(ImportError, match="does not import"):  # a different missing module is still an error
         _subparsers()
+
+
+def test_sandbox_subcommand_takes_the_sandbox_options(monkeypatch) -> None:
+    """`qbo_sync sandbox --port 8765` (as docs/commands.md and the README write it) was refused ("unrecognized
+    arguments: --port"): the options reached the sandbox only after a `--`. They are the subcommand's own now."""
+    import io
+
+    from qbo_sync.cli import sandbox as cli_sandbox
+    from qbo_sync.sandbox import __main__ as sandbox_main
+
+    started = []
+    monkeypatch.setattr(sandbox_main, "serve", started.append)
+    call_command("qbo_sync", "sandbox", "--port", "0", "--realm", "4620816365000011", "--starter-data",
+                 "--tax-model", "automated", stdout=io.StringIO())
+    (sb,) = started
+    assert sb.options["port"] == 0 and sb.options["tax_model"] == "automated" and "4620816365000011" in sb.realms
+
+    text = _subparsers()["sandbox"].format_help()
+    assert "--port PORT" in text and "--starter-data" in text and "(default: 8765)" in text
+
+    with pytest.raises(CommandError, match="--latency-ms"):
+        call_command("qbo_sync", "sandbox", "--latency-ms", "fast", stdout=io.StringIO())
+    assert len(started) == 1 and cli_sandbox.Sandbox.name == "sandbox"
