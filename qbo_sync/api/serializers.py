@@ -25,6 +25,12 @@ def normalize_entity(value: Any) -> str | None:
     return registry.lookup(value)
 
 
+def _one_of(names: tuple[str, ...]) -> str:
+    """``("Customer", "Item", "Invoice")`` -> ``"customer, item or invoice"``."""
+    words = [name.lower() for name in names]
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
 class EntityField(serializers.ChoiceField):
     """An entity name, case-insensitive; its value is the canonical name (``Invoice``)."""
 
@@ -86,7 +92,8 @@ class ProgressFilterSerializer(StrictSerializer):
 
 
 class SyncRequestSerializer(StrictSerializer):
-    entity = EntityField(help_text="What to sync: customer, item or invoice (push); customer, item or payment (pull).")
+    entity = EntityField(help_text=f"What to sync: {_one_of(registry.pushable())} (push); "
+                                   f"{_one_of(registry.pullable())} (pull).")
     direction = serializers.ChoiceField(choices=[("push", "host to QuickBooks"), ("pull", "QuickBooks to host")],
                                         default="push")
     ids = serializers.ListField(
