@@ -36,6 +36,7 @@ from qbo_sync import registry
 from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping import invoices as invoice_rules
 from qbo_sync.mapping.base import MappingError, values_equal
 from qbo_sync.models import Conflict, EntityMapping, PullCursor, QboConnection
 from qbo_sync.services import mappings as maps
@@ -179,7 +180,8 @@ def _plan_names(adapter: HostAdapter, ids: Sequence[str], objects: dict[str, mod
             continue
         if mapping is None or not mapping.qbo_id:
             try:  # what QuickBooks would refuse; the income account is read from QuickBooks at push time
-                mapper.to_qbo(values, **({"income_account_ref": PENDING_ID} if entity == "Item" else {}))
+                context: dict[str, Any] = {"income_account_ref": PENDING_ID} if entity == "Item" else {}
+                mapper.to_qbo(values, **context)
             except MappingError as exc:
                 plans.append(_refused(oid, label, "invalid", str(exc), obj=obj, mapping=mapping, values=values))
                 continue
@@ -216,7 +218,7 @@ def _plan_names(adapter: HostAdapter, ids: Sequence[str], objects: dict[str, mod
 def _plan_invoices(organization_id: int, realm_id: str, adapter: HostAdapter, ids: Sequence[str],
                    objects: dict[str, models.Model], refused: dict[str, str], mappings: dict[str, EntityMapping],
                    relinking: set[str], tax: TaxModel) -> list[PushPlan]:
-    mapper = get_mapper("Invoice")
+    mapper = invoice_rules  # its own module: validate() is invoice-only, not part of the Mapper Protocol
     values_of = {oid: adapter.to_values(obj) for oid, obj in objects.items()
                  if oid not in refused and not adapter.is_void(obj)
                  and not (mappings.get(oid) is not None and mappings[oid].qbo_id)}

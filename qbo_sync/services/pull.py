@@ -24,6 +24,7 @@ from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError, QboNotFound
 from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping import payments as payment_rules
 from qbo_sync.mapping.base import MappingError, jsonable, money
 from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
@@ -288,7 +289,7 @@ def credits_and_refunds(ctx: SyncContext, invoices: list[dict[str, Any]], paymen
     if missing:
         payments = [*payments, *query_in(ctx, "Payment", "Id", missing)]
     mine = [i for i in invoices if str(i["Id"]) in ours]
-    refunded = get_mapper("Payment").refunds_by_invoice(mine, payments, refunds) if refunds else {}
+    refunded = payment_rules.refunds_by_invoice(mine, payments, refunds) if refunds else {}
     return invoices, payments, refunded
 
 

@@ -31,6 +31,7 @@ from qbo_sync.client import BatchOperation, quote_value
 from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboDuplicateName, QboNotFound, QboStaleObject
 from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping import invoices as invoice_rules
 from qbo_sync.mapping.base import (
     MappingError,
     NaturalKey,
@@ -656,7 +657,7 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
 
     if not done:
         return {}
-    mapper = get_mapper("Invoice")
+    mapper = invoice_rules
     with transaction.atomic():
         adapter.mark_sent_many([w.obj for w, _ in done])  # type: ignore[attr-defined]
         # QuickBooks' answers carry the invoices' Balance (= TotalAmt when nothing is paid): apply them now, the
@@ -690,7 +691,7 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
 def void_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
     """Push voids. The current SyncToken is read first (payments change it), then the void is sent once."""
     adapter = get_adapter("Invoice")
-    mapper = get_mapper("Invoice")
+    mapper = invoice_rules
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
                .in_bulk([i.object_id for i in requests]).items()}
     refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
