@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 from django.core.management.base import BaseCommand, CommandError
@@ -26,6 +26,11 @@ class Connect(Subcommand):
         parser.add_argument("--org", required=True, metavar="ORG", help="The organization to connect.")
         parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                             help="How long to wait for the browser callback (default 600).")
+        parser.add_argument("--realm", metavar="ID",
+                            help="Only with the bundled sandbox (ENVIRONMENT 'local'): the sandbox company to connect, "
+                                 "created if it does not exist. Without it the sandbox's default company is "
+                                 "connected, which only one organization can hold. With Intuit, the company is "
+                                 "chosen on Intuit's consent page.")
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> None:
         from qbo_sync.models import QboConnection
@@ -36,13 +41,22 @@ class Connect(Subcommand):
         org = resolve_organizations(options["org"])[0]
         if options["timeout"] <= 0:
             raise CommandError("--timeout must be positive.")
+        local = qbo_settings.ENVIRONMENT == "local"
+        realm = options.get("realm")
+        if realm is not None and not local:
+            raise CommandError("--realm works only with the bundled sandbox (QBO_SYNC['ENVIRONMENT'] = 'local'); "
+                               "with Intuit, the company is chosen on Intuit's consent page.")
+        if realm is not None and not (realm.isascii() and realm.isdigit() and len(realm) <= 20):
+            raise CommandError(f"--realm must be a QuickBooks company id (digits only); got {realm!r}.")
         started = time.time()
         try:
             url = start_connect(Actor.system("cli"), org)
         except QboSyncError as exc:
             raise CommandError(_one_line(exc)) from None
+        if realm is not None:
+            url += f"&{urlencode({'realm_id': realm})}"
         command.stdout.write(f"Authorize the connection of {org} at:\n{url}")
-        if qbo_settings.ENVIRONMENT == "local":
+        if local:
             # The sandbox's consent page approves at once and redirects to our callback with code/state/realmId.
             try:
                 response = requests.get(url, allow_redirects=False, timeout=qbo_settings.HTTP_TIMEOUT)
@@ -56,7 +70,15 @@ class Connect(Subcommand):
             try:
                 connection = complete_connect(Actor.system("cli"), params)
             except QboSyncError as exc:
-                raise CommandError(_one_line(exc)) from None
+                hint = ""
+                held = QboConnection.objects.filter(
+                    realm_id=params.get("realmId", ""),
+                    status__in=[QboConnection.Status.CONNECTED, QboConnection.Status.NEEDS_REAUTH])
+                if realm is None and held.exclude(organization=org).exists():
+                    hint = (" The bundled sandbox connects its default company unless told otherwise: connect "
+                            f"another one with `qbo_sync connect --org {options['org']} --realm ID` (any new id, "
+                            "e.g. 9130350000000002).")
+                raise CommandError(_one_line(exc) + hint) from None
             command.stdout.write(f"Connected: {connection_summary(connection)}.")
             return
         command.stdout.write(f"Waiting up to {int(options['timeout'])}s for the callback...")

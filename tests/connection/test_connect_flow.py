@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from urllib.parse import urlsplit
 
 import pytest
@@ -210,3 +211,26 @@ def test_cli_disconnect_and_bad_input(qbo_env, company, capsys) -> None:
     with pytest.raises(CommandError, match="No organization with slug 'nope'") as info:
         call_command("qbo_sync", "connect", "--org", "nope")
     assert "\n" not in str(info.value)
+
+
+def test_cli_connects_a_second_organization_to_another_sandbox_company(qbo_env, settings) -> None:
+    """With the bundled sandbox, `connect` always got the sandbox's default company, so a second organization could
+    not connect at all ("already connected to another organization") and nothing said what to do. --realm picks
+    (and creates) the company; the refusal names it."""
+    first, second = OrganizationFactory(slug="north"), OrganizationFactory(slug="south")
+    call_command("qbo_sync", "connect", "--org", "north", stdout=io.StringIO())
+    taken = QboConnection.objects.get(organization=first).realm_id
+    with pytest.raises(CommandError, match=r"already connected to another organization.*--org south --realm ID"):
+        call_command("qbo_sync", "connect", "--org", "south", stdout=io.StringIO())
+    assert not QboConnection.objects.filter(organization=second, status=QboConnection.Status.CONNECTED).exists()
+
+    call_command("qbo_sync", "connect", "--org", "south", "--realm", "9130350000007702", stdout=io.StringIO())
+    connection = QboConnection.objects.get(organization=second)
+    assert connection.status == QboConnection.Status.CONNECTED and connection.realm_id == "9130350000007702"
+    assert connection.realm_id != taken and "9130350000007702" in qbo_env.realms
+
+    with pytest.raises(CommandError, match="digits only"):
+        call_command("qbo_sync", "connect", "--org", "south", "--realm", "12&realm_id=1", stdout=io.StringIO())
+    settings.QBO_SYNC = {**settings.QBO_SYNC, "ENVIRONMENT": "sandbox"}
+    with pytest.raises(CommandError, match="only with the bundled sandbox"):
+        call_command("qbo_sync", "connect", "--org", "south", "--realm", "9130350000007703", stdout=io.StringIO())
