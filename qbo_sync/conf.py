@@ -308,6 +308,8 @@ class QboSettings:
             return getattr(settings, top)
         if name in DEFAULTS:
             return DEFAULTS[name]
+        if name in EXTRA_KEYS:  # optional overrides (AUTH_BASE_URL): unset is "", derived from ENVIRONMENT
+            return getattr(settings, f"QBO_{name}", "") or ""
         raise AttributeError(f"qbo_sync has no setting {name!r}")
 
     def problems(self) -> list[tuple[str, str]]:

@@ -41,6 +41,20 @@ def test_the_demo_host_passes_every_check() -> None:
     assert ids() == []
 
 
+def test_a_project_that_sets_neither_base_url_passes_check() -> None:
+    """installation.md's settings name neither API_BASE_URL nor AUTH_BASE_URL: `manage.py check` crashed on them
+    (AttributeError: qbo_sync has no setting 'AUTH_BASE_URL'), and so did every command that runs the checks."""
+    from qbo_sync.conf import qbo_settings
+
+    plain = {k: v for k, v in settings.QBO_SYNC.items() if k not in ("API_BASE_URL", "AUTH_BASE_URL")}
+    with override_settings(QBO_SYNC=plain):
+        assert ids() == []
+        assert qbo_settings.raw("AUTH_BASE_URL") == "" and qbo_settings.AUTH_BASE_URL == ""
+    with override_settings(QBO_SYNC={**plain, "ENVIRONMENT": "local", "API_BASE_URL": "http://127.0.0.1:8795"}):
+        assert ids() == []
+        assert qbo_settings.TOKEN_URL == "http://127.0.0.1:8795/oauth2/v1/tokens/bearer"
+
+
 def test_every_message_has_a_hint_that_points_at_shipped_docs_not_the_repository() -> None:
     with override_settings(Q_CLUSTER=None):
         del settings.QBO_SYNC_ORGANIZATION_MODEL
