@@ -211,7 +211,38 @@ def check_organization_model(app_configs: Any = None, **kwargs: Any) -> list[che
             hint='Name a unique field of the tenant model (e.g. "slug"), or leave it unset for "pk".',
             id="qbo_sync.E007",
         )]
+    label = model._meta.app_label
+    if not _has_migrations(label):
+        return [checks.Warning(
+            f"The tenant model's app {label!r} has no migrations: qbo_sync's tables point at its table, so "
+            f"`migrate` would stop (\"Dependency on app with no migrations: {label}\").",
+            hint=f"Run `python manage.py makemigrations {label}` before the first migrate (see {INSTALL_DOC}).",
+            id="qbo_sync.W007",
+        )]
     return []
+
+
+def _has_migrations(app_label: str) -> bool:
+    """Whether the app has a migration file, looked up the way Django's migration loader does (its migrations
+    package, or ``MIGRATION_MODULES``); an app whose migrations are turned off (``None``) counts as having them."""
+    import importlib.util
+    import pkgutil
+
+    from django.db.migrations.loader import MigrationLoader
+
+    module_name, _ = MigrationLoader.migrations_module(app_label)
+    if module_name is None:
+        return True
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.submodule_search_locations is None:
+        return True  # a single module: Django's loader decides what it means
+    return any(not name.startswith(("_", "~")) for _, name, is_pkg in
+               pkgutil.iter_modules(spec.submodule_search_locations) if not is_pkg)
 
 
 @checks.register()

@@ -90,6 +90,27 @@ def test_a_reverse_relation_is_no_lookup_field() -> None:
         assert ids() == ["qbo_sync.E007"]
 
 
+def test_a_tenant_app_without_migrations_is_named_before_migrate_fails(tmp_path, monkeypatch) -> None:
+    """A project following installation.md ran `migrate` right after `startapp`: it stopped with Django's
+    "ValueError: Dependency on app with no migrations". The check names the app and the command (a warning, not an
+    error: `makemigrations` runs the checks too, and must still run)."""
+    label = settings.QBO_SYNC_ORGANIZATION_MODEL.split(".")[0]
+    (tmp_path / "startapp_migrations").mkdir()
+    (tmp_path / "startapp_migrations" / "__init__.py").write_text("")  # what `startapp` leaves: no migration yet
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in ("startapp_migrations", "no_such_migrations_package"):
+        with override_settings(MIGRATION_MODULES={label: module}):
+            assert ids() == ["qbo_sync.W007"]
+            [warning] = messages_for("qbo_sync.W007")
+        assert warning.level == checks.WARNING and label in warning.msg
+        assert f"makemigrations {label}" in warning.hint
+    (tmp_path / "startapp_migrations" / "0001_initial.py").write_text("")
+    with override_settings(MIGRATION_MODULES={label: "startapp_migrations"}):
+        assert ids() == []
+    with override_settings(MIGRATION_MODULES={label: None}):  # migrations turned off on purpose
+        assert ids() == []
+
+
 def test_an_invoice_adapter_without_the_invoice_hooks() -> None:
     """The engine calls ``is_void``, ``void_ids``, ``payment_state`` ... on the invoice adapter: one that does not
     mix in InvoiceAdapterMixin is a configuration error, not an AttributeError at its first push."""
