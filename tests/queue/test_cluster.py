@@ -50,10 +50,11 @@ def _stop(cluster: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def cluster_database(tmp_path: Path, sqlite_copy) -> Iterator[str]:
+def cluster_database(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        yield sqlite_copy(tmp_path / "cluster.sqlite3")  # migrated already (tests/plugins/databases.py)
+        # A copy of the migrated file (tests/plugins/databases.py), asked for only here: PostgreSQL needs none.
+        yield request.getfixturevalue("sqlite_copy")(tmp_path / "cluster.sqlite3")
         return
     import psycopg
 
