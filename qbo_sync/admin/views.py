@@ -28,7 +28,6 @@ from qbo_sync.models import Conflict, QboConnection, SyncJob
 from qbo_sync.models.base import ORGANIZATION_MODEL
 from qbo_sync.permissions import Action, Actor, allowed, allowed_organization_ids
 from qbo_sync.services import jobs, operations
-from qbo_sync.services import mappings as maps
 from qbo_sync.services.conflicts import QboValueError
 
 CONFIRM_TEMPLATE = "qbo_sync/admin/confirm_job.html"
@@ -161,18 +160,9 @@ def pull_selected(modeladmin: Any, request: HttpRequest, queryset: models.QueryS
 
 
 def preview_pull(adapter: Any, rows: list[models.Model], organization_id: int) -> list[jobs.PreviewRow]:
-    """What a targeted pull does per row: rows linked to a QuickBooks record are refreshed from it; the rest are
-    skipped (QuickBooks has nothing for them yet)."""
-    mappings = maps.mappings_for_objects(adapter, [str(o.pk) for o in rows], organization_id)
-    result = []
-    for obj in rows:
-        oid, mapping = str(obj.pk), mappings.get(str(obj.pk))
-        if mapping is not None and mapping.qbo_id:
-            result.append(jobs.PreviewRow(oid, str(obj), "update",
-                                          f"refreshed from QuickBooks {adapter.entity} {mapping.qbo_id}"))
-        else:
-            result.append(jobs.PreviewRow(oid, str(obj), "skip", "not in QuickBooks yet: sync it first"))
-    return result
+    """What a targeted pull does per row (the plans the job follows): rows linked to a QuickBooks record are
+    refreshed from it; the rest are skipped (QuickBooks has nothing for them yet)."""
+    return list(jobs.preview_targeted_pull(organization_id, adapter.entity, [o.pk for o in rows]))
 
 
 # --- conflicts -----------------------------------------------------------------------------------------------------

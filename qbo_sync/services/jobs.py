@@ -17,9 +17,16 @@ from qbo_sync.adapters import get_adapter
 from qbo_sync.client import quote_value
 from qbo_sync.exceptions import QboSyncError
 from qbo_sync.models import EntityMapping, QboConnection, QueueItem, SyncJob
-from qbo_sync.services import mappings as maps
 from qbo_sync.services import queue
-from qbo_sync.services.plans import PullPlan, PushPlan, RowPlan, plan_pull, plan_push
+from qbo_sync.services.plans import (
+    PullPlan,
+    PushPlan,
+    RowPlan,
+    TargetedPullPlan,
+    plan_pull,
+    plan_push,
+    plan_targeted_pull,
+)
 
 #: What can be pushed and pulled (derived from the entity registry; kept as names for callers).
 PUSHABLE = registry.pushable()
@@ -113,8 +120,7 @@ def start_targeted_pull(organization_id: int, entity: str, object_ids: list[str]
     entity = _check_entity(entity, registry.targeted_pullable(), "pull")
     require_connection(organization_id)
     object_ids = resolve_ids(organization_id, entity, object_ids)
-    linked = {oid: m.qbo_id for oid, m in maps.mappings_for_objects(get_adapter(entity), object_ids,
-                                                                    organization_id).items() if m.qbo_id}
+    linked = {p.object_id: p.qbo_id for p in plan_targeted_pull(organization_id, entity, object_ids) if p.todo}
     ids = [oid for oid in object_ids if oid in linked]
     if not ids:
         raise QboInputError(f"None of these {entity.lower()}s is in QuickBooks yet; sync them first.", "ids")
@@ -166,6 +172,12 @@ def preview_push(organization_id: int, entity: str, ids: Iterable[Any] | None = 
     the command's dry run): the plans the push itself acts on."""
     entity = _check_entity(entity, PUSHABLE, "push")
     return plan_push(organization_id, entity, resolve_ids(organization_id, entity, ids))
+
+
+def preview_targeted_pull(organization_id: int, entity: str, ids: Iterable[Any]) -> list[TargetedPullPlan]:
+    """What "pull selected" does to each row (the admin's confirmation page): the plans the job itself follows."""
+    entity = _check_entity(entity, registry.targeted_pullable(), "pull")
+    return plan_targeted_pull(organization_id, entity, resolve_ids(organization_id, entity, ids))
 
 
 def preview_pull(organization_id: int, entity: str, *, full: bool = False, since: dt.datetime | None = None,

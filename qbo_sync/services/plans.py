@@ -287,6 +287,35 @@ def _plan_invoices(organization_id: int, realm_id: str, adapter: HostAdapter, id
 
 # --- pull ---------------------------------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class TargetedPullPlan(RowPlan):
+    """What "pull selected" does to one host row: ``update`` (read QuickBooks record ``qbo_id`` again and merge it)
+    or ``skip`` (never sent: QuickBooks has nothing for it yet)."""
+
+    qbo_id: str = ""
+
+
+def plan_targeted_pull(ctx_or_org: SyncContext | Any, entity: str, object_ids: Iterable[Any]
+                       ) -> list[TargetedPullPlan]:
+    """The rows a targeted pull of these host rows re-reads (each once, in the order given): those linked to a
+    QuickBooks record in the organization's current company. The admin's preview and the job both use this."""
+    organization_id, realm_id = _scope(ctx_or_org)
+    ids = list(dict.fromkeys(str(i) for i in object_ids))
+    adapter = get_adapter(entity)
+    objects = {str(pk): obj for pk, obj in adapter.get_queryset(organization_id).in_bulk(ids).items()}
+    mappings = maps.mappings_for_objects(adapter, list(objects), organization_id, realm_id)
+    plans: list[TargetedPullPlan] = []
+    for oid in ids:
+        label = str(objects[oid]) if oid in objects else oid
+        mapping = mappings.get(oid)
+        if mapping is not None and mapping.qbo_id:
+            plans.append(TargetedPullPlan(oid, label, "update", f"refreshed from QuickBooks {entity} "
+                                          f"{mapping.qbo_id}", qbo_id=mapping.qbo_id))
+        else:
+            plans.append(TargetedPullPlan(oid, label, "skip", "not in QuickBooks yet: sync it first"))
+    return plans
+
 @dataclass(frozen=True)
 class PullPlan:
     """The window of one pull: ``mode`` ``full`` (every record), ``incremental`` (changes since ``since``: the
