@@ -255,10 +255,13 @@ def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
     names = ", ".join(f'QBO_SYNC["{m}"]' for m in missing)
     env = _setting("ENVIRONMENT")
     if env in INTUIT_ENVIRONMENT_NAMES:
+        where = "Intuit's sandbox companies" if env == "sandbox" else "QuickBooks Online (production)"
         return [checks.Error(
-            f"{names} not set: connecting to QuickBooks ({env}) would fail.",
+            f"{names} not set: connecting to {where} would fail (ENVIRONMENT is {env!r}).",
             hint="Copy the keys and add the redirect URI (https://your.host/qbo/oauth/callback/) from your app on "
-                 f"developer.intuit.com (see {INSTALL_DOC}).", id="qbo_sync.E008",
+                 "developer.intuit.com. To try qbo_sync without an Intuit account, set QBO_SYNC[\"ENVIRONMENT\"] = "
+                 "\"local\" (the bundled sandbox, `python -m qbo_sync.sandbox`) with any non-empty keys "
+                 f"(see {INSTALL_DOC}).", id="qbo_sync.E008",
         )]
     return [checks.Warning(
         f"{names} not set: `qbo_sync connect` would fail, even against the bundled sandbox.",

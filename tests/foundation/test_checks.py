@@ -129,6 +129,8 @@ def test_missing_credentials_for_intuit_are_named(missing) -> None:
         assert ids() == ["qbo_sync.E008"]
         [error] = messages_for("qbo_sync.E008")
     assert missing in error.msg and "developer.intuit.com" in error.hint
+    # A newcomer read "QuickBooks (sandbox)" as the bundled sandbox; the message says whose, the hint the way out.
+    assert "Intuit's sandbox companies" in error.msg and 'QBO_SYNC["ENVIRONMENT"] = "local"' in error.hint
     with with_qbo(**{**values, missing: "set"}):
         assert ids() == []
 
