@@ -13,7 +13,7 @@ from django.db import models, transaction
 from django.db.models import Case, Value, When
 
 from qbo_sync import registry
-from qbo_sync.adapters import get_adapter
+from qbo_sync.adapters import get_adapter, get_invoice_adapter
 from qbo_sync.client import quote_value
 from qbo_sync.exceptions import QboSyncError
 from qbo_sync.models import EntityMapping, QboConnection, QueueItem, SyncJob
@@ -98,9 +98,8 @@ def start_push(organization_id: int, entity: str, ids: Iterable[Any] | None = No
 
 
 def _turn_voids_into_void_items(organization_id: int, job: SyncJob) -> None:
-    adapter = get_adapter("Invoice")
     ids = list(job.items.values_list("object_id", flat=True))
-    void_ids = adapter.void_ids(organization_id, ids)
+    void_ids = get_invoice_adapter().void_ids(organization_id, ids)
     if void_ids:
         job.items.filter(object_id__in=void_ids).update(operation=QueueItem.Operation.VOID)
 

@@ -10,7 +10,7 @@ to send (the pull and the push both queue it).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from qbo_sync.adapters import HostAdapter, get_adapter
 from qbo_sync.conf import host_label
@@ -49,8 +49,15 @@ def find_survivor(ctx: SyncContext, mapping: EntityMapping) -> str | None:
     return owners.pop() if len(owners) == 1 else None
 
 
+class MergeCounts(TypedDict, total=False):
+    """The QuickBooks merges a pull (or a push) met: rows re-linked to the survivor, rows flagged for a person."""
+
+    relinked: int
+    flagged: int
+
+
 def apply_merge(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, survivor_id: str,
-                counts: dict[str, int]) -> Applied | None:
+                counts: MergeCounts) -> Applied | None:
     """The accountant merged this row's QBO customer into ``survivor_id``. If no other host row is linked to the
     survivor, link this row to it and apply the survivor's version (so the row's invoices point at a live customer
     and every later push goes to the survivor); returns what that did (the caller sends what remains). If another
@@ -84,7 +91,7 @@ def apply_merge(ctx: SyncContext, adapter: HostAdapter, mapping: EntityMapping, 
     return applied
 
 
-def apply_merge_events(ctx: SyncContext, entity: str, counts: dict[str, int]) -> list[tuple[EntityMapping, Applied]]:
+def apply_merge_events(ctx: SyncContext, entity: str, counts: MergeCounts) -> list[tuple[EntityMapping, Applied]]:
     """``Merge`` webhooks that name a record still linked here: settle them now, whether or not CDC shows the
     merged-away record deleted yet (QuickBooks may take its time). Returns the re-linked rows and what applying
     their survivor's version did."""
@@ -101,4 +108,4 @@ def apply_merge_events(ctx: SyncContext, entity: str, counts: dict[str, int]) ->
     return done
 
 
-__all__ = ["MERGE_OPERATIONS", "apply_merge", "apply_merge_events", "find_survivor", "merge_events"]
+__all__ = ["MERGE_OPERATIONS", "MergeCounts", "apply_merge", "apply_merge_events", "find_survivor", "merge_events"]

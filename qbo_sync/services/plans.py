@@ -28,16 +28,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import models
 
 from qbo_sync import registry
-from qbo_sync.adapters import HostAdapter, get_adapter
+from qbo_sync.adapters import HostAdapter, InvoiceAdapterMixin, get_adapter, get_invoice_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.mapping import get_mapper
 from qbo_sync.mapping import invoices as invoice_rules
-from qbo_sync.mapping.base import MappingError, values_equal
+from qbo_sync.mapping.base import EntitySpec, MappingError, values_equal
 from qbo_sync.models import Conflict, EntityMapping, PullCursor, QboConnection
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.context import SyncContext
@@ -61,7 +61,7 @@ TaxModel = tuple[str, str] | Callable[[], tuple[str, str]]
 # --- what counts as a host change ---------------------------------------------------------------------------------
 
 
-def changed_fields(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] | None,
+def changed_fields(spec: EntitySpec, values: dict[str, Any], snapshot: dict[str, Any] | None,
                    held: Any = ()) -> list[str]:
     """The fields a sparse update sends: the host's value differs from the last-synced one, the field is not
     QuickBooks-owned, and it is not held. Plans, the push and every preview ask this one function."""
@@ -70,7 +70,7 @@ def changed_fields(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] |
             and not (f in base and values_equal(spec, f, values[f], base[f]))]
 
 
-def qbo_owned_edits(spec: Any, values: dict[str, Any], snapshot: dict[str, Any] | None) -> list[str]:
+def qbo_owned_edits(spec: EntitySpec, values: dict[str, Any], snapshot: dict[str, Any] | None) -> list[str]:
     """QuickBooks-owned fields the host changed since the last sync (they are never sent; they are put back)."""
     base = snapshot or {}
     return [f for f in spec.qbo_owned_fields if f in values and f in base
@@ -116,6 +116,25 @@ class PushPlan(RowPlan):
     conflicts: dict[str, Conflict] = field(default_factory=dict, repr=False, compare=False)
     values: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def row(self) -> models.Model:
+        """The host row a plan with work acts on (every plan but a ``skip`` of a row that is gone and a
+        ``refused`` row of another organization has it)."""
+        if self.obj is None:
+            raise ValueError(f"the {self.action} plan of {self.object_id} has no host row")
+        return self.obj
+
+
+class _Carried(TypedDict, total=False):
+    """What a plan carries for its executor besides its verdict (the :class:`PushPlan` fields of that name)."""
+
+    held: tuple[str, ...]
+    put_back: tuple[str, ...]
+    obj: models.Model | None
+    mapping: EntityMapping | None
+    conflicts: dict[str, Conflict]
+    values: dict[str, Any]
+
 
 def _scope(ctx_or_org: SyncContext | Any) -> tuple[int, str]:
     """(organization id, realm id) of a sync context, or of an organization (or its id) and its current company."""
@@ -147,8 +166,8 @@ def plan_push(ctx_or_org: SyncContext | Any, entity: str, object_ids: Iterable[A
     mappings = maps.mappings_for_objects(adapter, list(objects), organization_id, realm_id)
     relinking = maps.linked_in_other_realm(adapter, list(objects), organization_id, realm_id)
     if entity == "Invoice":
-        return _plan_invoices(organization_id, realm_id, adapter, ids, objects, refused, mappings, relinking,
-                              tax if tax is not None else (lambda: configured_tax(organization_id)))
+        return _plan_invoices(organization_id, realm_id, get_invoice_adapter(), ids, objects, refused, mappings,
+                              relinking, tax if tax is not None else (lambda: configured_tax(organization_id)))
     return _plan_names(adapter, ids, objects, refused, mappings, relinking)
 
 
@@ -200,7 +219,7 @@ def _plan_names(adapter: HostAdapter, ids: Sequence[str], objects: dict[str, mod
         waiting = tuple(sorted(conflicts))
         changed = tuple(changed_fields(spec, values, mapping.snapshot, conflicts))
         put_back = tuple(qbo_owned_edits(spec, values, mapping.snapshot))
-        rest = dict(held=waiting, put_back=put_back, obj=obj, mapping=mapping, conflicts=conflicts, values=values)
+        rest = _Carried(held=waiting, put_back=put_back, obj=obj, mapping=mapping, conflicts=conflicts, values=values)
         held_note = f"; {describe_held(conflicts)}" if conflicts else ""
         if changed:
             plans.append(PushPlan(oid, label, "update", "changed: " + ", ".join(changed) + held_note, fields=changed,
@@ -215,10 +234,9 @@ def _plan_names(adapter: HostAdapter, ids: Sequence[str], objects: dict[str, mod
     return plans
 
 
-def _plan_invoices(organization_id: int, realm_id: str, adapter: HostAdapter, ids: Sequence[str],
+def _plan_invoices(organization_id: int, realm_id: str, adapter: InvoiceAdapterMixin, ids: Sequence[str],
                    objects: dict[str, models.Model], refused: dict[str, str], mappings: dict[str, EntityMapping],
                    relinking: set[str], tax: TaxModel) -> list[PushPlan]:
-    mapper = invoice_rules  # its own module: validate() is invoice-only, not part of the Mapper Protocol
     values_of = {oid: adapter.to_values(obj) for oid, obj in objects.items()
                  if oid not in refused and not adapter.is_void(obj)
                  and not (mappings.get(oid) is not None and mappings[oid].qbo_id)}
@@ -235,7 +253,7 @@ def _plan_invoices(organization_id: int, realm_id: str, adapter: HostAdapter, id
     for oid in ids:
         obj = objects.get(oid)
         mapping = mappings.get(oid)
-        sent = mapping is not None and bool(mapping.qbo_id)
+        sent = mapping if mapping is not None and mapping.qbo_id else None  # its link to QuickBooks' invoice
         if oid in refused:
             plans.append(_refused(oid, str(obj) if obj is not None else oid, "tenancy", refused[oid], obj=obj))
             continue
@@ -244,19 +262,19 @@ def _plan_invoices(organization_id: int, realm_id: str, adapter: HostAdapter, id
             continue
         label = str(obj)
         if adapter.is_void(obj):
-            if sent and not (mapping.snapshot or {}).get("voided"):
+            if sent is not None and not (sent.snapshot or {}).get("voided"):
                 plans.append(PushPlan(oid, label, "void", f"voided in {host_label()}", obj=obj, mapping=mapping))
             else:
-                plans.append(PushPlan(oid, label, "skip", "void" + (" in QuickBooks already" if sent
+                plans.append(PushPlan(oid, label, "skip", "void" + (" in QuickBooks already" if sent is not None
                                                                     else " and never sent"), obj=obj,
                                       mapping=mapping))
             continue
-        if sent:
-            plans.append(PushPlan(oid, label, "skip", f"already in QuickBooks as invoice {mapping.qbo_id}; an "
+        if sent is not None:
+            plans.append(PushPlan(oid, label, "skip", f"already in QuickBooks as invoice {sent.qbo_id}; an "
                                   "invoice is sent once", obj=obj, mapping=mapping))
             continue
         values = values_of[oid]
-        rest = dict(obj=obj, mapping=mapping, values=values)
+        rest = _Carried(obj=obj, mapping=mapping, values=values)
         if values["customer_object_id"] in merged_away:
             plans.append(_refused(oid, label, "merged", f"Invoice {values.get('doc_number')} was not sent: its "
                                   f"customer needs a person first. {merged_away[values['customer_object_id']]}",
@@ -271,7 +289,7 @@ def _plan_invoices(organization_id: int, realm_id: str, adapter: HostAdapter, id
         if tax_model is None:
             tax_model = tax() if callable(tax) else tax
         try:
-            issues = [str(i) for i in mapper.validate(values, tax_model=tax_model[0], tax_code=tax_model[1])]
+            issues = [str(i) for i in invoice_rules.validate(values, tax_model=tax_model[0], tax_code=tax_model[1])]
         except MappingError as exc:
             issues = [str(exc)]
         if issues:
@@ -333,10 +351,18 @@ class PullPlan:
     def full(self) -> bool:
         return self.mode == "full"
 
+    @property
+    def feed_start(self) -> dt.datetime:
+        """Where an incremental pull reads the change feed from (``read_from``); other pulls read no feed."""
+        if self.read_from is None:
+            raise ValueError(f"a {self.mode} pull of {self.entity} reads no change feed")
+        return self.read_from
+
     def describe(self) -> str:
         if self.mode == "targeted":
             return f"{len(self.qbo_ids)} record(s) by id"
-        return "everything" if self.full else f"changed since {self.read_from.isoformat()}"  # type: ignore[union-attr]
+        # a full pull has no window start; an incremental one always has one
+        return "everything" if self.read_from is None else f"changed since {self.read_from.isoformat()}"
 
 
 def plan_pull(ctx_or_org: SyncContext | Any, entity: str, *, full: bool = False, since: dt.datetime | None = None,

@@ -14,16 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.db import models, transaction
 from django.utils import dateparse, timezone
 
 from qbo_sync import registry
-from qbo_sync.adapters import HostAdapter, get_adapter
+from qbo_sync.adapters import HostAdapter, get_adapter, get_invoice_adapter
 from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError, QboNotFound
-from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping import Mapper, get_mapper
 from qbo_sync.mapping import payments as payment_rules
 from qbo_sync.mapping.base import MappingError, jsonable, money
 from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
@@ -31,7 +32,7 @@ from qbo_sync.services import mappings as maps
 from qbo_sync.services.apply import Applied, already_applied, apply_payment_state, apply_qbo_version
 from qbo_sync.services.context import SyncContext, customer_of, query_in
 from qbo_sync.services.echo import applying_qbo_changes
-from qbo_sync.services.merges import apply_merge, apply_merge_events, find_survivor
+from qbo_sync.services.merges import MergeCounts, apply_merge, apply_merge_events, find_survivor
 from qbo_sync.services.outcomes import Outcome, outcome_for_error
 from qbo_sync.services.plans import plan_pull
 from qbo_sync.services.queue import enqueue
@@ -58,14 +59,33 @@ def queue_rest(ctx: SyncContext, entity: str, mapping: EntityMapping, applied: A
         enqueue(ctx.organization_id, entity, [mapping.object_id], QueueItem.Operation.PUSH)
 
 
+class PullCounts(MergeCounts):
+    """What a pull of customers or items did (its queue item's message and its log line list the figures)."""
+
+    seen: int
+    created: int
+    linked: int
+    updated: int
+    skipped: int
+    deactivated: int
+
+
+class PaymentPullCounts(TypedDict):
+    """What a pull of payment states did: invoices seen, their payment state updated, or already known."""
+
+    seen: int
+    updated: int
+    skipped: int
+
+
 # --- customers and items ------------------------------------------------------------------------------------------
 
 
 def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Sequence[str] = (),
-               since: dt.datetime | None = None) -> dict[str, int]:
+               since: dt.datetime | None = None) -> PullCounts:
     """Pull changed customers or items, in the window :func:`~qbo_sync.services.plans.plan_pull` gives: just
     ``qbo_ids`` (a webhook), everything, or changes since ``since`` (else the cursor). Returns counts."""
-    counts = {"seen": 0, "created": 0, "linked": 0, "updated": 0, "skipped": 0, "deactivated": 0}
+    counts = PullCounts(seen=0, created=0, linked=0, updated=0, skipped=0, deactivated=0)
     plan = plan_pull(ctx, entity, full=full, since=since, qbo_ids=qbo_ids)
     if plan.mode == "targeted":
         rows = []
@@ -91,7 +111,7 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
         apply_page(ctx, entity, page, counts)
         until = started
     else:
-        result = ctx.client.cdc(list(plan.reads), plan.read_from)  # type: ignore[arg-type]
+        result = ctx.client.cdc(list(plan.reads), plan.feed_start)
         # Deletions first: a merged-away customer's row is re-linked to the survivor before the survivor's own
         # change is applied (else the survivor, unlinked, would get a new host row of its own).
         apply_deleted(ctx, entity, result.deleted.get(entity, []), counts)
@@ -102,7 +122,7 @@ def pull_names(ctx: SyncContext, entity: str, *, full: bool = False, qbo_ids: Se
     return counts
 
 
-def apply_page(ctx: SyncContext, entity: str, rows: Sequence[dict[str, Any]], counts: dict[str, int]) -> None:
+def apply_page(ctx: SyncContext, entity: str, rows: Sequence[dict[str, Any]], counts: PullCounts) -> None:
     """Apply one page of QBO records: skip known versions, link or create new ones in bulk, merge the rest."""
     if not rows:
         return
@@ -126,8 +146,8 @@ def apply_page(ctx: SyncContext, entity: str, rows: Sequence[dict[str, Any]], co
         link_or_create(ctx, adapter, mapper, unlinked, counts)
 
 
-def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: list[dict[str, Any]],
-                   counts: dict[str, int]) -> None:
+def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Mapper, rows: list[dict[str, Any]],
+                   counts: PullCounts) -> None:
     """QBO records with no twin yet: match host rows by natural key first, create host rows for the rest."""
     candidates = unlinked_host_rows_by_key(ctx, adapter)
     to_create: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -168,7 +188,7 @@ def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Any, rows: li
     counts["created"] += len(to_create)
 
 
-def adapter_keys(adapter: HostAdapter, mapper: Any, obj: models.Model) -> dict[str, str]:
+def adapter_keys(adapter: HostAdapter, mapper: Mapper, obj: models.Model) -> dict[str, str]:
     """A host row's natural keys, by the entity's one definition (``SPEC.natural_keys``)."""
     return mapper.SPEC.natural_key_values(adapter.to_values(obj))
 
@@ -193,7 +213,7 @@ def unlinked_host_rows_by_key(ctx: SyncContext, adapter: HostAdapter) -> dict[tu
     return ctx.cache[key]
 
 
-def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]], counts: dict[str, int]) -> None:
+def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]], counts: PullCounts) -> None:
     """Customers and items cannot be deleted in QBO, but merged ones come back as deleted. A customer whose
     survivor is known (a ``Merge`` webhook, or where its invoices went) is re-linked or flagged
     (:func:`apply_merge`); any other such record's twin is deactivated."""
@@ -222,10 +242,10 @@ def apply_deleted(ctx: SyncContext, entity: str, stubs: Iterable[dict[str, Any]]
 
 
 def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str] = (),
-                  since: dt.datetime | None = None) -> dict[str, int]:
+                  since: dt.datetime | None = None) -> PaymentPullCounts:
     """Payment state onto every synced invoice QBO changed (Balance, LinkedTxn), plus the local overdue sweep. The
     window is :func:`~qbo_sync.services.plans.plan_pull`'s."""
-    counts = {"seen": 0, "updated": 0, "skipped": 0}
+    counts = PaymentPullCounts(seen=0, updated=0, skipped=0)
     plan = plan_pull(ctx, "Payment", full=full, since=since, qbo_ids=qbo_ids)
     cursor, _ = PullCursor.objects.get_or_create(organization_id=ctx.organization_id, entity_type="Payment")
     started = timezone.now()
@@ -242,13 +262,13 @@ def pull_payments(ctx: SyncContext, *, full: bool = False, qbo_ids: Sequence[str
             ids = ", ".join(f"'{i}'" for i in mapped[start:start + 500])
             invoices.extend(ctx.client.query_all(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))  # noqa: S608
     else:
-        result = ctx.client.cdc(list(plan.reads), plan.read_from)  # type: ignore[arg-type]
+        result = ctx.client.cdc(list(plan.reads), plan.feed_start)
         invoices, payments = result.changed.get("Invoice", []), result.changed.get("Payment", [])
         refunds = result.changed.get("RefundReceipt", [])
         note_deleted_invoices(ctx, result.deleted.get("Invoice", []))
     invoices, payments, refunded = credits_and_refunds(ctx, invoices, payments, refunds)
     apply_payment_states(ctx, invoices, payments, counts, refunded)
-    get_adapter("Invoice").refresh_overdue(ctx.organization_id, ctx.today)
+    get_invoice_adapter().refresh_overdue(ctx.organization_id, ctx.today)
     if plan.mode != "targeted":
         PullCursor.objects.filter(pk=cursor.pk).update(changed_since=started, last_run_at=started,
                                                        last_success_at=timezone.now())
@@ -265,7 +285,7 @@ def _received(invoice: dict[str, Any]) -> bool:
 
 def credits_and_refunds(ctx: SyncContext, invoices: list[dict[str, Any]], payments: list[dict[str, Any]],
                         changed_refunds: Sequence[dict[str, Any]]
-                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Decimal]]:
     """What telling money, credit and refunds apart needs besides the changed invoices (rules in
     ``qbo_sync.mapping.payments``): the refund receipts of the customers concerned, those customers' other synced
     invoices (a refund is shared among them), and every payment our invoices list that was not read yet (only a
@@ -305,8 +325,8 @@ def note_deleted_invoices(ctx: SyncContext, stubs: Sequence[dict[str, Any]]) -> 
 
 
 def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], payments: Sequence[dict[str, Any]],
-                         counts: dict[str, int], refunded: dict[str, Any] | None = None) -> None:
-    adapter = get_adapter("Invoice")
+                         counts: PaymentPullCounts, refunded: dict[str, Decimal] | None = None) -> None:
+    adapter = get_invoice_adapter()
     counts["seen"] += len(invoices)
     by_qbo = maps.mappings_for_qbo_ids(ctx.realm_id, "Invoice", [i["Id"] for i in invoices])
     hosts = {str(pk): o for pk, o in adapter.get_queryset(ctx.organization_id)
@@ -319,7 +339,10 @@ def apply_payment_states(ctx: SyncContext, invoices: Sequence[dict[str, Any]], p
         applied = apply_payment_state(ctx, adapter, mapping, hosts[mapping.object_id], invoice, payments,
                                       record_version=not known, refunded=(refunded or {}).get(str(invoice["Id"])))
         # A known version is applied again all the same (cheap, idempotent): the host may have missed it.
-        counts["updated" if applied and not known else "skipped"] += 1
+        if applied and not known:
+            counts["updated"] += 1
+        else:
+            counts["skipped"] += 1
 
 
 # --- queue items --------------------------------------------------------------------------------------------------
@@ -331,6 +354,7 @@ def run_pull_item(ctx: SyncContext, item: QueueItem) -> Outcome:
     # A pull asked for "changes since" a time (qbo_sync pull --since) reads from it once; the cursor then moves on.
     since = dateparse.parse_datetime(options["since"]) if options.get("since") else None
     qbo_ids = [item.qbo_id] if item.qbo_id else []
+    counts: PullCounts | PaymentPullCounts
     try:
         target = registry.pull_for(item.entity_type)  # an invoice's pull item reads its payment state
         if target is not None and registry.spec(target).name_list:

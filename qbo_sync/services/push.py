@@ -21,16 +21,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from qbo_sync.adapters import HostAdapter, get_adapter
+from qbo_sync.adapters import HostAdapter, InvoiceAdapterMixin, get_adapter, get_invoice_adapter
 from qbo_sync.client import BatchOperation, quote_value
 from qbo_sync.conf import host_label, qbo_settings
 from qbo_sync.exceptions import QboApiError, QboDuplicateName, QboNotFound, QboStaleObject
-from qbo_sync.mapping import get_mapper
+from qbo_sync.mapping import Mapper, get_mapper
 from qbo_sync.mapping import invoices as invoice_rules
 from qbo_sync.mapping.base import (
     MappingError,
@@ -82,7 +82,7 @@ class Write:
     obj: models.Model
     mapping: EntityMapping
     payload: dict[str, Any]
-    operation: str  # create | update
+    operation: Literal["create", "update"]
     values: dict[str, Any]
     on_success: Callable[[Write, dict[str, Any]], None] | None = None
     #: The canonical fields this write sends (after it, QuickBooks holds the host's values for them).
@@ -233,7 +233,7 @@ def push_names(ctx: SyncContext, entity: str, requests: Sequence[PushRequest]) -
             outcomes[request] = Outcome.completed(f"nothing to send: {plan.reason}" if plan.action == "held"
                                                   else plan.reason)
             continue
-        obj: models.Model = plan.obj  # type: ignore[assignment]  # every plan past "skip" has its row
+        obj = plan.row
         mapping = plan.mapping or maps.new_mapping(adapter, obj, ctx.organization_id, ctx.realm_id)
         if plan.action == "revert":
             # Only QuickBooks-owned fields changed in the host: nothing may be sent, and no later pull would see a
@@ -307,7 +307,7 @@ def send_rest(ctx: SyncContext, adapter: HostAdapter, request: PushRequest, obj:
     record_name_success(ctx, adapter, write, answer)
 
 
-def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, request: PushRequest, obj: models.Model,
+def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Mapper, request: PushRequest, obj: models.Model,
                     mapping: EntityMapping, *, held: dict[str, Any] | None = None,
                     plan: PushPlan | None = None) -> Write | None:
     """The write one row needs, or ``None``: a create of every synced field, or a sparse update of the fields the
@@ -320,7 +320,7 @@ def plan_name_write(ctx: SyncContext, adapter: HostAdapter, mapper: Any, request
             mapping = maps.save_new(mapping)
             if mapping.qbo_id:  # another worker linked this row meanwhile: an update, if anything
                 return plan_name_write(ctx, adapter, mapper, request, obj, mapping)
-        context = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
+        context: dict[str, Any] = {"income_account_ref": income_account_id(ctx)} if adapter.entity == "Item" else {}
         return Write(request, obj, mapping, mapper.to_qbo(values, **context), "create", values,
                      sent_fields=tuple(f for f in mapper.SPEC.fields if f in values))
     spec = mapper.SPEC
@@ -515,8 +515,7 @@ def sales_tax(ctx: SyncContext) -> tuple[str, str]:
 def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
     """Create invoices in QuickBooks, once, as :func:`~qbo_sync.services.plans.plan_push` decides. Dependencies
     (customer, items) are pushed first; an invoice voided in the host since it was sent gets its void."""
-    adapter = get_adapter("Invoice")
-    mapper = get_mapper("Invoice")
+    adapter = get_invoice_adapter()
     outcomes: dict[PushRequest, Outcome] = {}
     plans = {p.object_id: p for p in plan_push(ctx, "Invoice", [r.object_id for r in requests],
                                                tax=partial(sales_tax, ctx))}
@@ -538,15 +537,14 @@ def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
         elif plan.action == "void":
             voids.append(request)
         else:
-            obj: models.Model = plan.obj  # type: ignore[assignment]  # a create or link plan has its row
-            pending.append((request, plan, plan.mapping or maps.new_mapping(adapter, obj, ctx.organization_id,
+            pending.append((request, plan, plan.mapping or maps.new_mapping(adapter, plan.row, ctx.organization_id,
                                                                             ctx.realm_id)))
     if voids:
         outcomes.update(void_invoices(ctx, voids))
     if not pending:
         return outcomes
 
-    dependency_errors = ensure_dependencies(ctx, [p.obj for _, p, _ in pending if p.needs])  # type: ignore[misc]
+    dependency_errors = ensure_dependencies(ctx, [p.row for _, p, _ in pending if p.needs])
     writes: list[Write] = []
     needed = {key for _, p, _ in pending for key in p.needs}
     customer_ids = {m.object_id: m.qbo_id for m in maps.mappings_for_objects(
@@ -556,7 +554,7 @@ def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
         get_adapter("Item"), {oid for entity, oid in needed if entity == "Item"}, ctx.organization_id,
         ctx.realm_id).values()}
     tax_model, tax_code = sales_tax(ctx)
-    context = {"tax_code": tax_code} if tax_model == "manual" else {}
+    context: dict[str, Any] = {"tax_code": tax_code} if tax_model == "manual" else {}
     for request, plan, mapping in pending:
         blocked = [dependency_errors[key] for key in plan.needs if key in dependency_errors]
         if blocked:
@@ -570,8 +568,7 @@ def push_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
         for line in values["lines"]:
             if line["item_qbo_id"] == PENDING_ID:
                 line["item_qbo_id"] = item_ids.get(line["item_object_id"], "")
-        writes.append(Write(request, plan.obj, mapping, mapper.to_qbo(values, **context),  # type: ignore[arg-type]
-                            "create", values))
+        writes.append(Write(request, plan.row, mapping, invoice_rules.to_qbo(values, **context), "create", values))
     # Created once under the host-row constraint: a row another worker is pushing right now keeps one mapping.
     stored = maps.save_new_many([w.mapping for w in writes if w.mapping.pk is None])
     for w in list(writes):
@@ -648,8 +645,9 @@ def find_invoices_by_doc_number(ctx: SyncContext, numbers: Sequence[str]) -> dic
     return found
 
 
-def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Sequence[tuple[Write, dict[str, Any]]],
-                             *, linked: bool = False) -> dict[PushRequest, Outcome]:
+def record_invoice_successes(ctx: SyncContext, adapter: InvoiceAdapterMixin,
+                             done: Sequence[tuple[Write, dict[str, Any]]], *,
+                             linked: bool = False) -> dict[PushRequest, Outcome]:
     """Record the invoices QuickBooks accepted (or that were found there), a chunk at once: one transaction, the
     host's ``mark_sent_many`` (one UPDATE in a host that overrides it) and one ``bulk_update`` of the mappings,
     instead of a transaction and two UPDATEs per invoice (docs/performance.md, "Fleet")."""
@@ -657,9 +655,8 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
 
     if not done:
         return {}
-    mapper = invoice_rules
     with transaction.atomic():
-        adapter.mark_sent_many([w.obj for w, _ in done])  # type: ignore[attr-defined]
+        adapter.mark_sent_many([w.obj for w, _ in done])
         # QuickBooks' answers carry the invoices' Balance (= TotalAmt when nothing is paid): apply them now, the
         # chunk at once (the host's apply_payment_states); a pull would skip these versions as already known.
         apply_payment_state_many(ctx, adapter, [(w.mapping, w.obj, payload) for w, payload in done])
@@ -668,11 +665,12 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
             maps.set_synced(w.mapping, payload, {"doc_number": w.values["doc_number"],
                                                  "total": payload.get("TotalAmt"),
                                                  "customer_object_id": w.values["customer_object_id"]},
-                            qbo_updated_at=mapper.qbo_updated_at(payload), host_updated_at=adapter.updated_at(w.obj),
+                            qbo_updated_at=invoice_rules.qbo_updated_at(payload),
+                            host_updated_at=adapter.updated_at(w.obj),
                             pushed=True)
             # The host's total is before tax (QuickBooks decides the tax; apply_payment_state wrote it back above):
             # a difference beyond the tax is a lost or changed line.
-            mismatch = mapper.compare_total(w.values, payload, tax_included=False)
+            mismatch = invoice_rules.compare_total(w.values, payload, tax_included=False)
             if mismatch is not None:
                 w.mapping.last_error = mismatch.message
                 maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: "
@@ -690,8 +688,7 @@ def record_invoice_successes(ctx: SyncContext, adapter: HostAdapter, done: Seque
 
 def void_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[PushRequest, Outcome]:
     """Push voids. The current SyncToken is read first (payments change it), then the void is sent once."""
-    adapter = get_adapter("Invoice")
-    mapper = invoice_rules
+    adapter = get_invoice_adapter()
     objects = {str(pk): obj for pk, obj in adapter.get_queryset(ctx.organization_id)
                .in_bulk([i.object_id for i in requests]).items()}
     refused = maps.refused_rows(adapter, ctx.organization_id, [i.object_id for i in requests], objects)
@@ -707,7 +704,7 @@ def void_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
             continue
         try:
             current = ctx.client.read("Invoice", mapping.qbo_id)
-            if not mapper.is_voided(current):
+            if not invoice_rules.is_voided(current):
                 current = ctx.client.void("Invoice", mapping.qbo_id, str(current.get("SyncToken", "0")),
                                           request_id=request.idempotency_key)
         except QboApiError as exc:
@@ -718,7 +715,7 @@ def void_invoices(ctx: SyncContext, requests: Sequence[PushRequest]) -> dict[Pus
             obj = objects.get(request.object_id)
             if obj is not None:
                 apply_payment_state(ctx, adapter, mapping, obj, current, record_version=False)
-            maps.record_synced(mapping, current, snapshot, qbo_updated_at=mapper.qbo_updated_at(current),
+            maps.record_synced(mapping, current, snapshot, qbo_updated_at=invoice_rules.qbo_updated_at(current),
                                host_updated_at=mapping.host_updated_at, pushed=True)
         outcomes[request] = Outcome.completed(f"voided invoice {mapping.qbo_id}")
     return outcomes
