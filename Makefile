@@ -21,7 +21,8 @@ PYTEST_WORKERS ?= auto
 test: $(STAMP)
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# mypy checks qbo_sync's client, mapping and services (pyproject.toml [tool.mypy] files) and what they import.
+# mypy checks qbo_sync's client, mapping, services, tasks, receivers and webhooks (pyproject.toml [tool.mypy] files)
+# and what they import.
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy

@@ -19,7 +19,7 @@ def on_host_saved(sender: type[models.Model], instance: models.Model, created: b
                   **kwargs: Any) -> None:
     if raw or is_applying_qbo_changes():
         return
-    from qbo_sync.adapters import registry
+    from qbo_sync.adapters import InvoiceAdapterMixin, registry
     from qbo_sync.exceptions import QboConfigurationError
 
     try:
@@ -34,7 +34,7 @@ def on_host_saved(sender: type[models.Model], instance: models.Model, created: b
     if not QboConnection.objects.filter(organization_id=org_id).exclude(status="disconnected").exists():
         return
     operation = None
-    if adapter.entity == "Invoice" and adapter.is_void(instance):  # type: ignore[attr-defined]
+    if adapter.entity == "Invoice" and isinstance(adapter, InvoiceAdapterMixin) and adapter.is_void(instance):
         sent = EntityMapping.objects.filter(content_type__model=instance._meta.model_name,
                                             content_type__app_label=instance._meta.app_label,
                                             object_id=str(instance.pk), qbo_id__isnull=False).exists()

@@ -114,7 +114,9 @@ def _cloud_event(event: Any) -> EntityChange:
     parts = str(event.get("type") or "").split(".")
     if len(parts) < 3 or parts[0] != "qbo" or not event.get("intuitentityid") or not event.get("intuitaccountid"):
         raise WebhookPayloadError("A CloudEvents entry lacks type qbo.<entity>.<operation>, its entity or account.")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = event.get("data")
+    if not isinstance(data, dict):
+        data = {}
     return EntityChange(
         realm_id=_text(event["intuitaccountid"]), entity=_CLOUD_ENTITY.get(parts[1], parts[1].title()),
         qbo_id=_text(event["intuitentityid"]), operation=parts[2].title(), last_updated=_text(event.get("time")),
