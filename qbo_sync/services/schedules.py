@@ -18,7 +18,7 @@ explicit and in the future, and a nightly run that is still going is attached to
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -119,16 +119,34 @@ def _same_slot(current: Schedule, spec: dict[str, Any], now: dt.datetime) -> boo
     return current.next_run <= spec["next_run"]
 
 
-def list_schedules() -> list[dict[str, Any]]:
+class InstalledSchedule(TypedDict):
+    """One installed schedule as ``schedules list`` and ``status`` show it."""
+
+    name: str
+    func: str
+    #: the task's arguments as django-q2 stores them (a repr), or None
+    args: str | None
+    #: django-q2's label of the schedule type ("Minutes", "Daily")
+    type: str
+    minutes: int | None
+    repeats: int
+    next_run: dt.datetime | None
+    #: ``next_run`` in settings.TIME_ZONE, ISO 8601
+    next_run_local: str | None
+    #: the id of the task it last started, or None
+    last_task: str | None
+
+
+def list_schedules() -> list[InstalledSchedule]:
     """qbo_sync's installed schedules, with their next run in UTC and in settings.TIME_ZONE."""
     zone = ZoneInfo(settings.TIME_ZONE)
     return [
-        {
-            "name": s.name, "func": s.func, "args": s.args, "type": s.get_schedule_type_display(),
-            "minutes": s.minutes, "repeats": s.repeats, "next_run": s.next_run,
-            "next_run_local": s.next_run.astimezone(zone).isoformat() if s.next_run else None,
-            "last_task": s.task,
-        }
+        InstalledSchedule(
+            name=s.name, func=s.func, args=s.args, type=s.get_schedule_type_display(),
+            minutes=s.minutes, repeats=s.repeats, next_run=s.next_run,
+            next_run_local=s.next_run.astimezone(zone).isoformat() if s.next_run else None,
+            last_task=s.task,
+        )
         for s in Schedule.objects.filter(name__startswith=PREFIX).order_by("name")
     ]
 
