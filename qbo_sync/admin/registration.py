@@ -10,6 +10,7 @@ buttons that call ``qbo_sync.services.operations``, each guarded by an action of
 - queue items: retry, retry including dead, cancel (``operate``: ``change_syncjob``);
 - conflicts: keep the host's value (named by ``QBO_SYNC["HOST_LABEL"]``), keep QuickBooks', edit then keep
   (``resolve``: ``change_conflict``);
+- links (``EntityMapping``): read-only, with the last QBO version as QuickBooks sent it, pretty-printed;
 - sync log, audit log and pull cursors: read-only, nothing to act on (the logs are append-only: no delete either);
 - refused webhook deliveries (counts per reason and minute): read-only, superusers only (no organization's rows).
 
@@ -18,6 +19,7 @@ Staff who are not superusers see only their organizations' rows (``OrganizationS
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -39,6 +41,7 @@ from qbo_sync.exceptions import QboSyncError
 from qbo_sync.models import (
     AuditEntry,
     Conflict,
+    EntityMapping,
     PullCursor,
     QboConnection,
     QueueItem,
@@ -429,6 +432,33 @@ class AuditEntryAdmin(QboReadOnlyAdmin):
         if obj.field:
             return short(f"{views.json_value(obj.old_value)} → {views.json_value(obj.new_value)}", 80)
         return short(obj.summary, 80)
+
+
+@admin.register(EntityMapping)
+class EntityMappingAdmin(QboReadOnlyAdmin):
+    """Each host row and its QuickBooks twin: ids, SyncToken, state, the base of the three-way merge and the last
+    QBO version recorded (what a person debugging a sync wants to see)."""
+
+    list_display = ("id", "organization", "entity_type", "object_id", "qbo_id", "sync_token", "state",
+                    "last_error_short", "last_pushed_at", "last_pulled_at")
+    list_filter = ("state", "entity_type", ORGANIZATION_FILTER)
+    search_fields = ("object_id", "qbo_id", "last_error")
+    fields = ("organization", "entity_type", "content_type", "object_id", "realm_id", "qbo_id", "sync_token",
+              "state", "last_error", "merged_into", "snapshot_pretty", "qbo_payload_pretty", "qbo_updated_at",
+              "host_updated_at", "last_pushed_at", "last_pulled_at", "created_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="Last error")
+    def last_error_short(self, obj: EntityMapping) -> str:
+        return short(obj.last_error)
+
+    @admin.display(description="Base (values both sides agreed on)")
+    def snapshot_pretty(self, obj: EntityMapping) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.snapshot or {}, indent=2, sort_keys=True, default=str))
+
+    @admin.display(description="Last QuickBooks version")
+    def qbo_payload_pretty(self, obj: EntityMapping) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.qbo_payload or {}, indent=2, sort_keys=True, default=str))
 
 
 @admin.register(PullCursor)

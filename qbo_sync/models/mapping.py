@@ -33,6 +33,9 @@ class EntityMapping(models.Model):
     qbo_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001 (NULL = not created yet; unique when set)
     sync_token = models.CharField(max_length=16, blank=True)
     snapshot = models.JSONField(default=dict, blank=True)
+    # The last QBO version recorded for this link, as QuickBooks sent it (written only by
+    # ``qbo_sync.services.mappings``; shown read-only in the admin for whoever debugs a sync).
+    qbo_payload = models.JSONField(default=dict, blank=True)
     qbo_updated_at = models.DateTimeField(null=True, blank=True)
     host_updated_at = models.DateTimeField(null=True, blank=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from qbo_sync.adapters import get_adapter
 from qbo_sync.mapping.base import jsonable
 from qbo_sync.models import Conflict, EntityMapping, QboConnection, QueueItem
+from qbo_sync.services import mappings as maps
 from qbo_sync.services import queue
 from qbo_sync.services.echo import applying_qbo_changes
 from qbo_sync.services.jobs import QboInputError
@@ -59,14 +60,9 @@ def resolve_conflict(conflict: Conflict, keep: str, *, user: Any = None, value: 
             raise QboInputError("The app's row of this conflict no longer exists.", "conflict")
         with applying_qbo_changes():
             adapter.apply_values(obj, {conflict.field: chosen})
-        snapshot = dict(mapping.snapshot or {})
         # The base becomes QuickBooks' value: if the chosen one differs, the push below sends it.
-        snapshot[conflict.field] = conflict.qbo_value
-        mapping.snapshot = snapshot
         still_open = Conflict.objects.filter(mapping=mapping, state=Conflict.State.OPEN).exclude(pk=conflict.pk)
-        if not still_open.exists():
-            mapping.state = EntityMapping.State.SYNCED
-        mapping.save(update_fields=["snapshot", "state", "updated_at"])
+        maps.record_resolution(mapping, conflict.field, conflict.qbo_value, still_open=still_open.exists())
         conflict.state = Conflict.State.RESOLVED
         conflict.winner = {"host": Conflict.Winner.HOST, "qbo": Conflict.Winner.QBO}.get(keep, "")
         conflict.resolved_value = jsonable(chosen)

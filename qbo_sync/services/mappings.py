@@ -1,4 +1,5 @@
-"""EntityMapping lookups and writes shared by push and pull (one query per chunk, never per row)."""
+"""EntityMapping lookups and writes: the one module that changes a link's state (push, pull, apply, merges,
+reconcile and conflict resolution call the functions here; one query per chunk, never per row)."""
 
 from __future__ import annotations
 
@@ -143,8 +144,8 @@ def save_new_many(mappings: Sequence[EntityMapping]) -> dict[str, EntityMapping]
     return {m.object_id: m for m in stored}
 
 
-SYNCED_FIELDS = ["qbo_id", "sync_token", "snapshot", "qbo_updated_at", "host_updated_at", "last_pushed_at",
-                 "last_pulled_at", "state", "last_error", "updated_at"]
+SYNCED_FIELDS = ["qbo_id", "sync_token", "snapshot", "qbo_payload", "qbo_updated_at", "host_updated_at",
+                 "last_pushed_at", "last_pulled_at", "state", "last_error", "updated_at"]
 
 
 def record_synced(
@@ -176,12 +177,16 @@ def set_synced(
     pushed: bool = False,
     pulled: bool = False,
     state: str = EntityMapping.State.SYNCED,
+    warning: str = "",
 ) -> None:
-    """What :func:`record_synced` writes, set on the instance only (saved by it, or by :func:`save_synced_many`)."""
+    """What :func:`record_synced` writes, set on the instance only (saved by it, or by :func:`save_synced_many`):
+    the QBO version ``payload`` (id, SyncToken, the payload itself) and the new base. ``warning``: the message a
+    synced link keeps (an invoice whose total QuickBooks read back differently)."""
     now = timezone.now()
     mapping.qbo_id = str(payload.get("Id") or mapping.qbo_id)
     mapping.sync_token = str(payload.get("SyncToken", mapping.sync_token))
     mapping.snapshot = jsonable(snapshot)
+    mapping.qbo_payload = jsonable(payload)
     mapping.qbo_updated_at = qbo_updated_at
     mapping.host_updated_at = host_updated_at
     if pushed:
@@ -190,7 +195,7 @@ def set_synced(
         mapping.last_pulled_at = now
     mapping.state = state
     if state == EntityMapping.State.SYNCED:
-        mapping.last_error = ""
+        mapping.last_error = safe_text(warning)
     mapping.updated_at = now
 
 
@@ -214,22 +219,92 @@ def save_synced_many(mappings: Sequence[EntityMapping]) -> None:
 
 
 def record_version(mapping: EntityMapping, payload: dict[str, Any], *, qbo_updated_at: dt.datetime | None) -> None:
-    """Record a QBO version whose content was applied elsewhere (an invoice's payment state): its SyncToken and
-    time, nothing else of the link."""
+    """Record a QBO version whose content was applied elsewhere (an invoice's payment state): its SyncToken, time
+    and payload, nothing else of the link."""
     mapping.sync_token = str(payload.get("SyncToken", mapping.sync_token))
     mapping.last_pulled_at = timezone.now()
     mapping.qbo_updated_at = qbo_updated_at
+    mapping.qbo_payload = jsonable(payload)
     EntityMapping.objects.filter(pk=mapping.pk).update(sync_token=mapping.sync_token,
                                                        last_pulled_at=mapping.last_pulled_at,
-                                                       qbo_updated_at=qbo_updated_at)
+                                                       qbo_updated_at=qbo_updated_at, qbo_payload=mapping.qbo_payload)
 
 
-def link_to(mapping: EntityMapping, qbo_id: str) -> None:
-    """Point the link at another QBO record (the survivor of a merge); no version of it is known yet, so the next
-    one applied is merged, whatever its SyncToken."""
+def create_linked_many(adapter: HostAdapter, organization_id: int, realm_id: str,
+                       linked: Sequence[tuple[models.Model, dict[str, Any], dict[str, Any], dt.datetime | None]]
+                       ) -> None:
+    """Links for host rows just created from QBO records: ``(host row, QBO payload, canonical values, QBO time)``
+    each, inserted in bulk, already synced (the values are the base)."""
+    ct = content_type_for(adapter)
+    now = timezone.now()
+    EntityMapping.objects.bulk_create([
+        EntityMapping(organization_id=organization_id, entity_type=adapter.entity, content_type=ct,
+                      object_id=str(obj.pk), realm_id=realm_id, qbo_id=str(payload["Id"]),
+                      sync_token=str(payload.get("SyncToken", "0")), snapshot=jsonable(values),
+                      qbo_payload=jsonable(payload), qbo_updated_at=qbo_updated_at,
+                      host_updated_at=adapter.updated_at(obj), last_pulled_at=now, state=EntityMapping.State.SYNCED)
+        for obj, payload, values, qbo_updated_at in linked
+    ], batch_size=500)
+
+
+def mark_push_started(mappings: Iterable[EntityMapping]) -> None:
+    """A push of these links starts now, before anything leaves: a later attempt then knows that a create may have
+    reached QuickBooks and looks before creating again (one UPDATE)."""
+    ids = [m.pk for m in mappings if m.pk]
+    if ids:
+        EntityMapping.objects.filter(pk__in=ids).update(last_pushed_at=timezone.now())
+
+
+def record_sent(mapping: EntityMapping, answer: dict[str, Any], sent: dict[str, Any]) -> None:
+    """QuickBooks accepted a write of ``sent`` (canonical values): they join the base and the link knows its QBO
+    id. The answer itself is recorded when it is applied (``services.apply``)."""
+    base = dict(mapping.snapshot or {})
+    base.update(sent)
+    mapping.snapshot = jsonable(base)
+    mapping.qbo_id = str(answer.get("Id") or mapping.qbo_id)
+    mapping.last_pushed_at = timezone.now()
+    if mapping.pk is None:
+        mapping.save()
+
+
+def forget_versions(organization_id: int, realm_id: str, entity: str, qbo_ids: Iterable[str]) -> None:
+    """Forget which version of these records was applied, so the next one read is merged again (a repair)."""
+    EntityMapping.objects.filter(organization_id=organization_id, realm_id=realm_id, entity_type=entity,
+                                 qbo_id__in=[str(i) for i in qbo_ids]).update(sync_token="")
+
+
+def mark_for_relink(mapping: EntityMapping) -> None:
+    """A link with no QBO id and a push marked as started: the next push of the row looks its record up by natural
+    key and links it (a reconciliation repair)."""
+    mapping.qbo_id = None
+    mapping.last_pushed_at = timezone.now()
+    mapping.save()
+
+
+def record_resolution(mapping: EntityMapping, field: str, qbo_value: Any, *, still_open: bool) -> None:
+    """A person resolved the conflict on ``field``: its base becomes QuickBooks' value (if the chosen one differs,
+    the push queued after it sends it), and the link is synced again once no other conflict is open."""
+    snapshot = dict(mapping.snapshot or {})
+    snapshot[field] = qbo_value
+    mapping.snapshot = snapshot
+    if not still_open:
+        mapping.state = EntityMapping.State.SYNCED
+    mapping.save(update_fields=["snapshot", "state", "updated_at"])
+
+
+def link_to(mapping: EntityMapping, qbo_id: str, *, forget_base: bool = False) -> None:
+    """Point the link at a QBO record (found by natural key, or the survivor of a merge); no version of it is known
+    yet, so the next one applied is merged, whatever its SyncToken. ``forget_base``: a first link, merged with no
+    base."""
     mapping.qbo_id, mapping.sync_token, mapping.merged_into, mapping.last_error = str(qbo_id), "", "", ""
+    if forget_base:
+        mapping.snapshot = {}
+    if mapping.pk is None:
+        mapping.save()
+        return
     EntityMapping.objects.filter(pk=mapping.pk).update(qbo_id=mapping.qbo_id, sync_token="", merged_into="",
-                                                       last_error="", updated_at=timezone.now())
+                                                       last_error="", snapshot=mapping.snapshot,
+                                                       updated_at=timezone.now())
 
 
 def record_merged_away(mapping: EntityMapping, survivor_id: str, message: str) -> None:

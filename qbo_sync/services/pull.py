@@ -26,7 +26,7 @@ from qbo_sync.conf import host_label
 from qbo_sync.exceptions import QboApiError, QboNotFound
 from qbo_sync.mapping import Mapper, get_mapper
 from qbo_sync.mapping import payments as payment_rules
-from qbo_sync.mapping.base import MappingError, jsonable, money
+from qbo_sync.mapping.base import MappingError, money
 from qbo_sync.models import EntityMapping, PullCursor, QueueItem, SyncLog
 from qbo_sync.services import mappings as maps
 from qbo_sync.services.apply import Applied, already_applied, apply_payment_state, apply_qbo_version
@@ -173,18 +173,11 @@ def link_or_create(ctx: SyncContext, adapter: HostAdapter, mapper: Mapper, rows:
             to_create.append((row, values))
     if not to_create:
         return
-    ct = maps.content_type_for(adapter)
     with transaction.atomic(), applying_qbo_changes():
         objs = adapter.bulk_create_from_values(ctx.organization_id, [v for _, v in to_create])
-        now = timezone.now()
-        EntityMapping.objects.bulk_create([
-            EntityMapping(organization_id=ctx.organization_id, entity_type=adapter.entity, content_type=ct,
-                          object_id=str(obj.pk), realm_id=ctx.realm_id, qbo_id=str(row["Id"]),
-                          sync_token=str(row.get("SyncToken", "0")), snapshot=jsonable(values),
-                          qbo_updated_at=mapper.qbo_updated_at(row), host_updated_at=adapter.updated_at(obj),
-                          last_pulled_at=now, state=EntityMapping.State.SYNCED)
-            for obj, (row, values) in zip(objs, to_create, strict=True)
-        ], batch_size=500)
+        maps.create_linked_many(adapter, ctx.organization_id, ctx.realm_id,
+                                [(obj, row, values, mapper.qbo_updated_at(row))
+                                 for obj, (row, values) in zip(objs, to_create, strict=True)])
     counts["created"] += len(to_create)
 
 

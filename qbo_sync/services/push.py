@@ -24,7 +24,6 @@ from functools import partial
 from typing import Any, Literal
 
 from django.db import connections, models, transaction
-from django.utils import timezone
 
 from qbo_sync.adapters import HostAdapter, InvoiceAdapterMixin, get_adapter, get_invoice_adapter
 from qbo_sync.client import BatchOperation, quote_value
@@ -104,8 +103,7 @@ def send(ctx: SyncContext, entity: str, writes: Sequence[Write]) -> dict[PushReq
     if not writes:
         return results
     # Mark "a push started" before anything leaves: a later attempt then knows to look before creating again.
-    now = timezone.now()
-    EntityMapping.objects.filter(pk__in=[w.mapping.pk for w in writes if w.mapping.pk]).update(last_pushed_at=now)
+    maps.mark_push_started(w.mapping for w in writes)
     calls = plan_calls(ctx.realm_id, writes)
     if len(calls) == 1:
         results.update(send_call(ctx, entity, calls[0]))
@@ -348,13 +346,7 @@ def record_name_success(ctx: SyncContext, adapter: HostAdapter, w: Write, payloa
     """
     from qbo_sync.signals import entity_pushed
 
-    base = dict(w.mapping.snapshot or {})
-    base.update({name: w.values[name] for name in w.sent_fields if name in w.values})
-    w.mapping.snapshot = jsonable(base)
-    w.mapping.qbo_id = str(payload.get("Id") or w.mapping.qbo_id)
-    w.mapping.last_pushed_at = timezone.now()
-    if w.mapping.pk is None:
-        w.mapping.save()
+    maps.record_sent(w.mapping, payload, {name: w.values[name] for name in w.sent_fields if name in w.values})
     queue_rest(ctx, adapter.entity, w.mapping, apply_qbo_version(ctx, adapter, w.mapping, w.obj, payload))
     entity_pushed.send(sender=EntityMapping, entity_type=adapter.entity, object_id=w.mapping.object_id,
                        qbo_id=w.mapping.qbo_id, organization_id=ctx.organization_id)
@@ -461,8 +453,7 @@ def link_existing(ctx: SyncContext, adapter: HostAdapter, w: Write, payload: dic
                    f"row ({taken.object_id}). Rename one of them, then sync again.")
         maps.record_failure(w.mapping, message)
         return Outcome.failed(message, code="link")
-    w.mapping.qbo_id, w.mapping.sync_token, w.mapping.snapshot = str(payload["Id"]), "", {}
-    w.mapping.save()
+    maps.link_to(w.mapping, str(payload["Id"]), forget_base=True)
     try:
         applied = apply_qbo_version(ctx, adapter, w.mapping, w.obj, payload)
         send_rest(ctx, adapter, w.request, w.obj, w.mapping, applied)
@@ -661,18 +652,17 @@ def record_invoice_successes(ctx: SyncContext, adapter: InvoiceAdapterMixin,
         # chunk at once (the host's apply_payment_states); a pull would skip these versions as already known.
         apply_payment_state_many(ctx, adapter, [(w.mapping, w.obj, payload) for w, payload in done])
         for w, payload in done:
+            # The host's total is before tax (QuickBooks decides the tax; apply_payment_state wrote it back above):
+            # a difference beyond the tax is a lost or changed line.
+            mismatch = invoice_rules.compare_total(w.values, payload, tax_included=False)
             # The customer row is kept so a customer merged away in QuickBooks can be traced by its invoices.
             maps.set_synced(w.mapping, payload, {"doc_number": w.values["doc_number"],
                                                  "total": payload.get("TotalAmt"),
                                                  "customer_object_id": w.values["customer_object_id"]},
                             qbo_updated_at=invoice_rules.qbo_updated_at(payload),
                             host_updated_at=adapter.updated_at(w.obj),
-                            pushed=True)
-            # The host's total is before tax (QuickBooks decides the tax; apply_payment_state wrote it back above):
-            # a difference beyond the tax is a lost or changed line.
-            mismatch = invoice_rules.compare_total(w.values, payload, tax_included=False)
+                            pushed=True, warning=mismatch.message if mismatch is not None else "")
             if mismatch is not None:
-                w.mapping.last_error = mismatch.message
                 maps.log(ctx.organization_id, "total_mismatch", f"Invoice {w.values['doc_number']}: "
                          f"{mismatch.message}", level=SyncLog.Level.WARNING, entity_type="Invoice",
                          object_id=w.mapping.object_id, qbo_id=w.mapping.qbo_id, job_id=ctx.job_id)

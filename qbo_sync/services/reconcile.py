@@ -373,8 +373,7 @@ def apply_repairs(report: Report) -> list[str]:
             known = [d for d in lines if d.object_id]
             if known:
                 # Forget the version we think we have, so the pull merges the record again instead of skipping it.
-                EntityMapping.objects.filter(organization_id=org, realm_id=report.realm_id, entity_type=entity,
-                                             qbo_id__in=[d.qbo_id for d in known]).update(sync_token="")
+                maps.forget_versions(org, report.realm_id, entity, [d.qbo_id for d in known])
             # Read by id and applied by the next drain (the pull processor), like any other pull.
             job = start_repull(org, entity, [d.qbo_id for d in lines])
             done.append(f"queued a re-pull of {job.total} {entity.lower()}(s) (job {job.pk})")
@@ -406,9 +405,7 @@ def _relink(report: Report, d: Drift) -> str:
             d.object_id) or maps.new_mapping(
             adapter, obj, report.organization_id, report.realm_id)
         # A link with no base: the next push of the row looks up the record by its natural key and merges.
-        mapping.qbo_id = None
-        mapping.last_pushed_at = timezone.now()
-        mapping.save()
+        maps.mark_for_relink(mapping)
     from qbo_sync.services.queue import enqueue
 
     enqueue(report.organization_id, d.entity, [d.object_id], QueueItem.Operation.PUSH)

@@ -100,3 +100,37 @@ def test_push_and_pull_are_independent_and_nothing_in_services_imports_tasks() -
     assert f"{SERVICES}.pull" not in graph[f"{SERVICES}.reconcile"]
     assert {f"{SERVICES}.push", f"{SERVICES}.pull", f"{SERVICES}.queue"}.isdisjoint(graph[f"{SERVICES}.apply"])
     assert not [m for m, targets in graph.items() if "qbo_sync.tasks" in targets]
+
+
+#: The one module that changes a link's state (``EntityMapping``); everything else calls it.
+LINK_WRITER = PACKAGE / "services" / "mappings.py"
+
+
+def _link_writes(path: Path) -> list[str]:
+    """Statements of ``path`` that write an EntityMapping: ``EntityMapping.objects…update/bulk_*``, ``mapping.save()``
+    and assignments to ``mapping.<field>`` (also ``w.mapping.<field>``)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"update", "save", "bulk_update", "bulk_create"}):
+            receiver = ast.unparse(node.func.value)
+            if "EntityMapping" in receiver or receiver.rsplit(".", 1)[-1] == "mapping":
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)[:80]}")
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                targets.extend(target.elts if isinstance(target, ast.Tuple) else [target])
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets.append(node.target)
+        for target in targets:
+            if isinstance(target, ast.Attribute) and ast.unparse(target.value).rsplit(".", 1)[-1] == "mapping":
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(target)} = …")
+    return found
+
+
+def test_links_change_state_only_through_the_mappings_service() -> None:
+    writes = [line for path in sorted(PACKAGE.rglob("*.py"))
+              if path != LINK_WRITER and "migrations" not in path.parts and "sandbox" not in path.parts
+              for line in _link_writes(path)]
+    assert writes == [], "EntityMapping written outside qbo_sync/services/mappings.py:\n" + "\n".join(writes)
+    assert _link_writes(LINK_WRITER)  # the check sees the writes where they are
