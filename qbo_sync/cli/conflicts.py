@@ -92,12 +92,14 @@ class Conflicts(Subcommand):
         command.stdout.write(f"{len(rows)} {label}conflict(s):")
         for r in rows:
             command.stdout.write(
-                f"  #{r['id']} {r['organization']} {r['entity']} {r['object_id']} (QBO {r['qbo_id'] or '-'}) "
+                f"  #{r['id']} organization {r['organization']}: {r['entity']} {r['object_id']} "
+                f"(QBO {r['qbo_id'] or '-'}) "
                 f"{r['field']}: {host_label()} {json.dumps(r['host'], default=str)} vs QuickBooks "
                 f"{json.dumps(r['qbo'], default=str)} (base {json.dumps(r['base'], default=str)}; rule {r['rule']}"
                 f"{'; ' + r['state'] if options['state'] == 'all' else ''})")
         if options["state"] == "open":
-            command.stdout.write("Resolve one with `qbo_sync conflicts resolve ID --keep host|qbo`.")
+            command.stdout.write("Resolve one with `qbo_sync conflicts resolve ID --keep host|qbo` "
+                                 "(or `--value V` to keep an edited value).")
 
     def resolve(self, command: BaseCommand, options: dict[str, Any], qs: Any) -> None:
         from qbo_sync.permissions import Actor

@@ -81,7 +81,10 @@ def test_status_says_what_to_do_when_reauthorisation_is_needed(org, qbo, connect
 def test_conflicts_list_and_resolve_keep_host(org, qbo, conflict, accountant, run_queue) -> None:
     out = qbo("conflicts")
     assert out.startswith("1 open conflict(s):")
-    assert f"#{conflict.pk} {org.slug} Customer {conflict.mapping.object_id}" in out
+    # "#2 1 Customer 1" (a project naming organizations by id) said nothing of which number was which.
+    assert f"#{conflict.pk} organization {org.slug}: Customer {conflict.mapping.object_id}" in out
+    assert out.rstrip().endswith("`qbo_sync conflicts resolve ID --keep host|qbo` (or `--value V` to keep an "
+                                 "edited value).")
     assert 'email: Batchly "batchly@example.com" vs QuickBooks "qbo@example.com"' in out
     data = last_json(qbo("conflicts", "list", "--org", org.slug, "--json"))
     assert data["count"] == 1 and data["state"] == "open"
