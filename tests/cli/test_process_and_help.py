@@ -183,3 +183,23 @@ def test_sandbox_subcommand_takes_the_sandbox_options(monkeypatch) -> None:
     with pytest.raises(CommandError, match="--latency-ms"):
         call_command("qbo_sync", "sandbox", "--latency-ms", "fast", stdout=io.StringIO())
     assert len(started) == 1 and cli_sandbox.Sandbox.name == "sandbox"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(monkeypatch):
+    """``qbo_sync reconcile | head``: the pipe closes while the command still writes; it stops with exit 1 and no
+    traceback, its stdout pointed at /dev/null so that nothing is retried at exit."""
+    class Chatty:
+        name = "chatty"
+
+        def handle(self, command, options):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    redirected = []
+    monkeypatch.setattr(qbo_sync_command.os, "dup2", lambda fd, fd2: redirected.append(fd2))
+    monkeypatch.setattr(qbo_sync_command.sys.stdout, "fileno", lambda: 1, raising=False)
+    command = Command()
+    command.subcommands = {"chatty": Chatty()}
+    with pytest.raises(SystemExit) as stopped:
+        command.handle(subcommand="chatty", verbosity=1)
+    assert stopped.value.code == 1
+    assert redirected == [1]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,7 +59,21 @@ class Command(BaseCommand):
         if sub is None:
             raise CommandError(f"Unknown subcommand {options['subcommand']!r}.")
         with quiet_task_queue(options.get("verbosity", 1)):
-            sub.handle(self, options)
+            try:
+                sub.handle(self, options)
+            except BrokenPipeError:
+                reader_went_away()
+
+
+def reader_went_away() -> None:
+    """The output's reader closed early (``qbo_sync reconcile | head``): stop quietly, as command-line tools do,
+    instead of a traceback. Output still buffered goes nowhere (Python would retry the write at exit and fail)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file (captured): nothing is left to flush
+    sys.exit(1)
 
 
 def _load(path: str) -> Subcommand:
