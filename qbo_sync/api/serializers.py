@@ -12,6 +12,7 @@ from qbo_sync.models import AuditEntry, Conflict, QboConnection, SyncJob
 from qbo_sync.organizations import organization_ref
 from qbo_sync.services.conflicts import KEEP_CHOICES
 from qbo_sync.services.plans import PUSH_ACTIONS
+from qbo_sync.services.progress import SLOW_REASONS
 
 #: Entity names as the API takes them (case-insensitive; a plural is accepted too).
 ENTITY_CHOICES = [name.lower() for name in registry.names()]
@@ -223,10 +224,7 @@ class JobProgressSerializer(JobSerializer):
     throttle_ceiling_per_minute = serializers.FloatField(help_text="The most QuickBooks' limits allow per minute.")
     eta_seconds = serializers.FloatField(allow_null=True, help_text="Seconds left at the current rate; null when "
                                                                     "nothing has finished yet to measure.")
-    slow_reason = serializers.ChoiceField(choices=[("throttled", "throttled"),
-                                                   ("waiting for reconnect", "waiting for reconnect"),
-                                                   ("paused", "paused"),
-                                                   ("no worker running", "no worker running")],
+    slow_reason = serializers.ChoiceField(choices=[(reason, reason) for reason in SLOW_REASONS],
                                           allow_null=True, help_text="Why it is slow, when it is. `no worker "
                                           "running`: work has been due for minutes and nothing moved; start the "
                                           "workers (`manage.py qcluster`).")

@@ -5,11 +5,11 @@ ETA, state, and why it is slow or paused); the API, the admin and the command li
 their own. Lists of jobs (the API's and the admin's) show :class:`Counts` from one annotated query
 (:func:`annotate_counts`), the command line's several jobs at once :func:`combine`.
 
-``job_progress`` costs two small queries whatever the job's size: the job's items grouped by status (counts,
-first/last times and the rate window's counts per status, served by the ``(job, status)`` index) and the
-connection's status (none when the job row was read through :func:`with_connection`). The rate window's counts used
-to be a second query over the job's items (with an OR of three conditions); folded into the grouped query they cost
-a fraction of it (docs/performance.md, "Progress endpoint").
+``job_progress`` costs two small queries whatever the job's size: the job's items grouped by status (counts, the
+last completion and touch, the oldest due time and the rate window's counts, served by the ``(job, status)`` index)
+and the connection's status (none when the job row was read through :func:`with_connection`). The rate window's
+counts used to be a second query over the job's items (with an OR of three conditions); folded into the grouped
+query they cost a fraction of it (docs/performance.md, "Progress endpoint").
 """
 
 from __future__ import annotations
