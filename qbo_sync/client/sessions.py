@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable
 
 import requests
@@ -34,23 +35,36 @@ class SessionPool:
 
     Keys include the process id: a forked child never reuses its parent's sockets, it builds its own.
     Thread-safe. The pool owns its sessions: :meth:`close` closes them all (worker shutdown, changed settings).
+    It keeps at most ``max_sessions``: a worker serving hundreds of companies would otherwise hold every realm's
+    connections open for its whole life (file descriptors run out first); the least recently used session is
+    closed when a new one would exceed the cap (a client still using it reconnects on its next call).
     """
 
-    def __init__(self) -> None:
-        self._sessions: dict[tuple[Hashable, ...], requests.Session] = {}
+    def __init__(self, max_sessions: int = 64) -> None:
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[tuple[Hashable, ...], requests.Session] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, *key: Hashable, pool_size: int = 10) -> requests.Session:
         full = (os.getpid(), *key)
+        evicted: list[requests.Session] = []
         with self._lock:
             session = self._sessions.get(full)
             if session is None:
                 session = self._sessions[full] = new_session(pool_size)
-            return session
+                while len(self._sessions) > self.max_sessions:
+                    evicted.append(self._sessions.popitem(last=False)[1])
+            else:
+                self._sessions.move_to_end(full)
+        for old in evicted:
+            old.close()
+        return session
 
     def close(self) -> None:
         with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
+            sessions, self._sessions = list(self._sessions.values()), OrderedDict()
         for session in sessions:
             session.close()
 

@@ -74,3 +74,18 @@ def test_the_oauth_client_owns_only_the_session_it_built() -> None:
         borrowing.close()
     closed_own.assert_called_once_with()
     closed_shared.assert_not_called()
+
+
+def test_the_pool_closes_its_least_recently_used_session_beyond_its_cap() -> None:
+    """A worker serving many companies keeps at most ``max_sessions`` realms' connections open."""
+    pool = SessionPool(max_sessions=2)
+    first, second = pool.get("api", "h", "1"), pool.get("api", "h", "2")
+    assert pool.get("api", "h", "1") is first  # used again: now the most recent
+    with mock.patch.object(second, "close") as close_second, mock.patch.object(first, "close") as close_first:
+        third = pool.get("api", "h", "3")
+    close_second.assert_called_once_with()
+    close_first.assert_not_called()
+    assert len(pool) == 2 and pool.get("api", "h", "1") is first and pool.get("api", "h", "3") is third
+    assert pool.get("api", "h", "2") is not second  # comes back as a new session
+    with pytest.raises(ValueError, match="at least 1"):
+        SessionPool(max_sessions=0)
