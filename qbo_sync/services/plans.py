@@ -176,6 +176,15 @@ def _refused(oid: str, label: str, code: str, detail: str, **kwargs: Any) -> Pus
     return PushPlan(oid, label, "refused", f"{reason}: {detail}", code=code, detail=detail, **kwargs)
 
 
+def _unplannable(oid: str, obj: models.Model | None, refused: dict[str, str], gone: str) -> PushPlan | None:
+    """The verdict of a row nothing can be planned for (another organization's, or deleted), else None."""
+    if oid in refused:
+        return _refused(oid, str(obj) if obj is not None else oid, "tenancy", refused[oid], obj=obj)
+    if obj is None:
+        return PushPlan(oid, oid, "skip", gone)
+    return None
+
+
 def _plan_names(adapter: HostAdapter, ids: Sequence[str], objects: dict[str, models.Model],
                 refused: dict[str, str], mappings: dict[str, EntityMapping], relinking: set[str]) -> list[PushPlan]:
     entity = adapter.entity
@@ -185,12 +194,11 @@ def _plan_names(adapter: HostAdapter, ids: Sequence[str], objects: dict[str, mod
     plans: list[PushPlan] = []
     for oid in ids:
         obj = objects.get(oid)
-        if oid in refused:
-            plans.append(_refused(oid, str(obj) if obj is not None else oid, "tenancy", refused[oid], obj=obj))
+        verdict = _unplannable(oid, obj, refused, "the row no longer exists in this organization; nothing to send")
+        if verdict is not None:
+            plans.append(verdict)
             continue
-        if obj is None:
-            plans.append(PushPlan(oid, oid, "skip", "the row no longer exists in this organization; nothing to send"))
-            continue
+        assert obj is not None  # a missing row always has a verdict
         label, mapping, values = str(obj), mappings.get(oid), adapter.to_values(obj)
         if mapping is not None and mapping.merged_into:  # its QBO record was merged away: never write to the old id
             plans.append(_refused(oid, label, "merged", mapping.last_error or f"{entity} {obj} was merged in "
@@ -254,12 +262,11 @@ def _plan_invoices(organization_id: int, realm_id: str, adapter: InvoiceAdapterM
         obj = objects.get(oid)
         mapping = mappings.get(oid)
         sent = mapping if mapping is not None and mapping.qbo_id else None  # its link to QuickBooks' invoice
-        if oid in refused:
-            plans.append(_refused(oid, str(obj) if obj is not None else oid, "tenancy", refused[oid], obj=obj))
+        verdict = _unplannable(oid, obj, refused, "the invoice no longer exists; nothing to send")
+        if verdict is not None:
+            plans.append(verdict)
             continue
-        if obj is None:
-            plans.append(PushPlan(oid, oid, "skip", "the invoice no longer exists; nothing to send"))
-            continue
+        assert obj is not None  # a missing row always has a verdict
         label = str(obj)
         if adapter.is_void(obj):
             if sent is not None and not (sent.snapshot or {}).get("voided"):
